@@ -1,0 +1,226 @@
+//! What the edge knows about one request once it has been served: the raw material every log
+//! format is rendered from.
+//!
+//! Invariant: gathered once per request by the Compute side (`app`), then only read, except for
+//! [`Facts::apply_privacy`], which runs before any line is rendered so that no format can see an
+//! unredacted URL or a full client address.
+
+use crate::privacy;
+use crate::timefmt::Micros;
+use std::net::IpAddr;
+
+/// Geolocation of the client address, as far as Compute exposes it.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct GeoFacts {
+    pub country_code: String,
+    pub city: String,
+    pub latitude: f64,
+    pub longitude: f64,
+    pub conn_type: String,
+}
+
+/// How the request ended.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The origin answered; its response was passed on.
+    Origin,
+    /// The edge answered itself (health check).
+    Edge,
+    /// The request failed at the edge (origin unreachable, timeout, ...).
+    Failed(String),
+}
+
+/// Everything about one request that a log line may carry.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Facts {
+    pub start: Micros,
+    pub end: Micros,
+    pub elapsed_us: u64,
+    pub client_ip: Option<IpAddr>,
+    pub server_ip: Option<IpAddr>,
+    pub geo: Option<GeoFacts>,
+    /// `FASTLY_POP`.
+    pub pop: String,
+    /// `FASTLY_HOSTNAME`, the cache node.
+    pub cache_host: String,
+    pub service_id: String,
+    pub service_version: String,
+    /// `FASTLY_TRACE_ID`; also the record's request id.
+    pub trace_id: String,
+    pub method: String,
+    /// The URL path as received (percent-encoded).
+    pub path: String,
+    /// The query string without its `?`, if the URL had one.
+    pub query: Option<String>,
+    /// `HTTP/1.1`, `HTTP/2`, ...
+    pub protocol: String,
+    pub tls_protocol: Option<String>,
+    /// Request headers, names lower-cased, values as received (possibly not UTF-8).
+    pub request_headers: Vec<(String, Vec<u8>)>,
+    pub request_header_bytes: u64,
+    pub request_body_bytes: u64,
+    pub status: u16,
+    /// Response headers as sent to the client, names lower-cased.
+    pub response_headers: Vec<(String, Vec<u8>)>,
+    pub response_header_bytes: u64,
+    pub response_body_bytes: u64,
+    pub outcome: Outcome,
+}
+
+impl Facts {
+    /// A request header as text (invalid UTF-8 replaced); repeated headers are joined with `, `.
+    pub fn request_header(&self, name: &str) -> Option<String> {
+        header(&self.request_headers, name)
+    }
+
+    /// A response header as text, like [`Facts::request_header`].
+    pub fn response_header(&self, name: &str) -> Option<String> {
+        header(&self.response_headers, name)
+    }
+
+    /// The Host header, which Fastly logs as `%v`.
+    pub fn host(&self) -> String {
+        self.request_header("host").unwrap_or_default()
+    }
+
+    /// Path and query as received: `/a/b?x=1`.
+    pub fn url(&self) -> String {
+        match &self.query {
+            Some(q) => format!("{}?{}", self.path, q),
+            None => self.path.clone(),
+        }
+    }
+
+    /// A cookie from the request's Cookie headers.
+    pub fn cookie(&self, name: &str) -> Option<String> {
+        let cookies = self.request_header("cookie")?;
+        cookies.split(';').find_map(|pair| {
+            let (k, v) = pair.split_once('=')?;
+            (k.trim() == name).then(|| v.trim().to_string())
+        })
+    }
+
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Failed(_))
+    }
+
+    /// Anonymizes the client address and redacts query parameters everywhere a URL is carried
+    /// (request URL and Referer).
+    pub fn apply_privacy(&mut self, anonymize_ip: bool, redact: &[String]) {
+        if anonymize_ip {
+            self.client_ip = self.client_ip.map(privacy::anonymize_ip);
+            for (name, value) in &mut self.request_headers {
+                if name == "fastly-client-ip" || name == "x-forwarded-for" {
+                    *value = privacy::anonymize_ip_list(value);
+                }
+            }
+        }
+        if redact.is_empty() {
+            return;
+        }
+        if let Some(q) = &self.query {
+            self.query = Some(privacy::redact_query(q, redact));
+        }
+        for (name, value) in &mut self.request_headers {
+            if name == "referer" {
+                let text = String::from_utf8_lossy(value).into_owned();
+                *value = privacy::redact_url(&text, redact).into_bytes();
+            }
+        }
+    }
+}
+
+fn header(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
+    let mut out: Option<String> = None;
+    for (k, v) in headers {
+        if k.eq_ignore_ascii_case(name) {
+            let text = String::from_utf8_lossy(v);
+            match &mut out {
+                Some(s) => {
+                    s.push_str(", ");
+                    s.push_str(&text);
+                }
+                None => out = Some(text.into_owned()),
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+
+    /// A realistic request, used by the tests of every renderer.
+    pub fn sample() -> Facts {
+        Facts {
+            start: Micros(971_186_136_123_456),
+            end: Micros(971_186_136_125_789),
+            elapsed_us: 2_333,
+            client_ip: Some("203.0.113.77".parse().expect("ip")),
+            server_ip: Some("151.101.1.1".parse().expect("ip")),
+            geo: Some(GeoFacts {
+                country_code: "US".into(),
+                city: "San Francisco".into(),
+                latitude: 37.77869,
+                longitude: -122.39557,
+                conn_type: "wired".into(),
+            }),
+            pop: "SJC".into(),
+            cache_host: "cache-sjc3128".into(),
+            service_id: "SU1Z0isxPaozGVKXdv0eY".into(),
+            service_version: "7".into(),
+            trace_id: "0123456789abcdef0123456789abcdef".into(),
+            method: "GET".into(),
+            path: "/apache_pb.gif".into(),
+            query: Some("a=1&token=s3cr3t".into()),
+            protocol: "HTTP/1.1".into(),
+            tls_protocol: Some("TLSv1.3".into()),
+            request_headers: vec![
+                ("host".into(), b"www.example.com".to_vec()),
+                ("user-agent".into(), b"curl/8.5.0".to_vec()),
+                (
+                    "referer".into(),
+                    b"https://ref.example/?token=abc&x=2".to_vec(),
+                ),
+                ("accept-language".into(), b"en-US,en;q=0.9".to_vec()),
+                ("cookie".into(), b"session=xyz; theme=dark".to_vec()),
+            ],
+            request_header_bytes: 180,
+            request_body_bytes: 0,
+            status: 200,
+            response_headers: vec![
+                ("content-type".into(), b"image/gif".to_vec()),
+                ("content-length".into(), b"2326".to_vec()),
+            ],
+            response_header_bytes: 120,
+            response_body_bytes: 2326,
+            outcome: Outcome::Origin,
+        }
+    }
+
+    #[test]
+    fn headers_are_case_insensitive_and_joined() {
+        let mut f = sample();
+        f.request_headers.push(("x-multi".into(), b"a".to_vec()));
+        f.request_headers
+            .push(("x-multi".into(), b"b\xff".to_vec()));
+        assert_eq!(f.request_header("X-Multi").as_deref(), Some("a, b\u{fffd}"));
+        assert_eq!(f.request_header("missing"), None);
+        assert_eq!(f.cookie("theme").as_deref(), Some("dark"));
+        assert_eq!(f.cookie("nope"), None);
+        assert_eq!(f.url(), "/apache_pb.gif?a=1&token=s3cr3t");
+    }
+
+    #[test]
+    fn privacy_applies_to_every_url_carrier() {
+        let mut f = sample();
+        f.apply_privacy(true, &["token".to_string()]);
+        assert_eq!(f.client_ip, Some("203.0.113.0".parse().expect("ip")));
+        assert_eq!(f.query.as_deref(), Some("a=1&token=REDACTED"));
+        assert_eq!(
+            f.request_header("referer").as_deref(),
+            Some("https://ref.example/?token=REDACTED&x=2")
+        );
+    }
+}

@@ -1,0 +1,173 @@
+//! IP anonymization and query-parameter redaction.
+//!
+//! Invariant: redaction never changes anything but the values of the named parameters, so a
+//! redacted URL still parses the same way; names match case-insensitively after percent-decoding,
+//! so `%74oken=` cannot slip past a rule for `token`.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+/// What a redacted value becomes.
+pub const REDACTED: &str = "REDACTED";
+
+/// Zeroes the last octet of an IPv4 address and the last 80 bits of an IPv6 address.
+pub fn anonymize_ip(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(v4) => {
+            let [a, b, c, _] = v4.octets();
+            IpAddr::V4(Ipv4Addr::new(a, b, c, 0))
+        }
+        IpAddr::V6(v6) => {
+            let mut octets = v6.octets();
+            for o in &mut octets[6..] {
+                *o = 0;
+            }
+            IpAddr::V6(Ipv6Addr::from(octets))
+        }
+    }
+}
+
+/// Anonymizes every address in a comma-separated header value (`X-Forwarded-For`); anything
+/// that is not an address is left as it is.
+pub fn anonymize_ip_list(value: &[u8]) -> Vec<u8> {
+    let text = String::from_utf8_lossy(value);
+    text.split(',')
+        .map(|part| {
+            let trimmed = part.trim();
+            match trimmed.parse::<IpAddr>() {
+                Ok(ip) => part.replacen(trimmed, &anonymize_ip(ip).to_string(), 1),
+                Err(_) => part.to_string(),
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+        .into_bytes()
+}
+
+/// Redacts the values of the named parameters in a query string (without its `?`).
+pub fn redact_query(query: &str, names: &[String]) -> String {
+    if names.is_empty() {
+        return query.to_string();
+    }
+    let mut out = String::with_capacity(query.len());
+    for (i, pair) in query.split('&').enumerate() {
+        if i > 0 {
+            out.push('&');
+        }
+        let (name, has_value) = match pair.split_once('=') {
+            Some((n, _)) => (n, true),
+            None => (pair, false),
+        };
+        let decoded = percent_decode(name);
+        if has_value && names.iter().any(|n| n.eq_ignore_ascii_case(&decoded)) {
+            out.push_str(name);
+            out.push('=');
+            out.push_str(REDACTED);
+        } else {
+            out.push_str(pair);
+        }
+    }
+    out
+}
+
+/// Redacts the query of a full or relative URL, keeping any fragment.
+pub fn redact_url(url: &str, names: &[String]) -> String {
+    let Some((before, rest)) = url.split_once('?') else {
+        return url.to_string();
+    };
+    let (query, fragment) = match rest.split_once('#') {
+        Some((q, f)) => (q, Some(f)),
+        None => (rest, None),
+    };
+    let mut out = format!("{before}?{}", redact_query(query, names));
+    if let Some(f) = fragment {
+        out.push('#');
+        out.push_str(f);
+    }
+    out
+}
+
+fn percent_decode(s: &str) -> String {
+    let bytes = s.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok());
+                match hex {
+                    Some(b) => {
+                        out.push(b);
+                        i += 3;
+                    }
+                    None => {
+                        out.push(b'%');
+                        i += 1;
+                    }
+                }
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn ipv4_and_ipv6_anonymization() {
+        assert_eq!(
+            anonymize_ip("192.0.2.200".parse().expect("ip")).to_string(),
+            "192.0.2.0"
+        );
+        assert_eq!(
+            anonymize_ip(
+                "2001:db8:abcd:1234:5678:9abc:def0:1234"
+                    .parse()
+                    .expect("ip")
+            )
+            .to_string(),
+            "2001:db8:abcd::"
+        );
+    }
+
+    #[test]
+    fn ip_lists_keep_their_shape() {
+        assert_eq!(
+            anonymize_ip_list(b"198.51.100.7, unknown,2001:db8::1"),
+            b"198.51.100.0, unknown,2001:db8::".to_vec()
+        );
+    }
+
+    #[test]
+    fn redaction_touches_only_named_values() {
+        let n = names(&["token", "Email"]);
+        assert_eq!(
+            redact_query("a=1&token=abc&b&email=x%40y&token", &n),
+            "a=1&token=REDACTED&b&email=REDACTED&token"
+        );
+        assert_eq!(redact_query("%74oken=abc", &n), "%74oken=REDACTED");
+        assert_eq!(redact_query("tokens=abc", &n), "tokens=abc");
+        assert_eq!(redact_query("", &n), "");
+        assert_eq!(redact_query("a=%", &n), "a=%");
+        assert_eq!(
+            redact_url("https://x.test/p?token=1#frag", &n),
+            "https://x.test/p?token=REDACTED#frag"
+        );
+        assert_eq!(redact_url("https://x.test/p", &n), "https://x.test/p");
+    }
+}

@@ -1,0 +1,13 @@
+//! edgelog's test kit: starts the real components of the data path on free loopback ports, one
+//! `spawn_*` helper each, and reads back what they received.
+//!
+//! Invariant: a component that is missing from the machine makes the test fail with the command
+//! that installs it; nothing is skipped quietly.
+
+pub mod origin;
+pub mod paths;
+pub mod procs;
+pub mod viceroy;
+
+pub use origin::{spawn_origin, Origin};
+pub use viceroy::{spawn_viceroy, EdgeSetup, Viceroy};

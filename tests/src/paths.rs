@@ -1,0 +1,94 @@
+//! Where the repository, the build output and the installed tools are.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+/// The repository root.
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("tests/ has a parent")
+        .to_path_buf()
+}
+
+/// Cargo's target directory, found from the running test binary (`<target>/<profile>/deps/x`),
+/// so it is right whatever `CARGO_TARGET_DIR` the build used.
+pub fn target_dir() -> PathBuf {
+    if let Ok(dir) = std::env::var("CARGO_TARGET_DIR") {
+        return PathBuf::from(dir);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    exe.ancestors()
+        .find(|p| p.join("CACHEDIR.TAG").exists())
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| repo_root().join("target"))
+}
+
+/// Finds an installed tool: on PATH, in ~/.cargo/bin, or in the npm cache the scripts install to.
+/// Panics with the install command when it is missing.
+pub fn tool(name: &str) -> PathBuf {
+    let home = std::env::var("HOME").unwrap_or_default();
+    let mut candidates: Vec<PathBuf> = std::env::var_os("PATH")
+        .map(|p| std::env::split_paths(&p).map(|d| d.join(name)).collect())
+        .unwrap_or_default();
+    candidates.push(Path::new(&home).join(".cargo/bin").join(name));
+    candidates.push(npm_bin_dir().join(name));
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .unwrap_or_else(|| {
+            panic!("{name} is not installed: run scripts/setup (it installs viceroy, kinesalite and the Fastly CLI)")
+        })
+}
+
+/// Where scripts/setup installs the npm tools (kinesalite, kinesis-local, the Fastly CLI).
+pub fn npm_bin_dir() -> PathBuf {
+    let cache = std::env::var("EDGELOG_CACHE").unwrap_or_else(|_| {
+        format!(
+            "{}/.cache/edgelog",
+            std::env::var("HOME").unwrap_or_default()
+        )
+    });
+    Path::new(&cache).join("npm/node_modules/.bin")
+}
+
+/// Builds the edge app's wasm (release, as published) once per test process and returns its
+/// path. `test_routes` builds the variant with test-only routes under its own profile.
+pub fn edge_wasm(test_routes: bool) -> PathBuf {
+    static PLAIN: OnceLock<PathBuf> = OnceLock::new();
+    static TEST_ROUTES: OnceLock<PathBuf> = OnceLock::new();
+    let cell = if test_routes { &TEST_ROUTES } else { &PLAIN };
+    cell.get_or_init(|| {
+        let profile = if test_routes {
+            "wasm-test-routes"
+        } else {
+            "release"
+        };
+        let mut cmd = Command::new(env!("CARGO"));
+        cmd.current_dir(repo_root())
+            .args(["build", "-p", "edge-app", "--bin", "edge-app"])
+            .args(["--target", "wasm32-wasip1", "--profile", profile])
+            .env("CARGO_TARGET_DIR", target_dir());
+        if test_routes {
+            cmd.args(["--features", "test-routes"]);
+        }
+        let status = cmd.status().expect("run cargo build for the edge app");
+        assert!(status.success(), "building the edge app wasm failed");
+        let path = target_dir()
+            .join("wasm32-wasip1")
+            .join(profile)
+            .join("edge-app.wasm");
+        assert!(path.is_file(), "{} missing after build", path.display());
+        path
+    })
+    .clone()
+}
+
+/// A port that was free a moment ago on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("bind a free port")
+}

@@ -1,0 +1,97 @@
+//! Child processes that die with the test and whose output the test can read line by line.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
+use tokio::process::Child;
+use tokio::sync::Notify;
+
+/// Lines a child printed on one stream, collected as they arrive.
+#[derive(Clone, Default)]
+pub struct Lines {
+    inner: Arc<(Mutex<Vec<String>>, Notify)>,
+}
+
+impl Lines {
+    /// Collects the lines of `stream` in the background.
+    pub fn collect(stream: impl AsyncRead + Unpin + Send + 'static) -> Lines {
+        let lines = Lines::default();
+        let sink = lines.clone();
+        tokio::spawn(async move {
+            let mut reader = BufReader::new(stream);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match reader.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {
+                        if buf.last() == Some(&b'\n') {
+                            buf.pop();
+                        }
+                        let line = String::from_utf8_lossy(&buf).into_owned();
+                        sink.inner.0.lock().expect("lines lock").push(line);
+                        sink.inner.1.notify_waiters();
+                    }
+                }
+            }
+        });
+        lines
+    }
+
+    pub fn snapshot(&self) -> Vec<String> {
+        self.inner.0.lock().expect("lines lock").clone()
+    }
+
+    /// Waits until `pred` holds for the lines so far, or panics after `timeout` showing them.
+    pub async fn wait_for(
+        &self,
+        what: &str,
+        timeout: Duration,
+        pred: impl Fn(&[String]) -> bool,
+    ) -> Vec<String> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let notified = self.inner.1.notified();
+            let lines = self.snapshot();
+            if pred(&lines) {
+                return lines;
+            }
+            if tokio::time::timeout_at(deadline, notified).await.is_err() {
+                let lines = self.snapshot();
+                if pred(&lines) {
+                    return lines;
+                }
+                panic!(
+                    "timed out waiting for {what}; lines so far:\n{}",
+                    lines.join("\n")
+                );
+            }
+        }
+    }
+}
+
+/// Kills the child when dropped, so no test leaves a process behind.
+pub struct KillOnDrop(pub Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.start_kill();
+    }
+}
+
+/// Waits until something accepts TCP connections on `port`, or panics.
+pub async fn wait_for_port(port: u16, timeout: Duration, what: &str) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return;
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("{what} did not start listening on port {port}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}

@@ -1,0 +1,136 @@
+//! The edge app's real wasm running under Viceroy on a free port.
+
+use crate::paths::{edge_wasm, free_port, tool};
+use crate::procs::{wait_for_port, KillOnDrop, Lines};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::time::Duration;
+
+/// How to start the edge app.
+#[derive(Clone, Debug, Default)]
+pub struct EdgeSetup {
+    /// Backend `origin` URL; `None` points it at a closed port (origin down).
+    pub origin: Option<String>,
+    /// Config Store `edgelog` contents; `None` declares no store at all.
+    pub config: Option<Vec<(String, String)>>,
+    /// Use the wasm built with test-only routes (e.g. one that panics).
+    pub test_routes: bool,
+}
+
+impl EdgeSetup {
+    pub fn new(origin: &str) -> Self {
+        EdgeSetup {
+            origin: Some(origin.to_string()),
+            config: Some(Vec::new()),
+            test_routes: false,
+        }
+    }
+
+    pub fn set(mut self, key: &str, value: &str) -> Self {
+        self.config
+            .get_or_insert_with(Vec::new)
+            .push((key.to_string(), value.to_string()));
+        self
+    }
+
+    /// The fastly.toml Viceroy is started with.
+    pub fn manifest(&self) -> String {
+        let origin = self
+            .origin
+            .clone()
+            .unwrap_or_else(|| format!("http://127.0.0.1:{}", free_port()));
+        let mut m = format!(
+            "manifest_version = 3\nname = \"edgelog-test\"\nlanguage = \"rust\"\n\n\
+             [local_server.backends.origin]\nurl = {}\n",
+            toml_string(&origin)
+        );
+        if let Some(config) = &self.config {
+            m.push_str(
+                "\n[local_server.config_stores.edgelog]\nformat = \"inline-toml\"\n\n\
+                 [local_server.config_stores.edgelog.contents]\n",
+            );
+            for (k, v) in config {
+                m.push_str(&format!("{k} = {}\n", toml_string(v)));
+            }
+        }
+        m
+    }
+}
+
+/// A TOML basic string (JSON string escapes are valid TOML).
+fn toml_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+}
+
+/// A running Viceroy; killed when dropped.
+pub struct Viceroy {
+    pub url: String,
+    pub port: u16,
+    pub stdout: Lines,
+    pub stderr: Lines,
+    _child: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+impl Viceroy {
+    /// Lines Viceroy printed for the named endpoint (`<endpoint> :: <line>`), without the prefix.
+    pub fn endpoint_lines(&self, endpoint: &str) -> Vec<String> {
+        let prefix = format!("{endpoint} :: ");
+        self.stdout
+            .snapshot()
+            .iter()
+            .filter_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+            .collect()
+    }
+
+    /// Waits until the endpoint has at least `n` lines and returns them.
+    pub async fn wait_endpoint_lines(&self, endpoint: &str, n: usize) -> Vec<String> {
+        let prefix = format!("{endpoint} :: ");
+        self.stdout
+            .wait_for(
+                &format!("{n} lines on endpoint {endpoint}"),
+                Duration::from_secs(20),
+                |lines| lines.iter().filter(|l| l.starts_with(&prefix)).count() >= n,
+            )
+            .await;
+        self.endpoint_lines(endpoint)
+    }
+}
+
+/// Starts the edge app under `viceroy serve` and waits until it accepts connections.
+pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
+    let wasm: PathBuf = tokio::task::spawn_blocking({
+        let routes = setup.test_routes;
+        move || edge_wasm(routes)
+    })
+    .await
+    .expect("build wasm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("fastly.toml");
+    std::fs::write(&manifest, setup.manifest()).expect("write manifest");
+    let port = free_port();
+    let mut child = tokio::process::Command::new(tool("viceroy"))
+        .arg("serve")
+        .arg("-C")
+        .arg(&manifest)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&wasm)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start viceroy");
+    let stdout = Lines::collect(child.stdout.take().expect("stdout"));
+    let stderr = Lines::collect(child.stderr.take().expect("stderr"));
+    wait_for_port(port, Duration::from_secs(60), "viceroy").await;
+    Viceroy {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        stdout,
+        stderr,
+        _child: KillOnDrop(child),
+        _dir: dir,
+    }
+}
