@@ -4,10 +4,14 @@
 //! Invariant: a component that is missing from the machine makes the test fail with the command
 //! that installs it; nothing is skipped quietly.
 
+pub mod certs;
+pub mod collector;
+pub mod fastly;
 pub mod origin;
 pub mod paths;
 pub mod procs;
 pub mod viceroy;
 
+pub use collector::{spawn_collector, RunningCollector};
 pub use origin::{spawn_origin, Origin};
 pub use viceroy::{spawn_viceroy, EdgeSetup, Viceroy};

@@ -1,0 +1,872 @@
+//! The durable disk buffer: append-only segment files, a checksum per entry, group commit, and an
+//! acknowledgement watermark.
+//!
+//! Layout of `dir`: `LOCK` (held while a collector uses the directory, so two never share it),
+//! `NNNNNNNNNNNNNNNN.seg` segment files, and `ack` (the position of the first entry not yet fully
+//! delivered, replaced atomically). One writer thread appends entries, groups them, syncs them as
+//! `fsync` says and only then lets `append` return (so the 2xx follows the sync). On start, every
+//! entry from the watermark on is sent again; segments entirely below it are deleted; damaged or
+//! torn entries are skipped, counted and reported.
+//!
+//! Invariants: a restart always writes to a new segment, so the watermark of an old segment never
+//! covers new data; the reader never passes the writer's published position; a segment is deleted
+//! only once the watermark has passed it.
+
+use super::segment::{self, Scan, HEADER_LEN, MAGIC};
+use super::{BufferError, Capacity, Entry, EntryId, Recovery};
+use crate::config::{BufferConfig, FsyncPolicy};
+use crate::lines::LineBatch;
+use crate::metrics::Metrics;
+use bytes::Bytes;
+use std::collections::{BTreeMap, VecDeque};
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{mpsc, Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::sync::{oneshot, watch};
+
+/// A position in the buffer: segment number and byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub seg: u64,
+    pub offset: u64,
+}
+
+/// The writer's published progress.
+#[derive(Clone, Copy, Debug, Default)]
+struct WritePos {
+    pos: Pos,
+    /// The writer has stopped; nothing more will come.
+    done: bool,
+}
+
+struct Append {
+    header: [u8; HEADER_LEN],
+    payload: Bytes,
+    reply: oneshot::Sender<Result<(), WriteError>>,
+}
+
+#[derive(Debug)]
+enum WriteError {
+    /// Nothing usable reached the file.
+    NotWritten(String),
+    /// Written, but the sync failed: it may or may not survive a crash.
+    NotSynced(String),
+}
+
+/// Acknowledgement bookkeeping shared by the reader and whoever acks.
+#[derive(Default)]
+struct Acks {
+    /// Entries read and not yet acknowledged, in read order: id, start, acked.
+    inflight: VecDeque<(EntryId, Pos, bool)>,
+    /// Just past the last entry read or skipped.
+    reader_pos: Pos,
+    persisted: Option<Pos>,
+}
+
+impl Acks {
+    fn watermark(&self) -> Pos {
+        self.inflight
+            .front()
+            .map(|(_, start, _)| *start)
+            .unwrap_or(self.reader_pos)
+    }
+}
+
+struct Reader {
+    pos: Pos,
+    next_id: EntryId,
+    published: watch::Receiver<WritePos>,
+    file: Option<(u64, Arc<File>)>,
+    /// Segments up to this one were scanned (and their damage counted) at start.
+    scanned_up_to: u64,
+}
+
+pub struct DiskBuffer {
+    dir: PathBuf,
+    capacity: Arc<Capacity>,
+    /// Dropping the sender tells the writer thread to sync what it has and stop.
+    writer: Mutex<Option<mpsc::Sender<Append>>>,
+    reader: tokio::sync::Mutex<Reader>,
+    acks: Arc<Mutex<Acks>>,
+    /// Bytes on disk per segment, released from the capacity when the segment is deleted.
+    segments: Arc<Mutex<BTreeMap<u64, u64>>>,
+    entries: AtomicI64,
+    closed: AtomicBool,
+    recovery: Recovery,
+    metrics: Arc<Metrics>,
+    _lock: File,
+}
+
+fn seg_path(dir: &Path, seg: u64) -> PathBuf {
+    dir.join(format!("{seg:016}.seg"))
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl DiskBuffer {
+    /// Opens (or creates) the buffer directory and recovers what a previous run left.
+    pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<DiskBuffer, BufferError> {
+        let dir = cfg.dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BufferError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        if lock_file.try_lock().is_err() {
+            return Err(BufferError::Io(format!(
+                "buffer directory {} is in use by another collector",
+                dir.display()
+            )));
+        }
+
+        let mut segs: Vec<u64> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok())
+            .filter_map(|e| {
+                let name = e.file_name().into_string().ok()?;
+                let num = name.strip_suffix(".seg")?;
+                (num.len() == 16).then(|| num.parse::<u64>().ok()).flatten()
+            })
+            .collect();
+        segs.sort_unstable();
+        let ack = read_ack(&dir);
+        for &s in segs.iter().filter(|&&s| s < ack.seg) {
+            let _ = std::fs::remove_file(seg_path(&dir, s));
+        }
+        segs.retain(|&s| s >= ack.seg);
+
+        let capacity = Arc::new(Capacity::new(
+            cfg.max_bytes,
+            cfg.when_full,
+            cfg.block_timeout,
+            metrics.clone(),
+        ));
+        let mut recovery = Recovery::default();
+        let mut sizes = BTreeMap::new();
+        for &s in &segs {
+            let data = Bytes::from(std::fs::read(seg_path(&dir, s))?);
+            let start = if s == ack.seg { ack.offset as usize } else { 0 };
+            let (entries, corrupt) = count_entries(&data, start);
+            recovery.entries += entries;
+            recovery.corrupt_entries += corrupt;
+            recovery.bytes += data.len().saturating_sub(start) as u64;
+            sizes.insert(s, data.len() as u64);
+            capacity.force_reserve(data.len() as u64);
+        }
+        metrics.buffer_corrupt_entries.add(recovery.corrupt_entries);
+        metrics.buffer_entries.set(recovery.entries as i64);
+
+        let start = match segs.first() {
+            Some(&first) if first == ack.seg => ack,
+            Some(&first) => Pos {
+                seg: first,
+                offset: 0,
+            },
+            None => Pos::default(),
+        };
+        let scanned_up_to = segs.last().copied().unwrap_or(0);
+        let active = scanned_up_to.max(ack.seg) + 1;
+        let reader_start = if segs.is_empty() {
+            Pos {
+                seg: active,
+                offset: 0,
+            }
+        } else {
+            start
+        };
+
+        let (tx, rx) = mpsc::channel::<Append>();
+        let (pub_tx, pub_rx) = watch::channel(WritePos {
+            pos: Pos {
+                seg: active,
+                offset: 0,
+            },
+            done: false,
+        });
+        let file = create_segment(&dir, active, cfg.fsync != FsyncPolicy::Never)?;
+        sizes.insert(active, 0);
+        let segments = Arc::new(Mutex::new(sizes));
+        let writer = SegmentWriter {
+            dir: dir.clone(),
+            seg: active,
+            file,
+            offset: 0,
+            segment_bytes: cfg.segment_bytes,
+            fsync: cfg.fsync,
+            interval: cfg.fsync_interval,
+            published: pub_tx,
+            segments: segments.clone(),
+        };
+        std::thread::Builder::new()
+            .name("edgelog-buffer-writer".into())
+            .spawn(move || writer.run(rx))?;
+
+        let acks = Acks {
+            reader_pos: reader_start,
+            persisted: Some(ack),
+            ..Acks::default()
+        };
+        Ok(DiskBuffer {
+            dir,
+            capacity,
+            writer: Mutex::new(Some(tx)),
+            reader: tokio::sync::Mutex::new(Reader {
+                pos: reader_start,
+                next_id: 0,
+                published: pub_rx,
+                file: None,
+                scanned_up_to,
+            }),
+            acks: Arc::new(Mutex::new(acks)),
+            segments,
+            entries: AtomicI64::new(recovery.entries as i64),
+            closed: AtomicBool::new(false),
+            recovery,
+            metrics,
+            _lock: lock_file,
+        })
+    }
+
+    pub fn capacity(&self) -> &Capacity {
+        &self.capacity
+    }
+
+    pub fn recovery(&self) -> Recovery {
+        self.recovery.clone()
+    }
+
+    pub async fn append(&self, batch: LineBatch) -> Result<(), BufferError> {
+        if self.closed.load(Ordering::Acquire) {
+            return Err(BufferError::Closed);
+        }
+        let payload = batch.joined().clone();
+        let len = payload.len() as u32;
+        let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &payload);
+        let mut header = [0u8; HEADER_LEN];
+        header[..4].copy_from_slice(&MAGIC.to_le_bytes());
+        header[4..8].copy_from_slice(&len.to_le_bytes());
+        header[8..].copy_from_slice(&crc.to_le_bytes());
+        let size = (HEADER_LEN + payload.len()) as u64;
+
+        self.capacity.reserve(size).await?;
+        let (reply, wait) = oneshot::channel();
+        let sent = lock(&self.writer)
+            .as_ref()
+            .map(|w| {
+                w.send(Append {
+                    header,
+                    payload,
+                    reply,
+                })
+                .is_ok()
+            })
+            .unwrap_or(false);
+        if !sent {
+            self.capacity.release(size);
+            return Err(BufferError::Closed);
+        }
+        match wait.await {
+            Ok(Ok(())) => {
+                let n = self.entries.fetch_add(1, Ordering::AcqRel) + 1;
+                self.metrics.buffer_entries.set(n);
+                Ok(())
+            }
+            Ok(Err(WriteError::NotWritten(e))) => {
+                self.capacity.release(size);
+                Err(BufferError::Io(e))
+            }
+            Ok(Err(WriteError::NotSynced(e))) => Err(BufferError::Io(e)),
+            Err(_) => {
+                self.capacity.release(size);
+                Err(BufferError::Closed)
+            }
+        }
+    }
+
+    pub async fn next(&self) -> Option<Entry> {
+        let mut r = self.reader.lock().await;
+        loop {
+            let wp = *r.published.borrow_and_update();
+            if r.pos >= wp.pos {
+                if wp.done {
+                    return None;
+                }
+                if r.published.changed().await.is_err() {
+                    // The writer is gone; whatever it published last is all there is.
+                    let wp = *r.published.borrow();
+                    if r.pos >= wp.pos {
+                        return None;
+                    }
+                }
+                continue;
+            }
+            let seg = r.pos.seg;
+            let file = match &r.file {
+                Some((s, f)) if *s == seg => f.clone(),
+                _ => match File::open(seg_path(&self.dir, seg)) {
+                    Ok(f) => {
+                        let f = Arc::new(f);
+                        r.file = Some((seg, f.clone()));
+                        f
+                    }
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && seg < wp.pos.seg => {
+                        self.advance_segment(&mut r, wp.pos.seg);
+                        continue;
+                    }
+                    Err(e) => {
+                        tracing::error!(segment = seg, error = %e, "cannot open buffer segment; retrying");
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                },
+            };
+            let limit = if seg == wp.pos.seg {
+                Some(wp.pos.offset)
+            } else {
+                None
+            };
+            let offset = r.pos.offset;
+            let read = tokio::task::spawn_blocking(move || read_at(&file, offset, limit)).await;
+            let read = match read {
+                Ok(Ok(read)) => read,
+                Ok(Err(e)) => {
+                    tracing::error!(segment = seg, offset, error = %e, "cannot read buffer segment; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "buffer read task failed; retrying");
+                    continue;
+                }
+            };
+            match read {
+                Read::Entry { batch, next } => {
+                    let id = r.next_id;
+                    r.next_id += 1;
+                    let start = r.pos;
+                    r.pos.offset = next;
+                    let mut a = lock(&self.acks);
+                    a.inflight.push_back((id, start, false));
+                    a.reader_pos = r.pos;
+                    return Some(Entry { id, batch });
+                }
+                Read::Corrupt { resume } => {
+                    if seg > r.scanned_up_to {
+                        self.metrics.buffer_corrupt_entries.inc();
+                    }
+                    tracing::warn!(
+                        segment = seg,
+                        offset,
+                        resume,
+                        "skipped a damaged buffer entry"
+                    );
+                    r.pos.offset = resume;
+                    lock(&self.acks).reader_pos = r.pos;
+                }
+                Read::End { torn } => {
+                    if seg < wp.pos.seg {
+                        if torn && seg > r.scanned_up_to {
+                            self.metrics.buffer_corrupt_entries.inc();
+                        }
+                        self.advance_segment(&mut r, wp.pos.seg);
+                    }
+                }
+            }
+        }
+    }
+
+    fn advance_segment(&self, r: &mut Reader, active: u64) {
+        let next = lock(&self.segments)
+            .range(r.pos.seg + 1..)
+            .next()
+            .map(|(s, _)| *s)
+            .unwrap_or(active);
+        r.pos = Pos {
+            seg: next,
+            offset: 0,
+        };
+        r.file = None;
+        lock(&self.acks).reader_pos = r.pos;
+    }
+
+    pub fn ack(&self, id: EntryId) {
+        let mut a = lock(&self.acks);
+        let Some(&(first, _, _)) = a.inflight.front() else {
+            return;
+        };
+        let Some(idx) = id.checked_sub(first) else {
+            return;
+        };
+        if let Some(slot) = a.inflight.get_mut(idx as usize) {
+            if slot.0 == id && !slot.2 {
+                slot.2 = true;
+                let n = self.entries.fetch_sub(1, Ordering::AcqRel) - 1;
+                self.metrics.buffer_entries.set(n.max(0));
+            }
+        }
+        while matches!(a.inflight.front(), Some((_, _, true))) {
+            a.inflight.pop_front();
+        }
+    }
+
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        // The writer syncs what it was sent, publishes `done` and exits.
+        lock(&self.writer).take();
+    }
+
+    /// Writes the watermark and deletes the segments it has passed.
+    pub async fn persist_acks(&self) -> Result<(), BufferError> {
+        let wm = {
+            let a = lock(&self.acks);
+            let wm = a.watermark();
+            if a.persisted == Some(wm) {
+                return Ok(());
+            }
+            wm
+        };
+        let dir = self.dir.clone();
+        let doomed: Vec<(u64, u64)> = {
+            let mut segs = lock(&self.segments);
+            let below: Vec<u64> = segs.range(..wm.seg).map(|(s, _)| *s).collect();
+            below
+                .into_iter()
+                .filter_map(|s| segs.remove(&s).map(|size| (s, size)))
+                .collect()
+        };
+        let removed = doomed.clone();
+        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            write_ack(&dir, wm)?;
+            for (s, _) in &removed {
+                match std::fs::remove_file(seg_path(&dir, *s)) {
+                    Ok(()) => {}
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| BufferError::Io(e.to_string()))??;
+        for (_, size) in doomed {
+            self.capacity.release(size);
+        }
+        lock(&self.acks).persisted = Some(wm);
+        Ok(())
+    }
+}
+
+impl Drop for DiskBuffer {
+    fn drop(&mut self) {
+        lock(&self.writer).take();
+    }
+}
+
+enum Read {
+    Entry {
+        batch: LineBatch,
+        next: u64,
+    },
+    Corrupt {
+        resume: u64,
+    },
+    /// No complete entry left in this segment; `torn` if bytes were left over.
+    End {
+        torn: bool,
+    },
+}
+
+/// Reads the entry at `offset`. `limit` is the writer's published end for the active segment;
+/// closed segments are read to the end of the file.
+fn read_at(file: &File, offset: u64, limit: Option<u64>) -> std::io::Result<Read> {
+    let end = match limit {
+        Some(l) => l,
+        None => file.metadata()?.len(),
+    };
+    if offset >= end {
+        return Ok(Read::End { torn: false });
+    }
+    let avail = end - offset;
+    if avail >= HEADER_LEN as u64 {
+        let mut header = [0u8; HEADER_LEN];
+        file.read_exact_at(&mut header, offset)?;
+        let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as u64;
+        if magic == MAGIC && HEADER_LEN as u64 + len <= avail {
+            let mut buf = vec![0u8; HEADER_LEN + len as usize];
+            file.read_exact_at(&mut buf, offset)?;
+            if let Scan::Entry { batch, next } = segment::scan(&Bytes::from(buf), 0) {
+                return Ok(Read::Entry {
+                    batch,
+                    next: offset + next as u64,
+                });
+            }
+        }
+    }
+    // Damage: read the rest of the segment and resynchronise.
+    let mut rest = vec![0u8; avail as usize];
+    file.read_exact_at(&mut rest, offset)?;
+    Ok(match segment::scan(&Bytes::from(rest), 0) {
+        Scan::Entry { batch, next } => Read::Entry {
+            batch,
+            next: offset + next as u64,
+        },
+        Scan::Corrupt { resume } if (resume as u64) < avail => Read::Corrupt {
+            resume: offset + resume as u64,
+        },
+        Scan::Corrupt { .. } | Scan::Incomplete => Read::End { torn: true },
+        Scan::End => Read::End { torn: false },
+    })
+}
+
+/// Valid and damaged entries in a segment from `start`.
+fn count_entries(data: &Bytes, start: usize) -> (u64, u64) {
+    let (mut valid, mut corrupt, mut at) = (0, 0, start);
+    loop {
+        match segment::scan(data, at) {
+            Scan::Entry { next, .. } => {
+                valid += 1;
+                at = next;
+            }
+            Scan::Corrupt { resume } => {
+                corrupt += 1;
+                at = resume;
+            }
+            Scan::Incomplete => return (valid, corrupt + 1),
+            Scan::End => return (valid, corrupt),
+        }
+    }
+}
+
+fn read_ack(dir: &Path) -> Pos {
+    let Ok(text) = std::fs::read_to_string(dir.join("ack")) else {
+        return Pos::default();
+    };
+    let mut parts = text.split_whitespace().map(str::parse::<u64>);
+    match (parts.next(), parts.next()) {
+        (Some(Ok(seg)), Some(Ok(offset))) => Pos { seg, offset },
+        _ => {
+            tracing::warn!(dir = %dir.display(), "unreadable ack file; sending the whole buffer again");
+            Pos::default()
+        }
+    }
+}
+
+fn write_ack(dir: &Path, pos: Pos) -> std::io::Result<()> {
+    let tmp = dir.join("ack.tmp");
+    std::fs::write(&tmp, format!("{} {}\n", pos.seg, pos.offset))?;
+    std::fs::rename(tmp, dir.join("ack"))
+}
+
+fn create_segment(dir: &Path, seg: u64, sync_dir: bool) -> std::io::Result<File> {
+    let f = OpenOptions::new()
+        .create_new(true)
+        .append(true)
+        .open(seg_path(dir, seg))?;
+    if sync_dir {
+        File::open(dir)?.sync_all()?;
+    }
+    Ok(f)
+}
+
+/// The writer thread: appends, groups and syncs.
+struct SegmentWriter {
+    dir: PathBuf,
+    seg: u64,
+    file: File,
+    offset: u64,
+    segment_bytes: u64,
+    fsync: FsyncPolicy,
+    interval: Duration,
+    published: watch::Sender<WritePos>,
+    segments: Arc<Mutex<BTreeMap<u64, u64>>>,
+}
+
+type Reply = oneshot::Sender<Result<(), WriteError>>;
+
+impl SegmentWriter {
+    fn run(mut self, rx: mpsc::Receiver<Append>) {
+        let mut waiting: Vec<Reply> = Vec::new();
+        let mut last_sync = Instant::now();
+        loop {
+            let first = if waiting.is_empty() {
+                match rx.recv() {
+                    Ok(m) => Some(m),
+                    Err(_) => break,
+                }
+            } else {
+                match rx.recv_timeout(self.interval.saturating_sub(last_sync.elapsed())) {
+                    Ok(m) => Some(m),
+                    Err(mpsc::RecvTimeoutError::Timeout) => None,
+                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
+                }
+            };
+            let mut group: Vec<Append> = first.into_iter().collect();
+            while group.len() < 1024 {
+                match rx.try_recv() {
+                    Ok(m) => group.push(m),
+                    Err(_) => break,
+                }
+            }
+            for m in group {
+                match self.write(&m) {
+                    Ok(()) => waiting.push(m.reply),
+                    Err(e) => {
+                        let _ = m.reply.send(Err(e));
+                    }
+                }
+            }
+            self.publish(false);
+            let due = match self.fsync {
+                FsyncPolicy::Never | FsyncPolicy::Always => true,
+                FsyncPolicy::Interval => last_sync.elapsed() >= self.interval,
+            };
+            if due && !waiting.is_empty() {
+                let synced = self.sync();
+                last_sync = Instant::now();
+                for r in waiting.drain(..) {
+                    let _ = r.send(synced.clone().map_err(WriteError::NotSynced));
+                }
+            }
+        }
+        let synced = self.sync();
+        for r in waiting.drain(..) {
+            let _ = r.send(synced.clone().map_err(WriteError::NotSynced));
+        }
+        self.publish(true);
+    }
+
+    fn write(&mut self, m: &Append) -> Result<(), WriteError> {
+        let len = (HEADER_LEN + m.payload.len()) as u64;
+        if self.offset > 0 && self.offset + len > self.segment_bytes {
+            self.roll()
+                .map_err(|e| WriteError::NotWritten(e.to_string()))?;
+        }
+        let res = self
+            .file
+            .write_all(&m.header)
+            .and_then(|_| self.file.write_all(&m.payload));
+        match res {
+            Ok(()) => {
+                self.offset += len;
+                *lock(&self.segments).entry(self.seg).or_insert(0) += len;
+                Ok(())
+            }
+            Err(e) => {
+                // Never append after a partial entry: continue in a fresh segment.
+                let _ = self.roll();
+                Err(WriteError::NotWritten(e.to_string()))
+            }
+        }
+    }
+
+    fn roll(&mut self) -> std::io::Result<()> {
+        if self.fsync != FsyncPolicy::Never {
+            self.file.sync_data()?;
+        }
+        let next = self.seg + 1;
+        let file = create_segment(&self.dir, next, self.fsync != FsyncPolicy::Never)?;
+        lock(&self.segments).insert(next, 0);
+        self.file = file;
+        self.seg = next;
+        self.offset = 0;
+        self.publish(false);
+        Ok(())
+    }
+
+    fn sync(&mut self) -> Result<(), String> {
+        if self.fsync == FsyncPolicy::Never {
+            return Ok(());
+        }
+        self.file.sync_data().map_err(|e| e.to_string())
+    }
+
+    fn publish(&self, done: bool) {
+        self.published.send_replace(WritePos {
+            pos: Pos {
+                seg: self.seg,
+                offset: self.offset,
+            },
+            done,
+        });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{BufferKind, WhenFull};
+
+    fn cfg(dir: &Path, fsync: FsyncPolicy, segment_bytes: u64) -> BufferConfig {
+        BufferConfig {
+            kind: BufferKind::Disk,
+            dir: dir.to_path_buf(),
+            max_bytes: 1 << 30,
+            fsync,
+            fsync_interval: Duration::from_millis(20),
+            when_full: WhenFull::Reject,
+            block_timeout: Duration::from_secs(1),
+            segment_bytes,
+        }
+    }
+
+    fn batch(i: usize) -> LineBatch {
+        LineBatch::from_lines([format!("line {i} a"), format!("line {i} b")])
+    }
+
+    async fn drain(b: &DiskBuffer, n: usize) -> Vec<Entry> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let e = tokio::time::timeout(Duration::from_secs(5), b.next())
+                .await
+                .expect("entry in time")
+                .expect("entry");
+            out.push(e);
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn append_read_ack_restart_across_segments() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for policy in [
+            FsyncPolicy::Always,
+            FsyncPolicy::Interval,
+            FsyncPolicy::Never,
+        ] {
+            let d = dir.path().join(format!("{policy:?}"));
+            let m = Arc::new(Metrics::default());
+            let b = DiskBuffer::open(&cfg(&d, policy, 100), m.clone()).expect("open");
+            for i in 0..10 {
+                b.append(batch(i)).await.expect("append");
+            }
+            let entries = drain(&b, 10).await;
+            for (i, e) in entries.iter().enumerate() {
+                assert_eq!(e.batch, batch(i));
+            }
+            // Ack the first 4 and the 6th: the watermark stops at the 5th.
+            for e in entries.iter().take(4) {
+                b.ack(e.id);
+            }
+            b.ack(entries[5].id);
+            b.persist_acks().await.expect("persist");
+            let segs_before = std::fs::read_dir(&d).expect("dir").count();
+            b.close();
+            drop(b);
+            let b = DiskBuffer::open(&cfg(&d, policy, 100), m).expect("reopen");
+            assert_eq!(
+                b.recovery().entries,
+                6,
+                "{policy:?}: entries 4..10 come again"
+            );
+            assert_eq!(b.recovery().corrupt_entries, 0);
+            let again = drain(&b, 6).await;
+            for (k, e) in again.iter().enumerate() {
+                assert_eq!(e.batch, batch(k + 4), "{policy:?}");
+            }
+            for e in &again {
+                b.ack(e.id);
+            }
+            b.persist_acks().await.expect("persist");
+            let segs_after = std::fs::read_dir(&d).expect("dir").count();
+            assert!(
+                segs_after < segs_before,
+                "{policy:?}: acked segments deleted"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn torn_and_damaged_entries_are_skipped_counted_and_reported() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let m = Arc::new(Metrics::default());
+        let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 1 << 20), m.clone())
+            .expect("open");
+        for i in 0..5 {
+            b.append(batch(i)).await.expect("append");
+        }
+        b.close();
+        drop(b);
+        let seg = std::fs::read_dir(dir.path())
+            .expect("dir")
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .find(|p| {
+                p.extension().is_some_and(|x| x == "seg")
+                    && std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false)
+            })
+            .expect("segment");
+        let mut data = std::fs::read(&seg).expect("read");
+        let one = segment::encode(&batch(0)).len();
+        data[one + HEADER_LEN + 1] ^= 0xff; // damage entry 1
+        data.truncate(data.len() - 3); // tear entry 4
+        std::fs::write(&seg, &data).expect("write");
+
+        let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 1 << 20), m.clone())
+            .expect("reopen");
+        assert_eq!(b.recovery().entries, 3);
+        assert_eq!(b.recovery().corrupt_entries, 2);
+        assert_eq!(m.buffer_corrupt_entries.get(), 2);
+        b.append(batch(99)).await.expect("append after recovery");
+        let got = drain(&b, 4).await;
+        let lines: Vec<LineBatch> = got.into_iter().map(|e| e.batch).collect();
+        assert_eq!(lines, vec![batch(0), batch(2), batch(3), batch(99)]);
+        assert_eq!(m.buffer_corrupt_entries.get(), 2, "not counted twice");
+    }
+
+    #[tokio::test]
+    async fn a_second_collector_cannot_share_the_directory() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let m = Arc::new(Metrics::default());
+        let _a = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Never, 1 << 20), m.clone())
+            .expect("open");
+        let err = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Never, 1 << 20), m)
+            .err()
+            .expect("refused");
+        assert!(
+            err.to_string().contains("in use by another collector"),
+            "{err}"
+        );
+    }
+
+    #[tokio::test]
+    async fn full_disk_buffer_rejects_until_acks_delete_segments() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let mut c = cfg(dir.path(), FsyncPolicy::Never, 64);
+        c.max_bytes = 200;
+        let b = DiskBuffer::open(&c, Arc::new(Metrics::default())).expect("open");
+        let mut n = 0;
+        while b.append(batch(n)).await.is_ok() {
+            n += 1;
+        }
+        assert!(n >= 3, "{n}");
+        assert_eq!(b.append(batch(0)).await, Err(BufferError::Full));
+        for e in drain(&b, n).await {
+            b.ack(e.id);
+        }
+        b.persist_acks().await.expect("persist");
+        b.append(batch(0)).await.expect("space again");
+    }
+
+    #[tokio::test]
+    async fn close_drains_then_ends() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let b = DiskBuffer::open(
+            &cfg(dir.path(), FsyncPolicy::Interval, 1 << 20),
+            Arc::new(Metrics::default()),
+        )
+        .expect("open");
+        b.append(batch(1)).await.expect("append");
+        b.close();
+        assert_eq!(b.append(batch(2)).await, Err(BufferError::Closed));
+        assert!(b.next().await.is_some());
+        assert!(b.next().await.is_none());
+    }
+}

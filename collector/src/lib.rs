@@ -1,0 +1,194 @@
+//! edgelog's collector: receives Fastly HTTPS log streaming batches and forwards every line to
+//! Amazon Kinesis Data Streams.
+//!
+//! Data path: `ingest` (HTTP, challenge, auth, decoding) -> `buffer` (durable, bounded) ->
+//! `output` (batching, partitioning, retries) -> Kinesis. `deadletter` keeps what cannot be
+//! delivered, `metrics` counts everything, `tail` streams lines live. [`run`] wires them and is
+//! what both `main` and the tests start, on a listener they bind.
+
+pub mod buffer;
+pub mod config;
+pub mod deadletter;
+pub mod ingest;
+pub mod lines;
+pub mod metrics;
+pub mod output;
+pub mod server;
+pub mod tail;
+
+use buffer::{Buffer, BufferError};
+use config::{BufferKind, Config, OutputConfig};
+use deadletter::DeadLetter;
+use ingest::{Health, IngestState};
+use metrics::Metrics;
+use output::{Acks, Output, OutputError};
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+/// Most bytes of a disk buffer read ahead of the output's acknowledgements.
+const DISK_READ_AHEAD_BYTES: usize = 64 * 1024 * 1024;
+/// How often the disk buffer's acknowledgement watermark is saved.
+const ACK_PERSIST_EVERY: Duration = Duration::from_millis(100);
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Tls(#[from] server::TlsError),
+    #[error("buffer: {0}")]
+    Buffer(#[from] BufferError),
+    #[error(transparent)]
+    Output(#[from] OutputError),
+}
+
+/// A running collector's shared parts, for tests that look inside.
+#[derive(Clone)]
+pub struct Handles {
+    pub metrics: Arc<Metrics>,
+    pub buffer: Arc<Buffer>,
+}
+
+/// Runs the collector on `listener` until `shutdown` completes, then stops accepting, finishes the
+/// requests in flight, and flushes the buffer to the output until `shutdown_timeout` has passed;
+/// what is left stays in the (disk) buffer for the next start.
+pub async fn run(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RunError> {
+    run_with(config, listener, shutdown, |_| {}).await
+}
+
+/// [`run`], handing the shared parts to `inspect` once started.
+pub async fn run_with(
+    config: Config,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()> + Send,
+    inspect: impl FnOnce(Handles),
+) -> Result<(), RunError> {
+    let metrics = Arc::new(Metrics::default());
+    for w in &config.warnings {
+        tracing::warn!("config: {w}");
+    }
+    let tls = config.tls.as_ref().map(server::tls_acceptor).transpose()?;
+    let buffer = Arc::new(Buffer::open(&config.buffer, metrics.clone())?);
+    let rec = buffer.recovery();
+    if rec.entries > 0 || rec.corrupt_entries > 0 {
+        tracing::info!(
+            entries = rec.entries,
+            bytes = rec.bytes,
+            corrupt_entries = rec.corrupt_entries,
+            "buffer: resending what a previous run left undelivered"
+        );
+    }
+    if rec.corrupt_entries > 0 {
+        tracing::warn!(
+            corrupt_entries = rec.corrupt_entries,
+            "buffer: skipped damaged or torn entries (checksum mismatch)"
+        );
+    }
+    let dead = Arc::new(DeadLetter::new(&config.dead_letter, metrics.clone()));
+    let health = Arc::new(Health::default());
+    let output = match &config.output {
+        OutputConfig::Stdout => Output::Stdio(output::stdio::StdioOutput::stdout()),
+        OutputConfig::File { path } => {
+            Output::Stdio(output::stdio::StdioOutput::file(path.clone()))
+        }
+        OutputConfig::AwsKinesis(_) => Output::Kinesis(output::kinesis::KinesisOutput),
+    };
+    if matches!(output, Output::Stdio(_)) {
+        health.output_ready.store(true, Ordering::Release);
+        metrics.output_ready.set(1);
+    }
+    let read_ahead = match config.buffer.kind {
+        BufferKind::Disk => Some(DISK_READ_AHEAD_BYTES),
+        BufferKind::Memory => None,
+    };
+    let acks = Arc::new(Acks::new(buffer.clone(), read_ahead, metrics.clone()));
+    let driver = tokio::spawn(output::drive(buffer.clone(), output, acks.clone()));
+    let persister = {
+        let buffer = buffer.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(ACK_PERSIST_EVERY).await;
+                if let Err(e) = buffer.persist_acks().await {
+                    tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
+                }
+            }
+        })
+    };
+    let tail = Arc::new(tail::Tail::new(
+        config
+            .tail
+            .as_ref()
+            .map(|t| (t.header.as_str(), t.token.expose())),
+        metrics.clone(),
+    ));
+    let state = Arc::new(IngestState::new(
+        &config,
+        buffer.clone(),
+        dead,
+        metrics.clone(),
+        health.clone(),
+        tail,
+    ));
+    inspect(Handles {
+        metrics: metrics.clone(),
+        buffer: buffer.clone(),
+    });
+    let app = ingest::router(state);
+    let addr = listener.local_addr().ok();
+    tracing::info!(
+        listen = ?addr,
+        tls = tls.is_some(),
+        path = %config.ingest.path,
+        "collector listening"
+    );
+
+    let shutdown_timeout = config.shutdown_timeout;
+    let health_for_signal = health.clone();
+    let signalled = async move {
+        shutdown.await;
+        health_for_signal
+            .shutting_down
+            .store(true, Ordering::Release);
+        tracing::info!("shutting down: no new connections, finishing requests in flight");
+        tokio::time::Instant::now() + shutdown_timeout
+    };
+    let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel();
+    let signalled = async move {
+        let d = signalled.await;
+        let _ = deadline_tx.send(d);
+        d
+    };
+    server::serve(listener, tls, app, config.ingest.request_timeout, signalled).await;
+    let deadline = deadline_rx
+        .await
+        .unwrap_or_else(|_| tokio::time::Instant::now() + shutdown_timeout);
+
+    buffer.close();
+    let mut driver = driver;
+    match tokio::time::timeout_at(deadline, &mut driver).await {
+        Ok(_) => tracing::info!("shutdown: buffer flushed to the output"),
+        Err(_) => {
+            driver.abort();
+            tracing::warn!(
+                left_bytes = buffer.used_bytes(),
+                "shutdown deadline reached; the rest stays in the buffer for the next start"
+            );
+        }
+    }
+    persister.abort();
+    if let Err(e) = buffer.persist_acks().await {
+        tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
+    }
+    if config.buffer.kind == BufferKind::Memory && acks.outstanding() > 0 {
+        tracing::error!(
+            entries = acks.outstanding(),
+            "memory buffer: batches not delivered before the deadline are lost"
+        );
+    }
+    Ok(())
+}

@@ -1,0 +1,209 @@
+//! The `collector` command: serve, check a configuration, print challenge answers, tail.
+
+use anyhow::{bail, Context};
+use clap::{Parser, Subcommand};
+use collector::config::{Config, LogFormat};
+use std::path::PathBuf;
+
+/// Receives Fastly HTTPS log streaming batches and forwards every line to Amazon Kinesis.
+#[derive(Parser)]
+#[command(name = "collector", version)]
+struct Cli {
+    /// Configuration file; with no command, `serve` it.
+    #[arg(long, short, global = true)]
+    config: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the collector.
+    Serve,
+    /// Validate the configuration and print it as it takes effect, secrets hidden.
+    CheckConfig,
+    /// Print the lines the challenge endpoint answers for these service ids.
+    Challenge {
+        /// Fastly service ids, or `*`.
+        #[arg(required = true)]
+        service_ids: Vec<String>,
+    },
+    /// Print the lines passing through a running collector, live (like `fastly log-tail`).
+    Tail {
+        /// Collector base URL; default: from --config (`listen`, `tls`).
+        #[arg(long)]
+        url: Option<String>,
+        /// Tail token; default: from --config (`tail.token`) or $EDGELOG_TAIL_TOKEN.
+        #[arg(long, env = "EDGELOG_TAIL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Only lines containing this text, or JSON lines whose field has this value
+        /// (`status=503`, `geo.country_code=US`).
+        #[arg(long, default_value = "")]
+        filter: String,
+        /// CA certificate (PEM) to trust for an HTTPS collector.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command.unwrap_or(Command::Serve) {
+        Command::Serve => serve(cli.config),
+        Command::CheckConfig => check_config(cli.config),
+        Command::Challenge { service_ids } => {
+            for line in collector::ingest::challenge::lines(&service_ids) {
+                println!("{line}");
+            }
+            Ok(())
+        }
+        Command::Tail {
+            url,
+            token,
+            filter,
+            ca,
+        } => tail(cli.config, url, token, filter, ca),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("collector: {e:#}");
+            std::process::ExitCode::from(1)
+        }
+    }
+}
+
+fn load(path: Option<PathBuf>) -> anyhow::Result<Config> {
+    let Some(path) = path else {
+        bail!("--config FILE is required");
+    };
+    Ok(Config::load(&path)?)
+}
+
+fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(path)?;
+    print!("{}", config.to_yaml());
+    for w in &config.warnings {
+        eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("EDGELOG_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
+    let config = load(path)?;
+    init_logging(config.log_format);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let listener = tokio::net::TcpListener::bind(&config.listen)
+            .await
+            .with_context(|| format!("listen: cannot bind {}", config.listen))?;
+        collector::run(config, listener, shutdown_signal()).await?;
+        Ok(())
+    })
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        }
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+fn tail(
+    path: Option<PathBuf>,
+    url: Option<String>,
+    token: Option<String>,
+    filter: String,
+    ca: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let config = match &path {
+        Some(p) => Some(Config::load(p)?),
+        None => None,
+    };
+    let base = match (url, &config) {
+        (Some(u), _) => u,
+        (None, Some(c)) => {
+            let scheme = if c.tls.is_some() { "https" } else { "http" };
+            let host = c
+                .listen
+                .replace("0.0.0.0", "127.0.0.1")
+                .replace("[::]", "[::1]");
+            format!("{scheme}://{host}")
+        }
+        (None, None) => bail!("give --url or --config"),
+    };
+    let (header, token) = match (token, config.as_ref().and_then(|c| c.tail.as_ref())) {
+        (Some(t), Some(tc)) => (tc.header.clone(), t),
+        (Some(t), None) => ("X-Edgelog-Tail-Token".to_string(), t),
+        (None, Some(tc)) => (tc.header.clone(), tc.token.expose().to_string()),
+        (None, None) => bail!(
+            "no tail token: give --token, set $EDGELOG_TAIL_TOKEN, or use --config with tail.token"
+        ),
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        use futures::StreamExt;
+        use std::io::Write;
+        let mut client = reqwest::Client::builder();
+        if let Some(ca) = ca {
+            let pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
+            client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
+        }
+        let resp = client
+            .build()?
+            .get(format!(
+                "{}{}",
+                base.trim_end_matches('/'),
+                collector::tail::PATH
+            ))
+            .query(&[("filter", filter.as_str())])
+            .header(header.as_str(), token)
+            .send()
+            .await
+            .with_context(|| format!("connecting to {base}"))?;
+        if !resp.status().is_success() {
+            bail!(
+                "{}: {}",
+                resp.status(),
+                resp.text().await.unwrap_or_default().trim()
+            );
+        }
+        let mut body = resp.bytes_stream();
+        let stdout = std::io::stdout();
+        while let Some(chunk) = body.next().await {
+            let chunk = chunk.context("the collector closed the stream")?;
+            let mut out = stdout.lock();
+            if out.write_all(&chunk).and_then(|_| out.flush()).is_err() {
+                break; // stdout closed (e.g. piped into head)
+            }
+        }
+        Ok(())
+    })
+}

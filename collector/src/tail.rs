@@ -1,0 +1,198 @@
+//! Live tail: `GET /tail` streams the lines passing through, like `fastly log-tail`.
+//!
+//! Invariants: with no tail client connected, publishing costs one atomic load; a slow client
+//! misses lines (it is told how many) rather than slowing ingest or holding memory; the endpoint
+//! exists only when `tail.token` is configured, and the token is checked like the ingest token.
+
+use crate::ingest::auth::TokenCheck;
+use crate::ingest::IngestState;
+use crate::lines::LineBatch;
+use crate::metrics::Metrics;
+use axum::body::Body;
+use axum::extract::{Query, State};
+use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::response::{IntoResponse, Response};
+use bytes::{Bytes, BytesMut};
+use serde::Deserialize;
+use std::sync::Arc;
+use tokio::sync::broadcast;
+
+pub const PATH: &str = "/tail";
+
+/// Batches a client may fall behind before it starts missing lines.
+const BACKLOG: usize = 256;
+
+pub struct Tail {
+    sender: broadcast::Sender<LineBatch>,
+    check: Option<TokenCheck>,
+    metrics: Arc<Metrics>,
+}
+
+impl Tail {
+    /// `token`: header name and token; `None` disables the endpoint.
+    pub fn new(token: Option<(&str, &str)>, metrics: Arc<Metrics>) -> Self {
+        let check = token.and_then(|(h, t)| {
+            h.parse::<HeaderName>()
+                .ok()
+                .map(|name| TokenCheck::new(name, t))
+        });
+        Tail {
+            sender: broadcast::channel(BACKLOG).0,
+            check,
+            metrics,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.check.is_some()
+    }
+
+    /// Offers a batch to connected clients (a no-op without any).
+    pub fn publish(&self, batch: &LineBatch) {
+        if self.sender.receiver_count() > 0 {
+            let _ = self.sender.send(batch.clone());
+        }
+    }
+}
+
+/// Which lines a client wants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filter {
+    All,
+    /// The line contains this text.
+    Substring(Vec<u8>),
+    /// The line is JSON and the field (dotted path) has this value (string, or the JSON text of
+    /// a number, boolean or null).
+    Field(Vec<String>, String),
+}
+
+impl Filter {
+    /// `status=503` and `geo.country_code=US` are field filters; anything else is a substring.
+    pub fn parse(text: &str) -> Filter {
+        if text.is_empty() {
+            return Filter::All;
+        }
+        if let Some((field, value)) = text.split_once('=') {
+            let valid = !field.is_empty()
+                && field
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
+            if valid {
+                return Filter::Field(
+                    field.split('.').map(str::to_string).collect(),
+                    value.to_string(),
+                );
+            }
+        }
+        Filter::Substring(text.as_bytes().to_vec())
+    }
+
+    pub fn matches(&self, line: &[u8]) -> bool {
+        match self {
+            Filter::All => true,
+            Filter::Substring(s) => memchr::memmem::find(line, s).is_some(),
+            Filter::Field(path, want) => {
+                let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
+                    return false;
+                };
+                let mut cur = &v;
+                for p in path {
+                    match cur.get(p) {
+                        Some(next) => cur = next,
+                        None => return false,
+                    }
+                }
+                match cur {
+                    serde_json::Value::String(s) => s == want,
+                    other => serde_json::to_string(other).is_ok_and(|t| t == *want),
+                }
+            }
+        }
+    }
+}
+
+#[derive(Deserialize)]
+pub struct TailQuery {
+    #[serde(default)]
+    filter: String,
+}
+
+/// Streams matching lines, newline-terminated, until the client goes away.
+pub async fn handler(
+    State(s): State<Arc<IngestState>>,
+    headers: HeaderMap,
+    Query(q): Query<TailQuery>,
+) -> Response {
+    let tail = s.tail.clone();
+    let Some(check) = &tail.check else {
+        return (StatusCode::NOT_FOUND, "tail is not enabled\n").into_response();
+    };
+    if !check.allows(&headers) {
+        return (StatusCode::UNAUTHORIZED, "missing or wrong tail token\n").into_response();
+    }
+    let filter = Filter::parse(&q.filter);
+    let mut rx = tail.sender.subscribe();
+    let metrics = tail.metrics.clone();
+    let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    metrics.tail_clients.add(1);
+    tokio::spawn(async move {
+        let _ = tx
+            .send(Ok(Bytes::from_static(b"# edgelog tail: connected\n")))
+            .await;
+        loop {
+            let chunk = match rx.recv().await {
+                Ok(batch) => {
+                    let mut chunk = BytesMut::new();
+                    for line in batch.iter().filter(|l| filter.matches(l)) {
+                        chunk.extend_from_slice(line);
+                        chunk.extend_from_slice(b"\n");
+                    }
+                    chunk.freeze()
+                }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    metrics.tail_dropped.add(n);
+                    Bytes::from(format!(
+                        "# edgelog tail: skipped {n} batches (client too slow)\n"
+                    ))
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            };
+            if !chunk.is_empty() && tx.send(Ok(chunk)).await.is_err() {
+                break;
+            }
+        }
+        metrics.tail_clients.add(-1);
+    });
+    let stream = tokio_stream::wrappers::ReceiverStream::new(out);
+    (
+        [
+            (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+            (header::CACHE_CONTROL, "no-cache"),
+        ],
+        Body::from_stream(stream),
+    )
+        .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn filters() {
+        let line = br#"{"status":503,"geo":{"country_code":"US"},"url":"/a?x=1","ok":true}"#;
+        assert!(Filter::parse("").matches(line));
+        assert!(Filter::parse("status=503").matches(line));
+        assert!(!Filter::parse("status=200").matches(line));
+        assert!(Filter::parse("geo.country_code=US").matches(line));
+        assert!(Filter::parse("ok=true").matches(line));
+        assert!(!Filter::parse("missing=1").matches(line));
+        assert!(
+            Filter::parse("/a?x=1").matches(line),
+            "not a field name: substring"
+        );
+        assert!(Filter::parse("country_code\":\"US").matches(line));
+        assert!(!Filter::parse("status=503").matches(b"status=503 but not json"));
+        assert!(Filter::parse("503").matches(b"GET / 503"));
+    }
+}

@@ -1,0 +1,181 @@
+//! The collector, started in-process on a free port through its `run` entry point, or as the
+//! real binary in its own process (for kill -9 and signal tests).
+
+use crate::paths::{free_port, repo_root, target_dir};
+use crate::procs::{wait_for_port, KillOnDrop, Lines};
+use collector::config::Config;
+use collector::{Handles, RunError};
+use std::path::PathBuf;
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// A collector running in this process.
+pub struct RunningCollector {
+    pub url: String,
+    pub port: u16,
+    pub handles: Handles,
+    /// Holds the buffer, dead-letter and output files (`{dir}` in the YAML).
+    pub dir: tempfile::TempDir,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), RunError>>>,
+}
+
+impl RunningCollector {
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Signals shutdown and waits for `run` to return.
+    pub async fn stop(mut self) -> Result<(), RunError> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        match self.task.take() {
+            Some(t) => t.await.unwrap_or(Ok(())),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for RunningCollector {
+    fn drop(&mut self) {
+        if let Some(t) = &self.task {
+            t.abort();
+        }
+    }
+}
+
+/// Parses a YAML configuration, replacing `{dir}` with `dir`.
+pub fn config_in(yaml: &str, dir: &std::path::Path) -> Config {
+    let text = yaml.replace("{dir}", &dir.display().to_string());
+    Config::from_yaml(&text, &|k| std::env::var(k).ok())
+        .unwrap_or_else(|e| panic!("config: {e}\n{text}"))
+}
+
+/// Starts the collector in-process on 127.0.0.1 and a free port.
+pub async fn spawn_collector(yaml: &str) -> RunningCollector {
+    let dir = tempfile::tempdir().expect("tempdir");
+    spawn_collector_in(yaml, dir).await
+}
+
+/// Like [`spawn_collector`], in a given directory (to restart on the same buffer).
+pub async fn spawn_collector_in(yaml: &str, dir: tempfile::TempDir) -> RunningCollector {
+    let config = config_in(yaml, dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (handles_tx, handles_rx) = oneshot::channel();
+    let task = tokio::spawn(collector::run_with(
+        config,
+        listener,
+        async move {
+            let _ = stop_rx.await;
+        },
+        move |h| {
+            let _ = handles_tx.send(h);
+        },
+    ));
+    let handles = match handles_rx.await {
+        Ok(h) => h,
+        Err(_) => match task.await {
+            Ok(Err(e)) => panic!("collector failed to start: {e}"),
+            other => panic!("collector failed to start: {other:?}"),
+        },
+    };
+    RunningCollector {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        handles,
+        dir,
+        stop: Some(stop_tx),
+        task: Some(task),
+    }
+}
+
+/// Builds the collector binary once per test process and returns its path.
+pub fn collector_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let status = std::process::Command::new(env!("CARGO"))
+            .current_dir(repo_root())
+            .args(["build", "-p", "collector", "--bin", "collector"])
+            .env("CARGO_TARGET_DIR", target_dir())
+            .status()
+            .expect("run cargo build for the collector");
+        assert!(status.success(), "building the collector failed");
+        target_dir().join("debug").join("collector")
+    })
+    .clone()
+}
+
+/// The collector binary in its own process.
+pub struct CollectorProcess {
+    pub url: String,
+    pub port: u16,
+    pub stderr: Lines,
+    pub stdout: Lines,
+    child: KillOnDrop,
+}
+
+impl CollectorProcess {
+    pub fn pid(&self) -> u32 {
+        self.child.0.id().unwrap_or(0)
+    }
+
+    /// SIGKILL: no chance to flush or save anything.
+    pub async fn kill9(mut self) {
+        let _ = self.child.0.start_kill();
+        let _ = self.child.0.wait().await;
+    }
+
+    /// SIGTERM, then waits for the process to exit; returns its exit status code.
+    pub async fn terminate(mut self) -> Option<i32> {
+        let pid = self.pid();
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status();
+        self.child.0.wait().await.ok().and_then(|s| s.code())
+    }
+}
+
+/// Starts `collector serve --config <file>` with `listen` set to a free port.
+pub async fn spawn_collector_process(config_path: &std::path::Path, port: u16) -> CollectorProcess {
+    let mut child = tokio::process::Command::new(collector_bin())
+        .arg("serve")
+        .arg("--config")
+        .arg(config_path)
+        .env("EDGELOG_LOG", "collector=debug,info")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start collector");
+    let stdout = Lines::collect(child.stdout.take().expect("stdout"));
+    let stderr = Lines::collect(child.stderr.take().expect("stderr"));
+    let started = tokio::time::timeout(
+        Duration::from_secs(60),
+        wait_for_port(port, Duration::from_secs(60), "collector"),
+    )
+    .await;
+    if started.is_err() {
+        panic!("collector did not start:\n{}", stderr.snapshot().join("\n"));
+    }
+    CollectorProcess {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        stderr,
+        stdout,
+        child: KillOnDrop(child),
+    }
+}
+
+/// A free port for a collector process's `listen`.
+pub fn collector_port() -> u16 {
+    free_port()
+}
