@@ -293,6 +293,8 @@ pub struct RawKinesis {
     pub shard_refresh: Option<String>,
     /// Timeout of one PutRecords call.
     pub request_timeout: Option<String>,
+    /// How often DescribeStreamSummary checks the stream for `/readyz`.
+    pub health_check_interval: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -437,6 +439,8 @@ pub struct KinesisConfig {
     pub shard_refresh: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub request_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub health_check_interval: Duration,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -898,6 +902,10 @@ fn kinesis_config(k: RawKinesis, warnings: &mut Vec<String>) -> Result<KinesisCo
         request_timeout: duration(
             &format!("{key}.request_timeout"),
             k.request_timeout.as_deref().unwrap_or("30s"),
+        )?,
+        health_check_interval: duration(
+            &format!("{key}.health_check_interval"),
+            k.health_check_interval.as_deref().unwrap_or("10s"),
         )?,
     })
 }

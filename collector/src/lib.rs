@@ -10,9 +10,12 @@ pub mod buffer;
 pub mod config;
 pub mod deadletter;
 pub mod ingest;
+pub mod kpl;
 pub mod lines;
 pub mod metrics;
 pub mod output;
+pub mod partition;
+pub mod retry;
 pub mod server;
 pub mod tail;
 
@@ -91,22 +94,37 @@ pub async fn run_with(
     }
     let dead = Arc::new(DeadLetter::new(&config.dead_letter, metrics.clone()));
     let health = Arc::new(Health::default());
-    let output = match &config.output {
-        OutputConfig::Stdout => Output::Stdio(output::stdio::StdioOutput::stdout()),
-        OutputConfig::File { path } => {
-            Output::Stdio(output::stdio::StdioOutput::file(path.clone()))
-        }
-        OutputConfig::AwsKinesis(_) => Output::Kinesis(output::kinesis::KinesisOutput),
-    };
-    if matches!(output, Output::Stdio(_)) {
-        health.output_ready.store(true, Ordering::Release);
-        metrics.output_ready.set(1);
-    }
     let read_ahead = match config.buffer.kind {
         BufferKind::Disk => Some(DISK_READ_AHEAD_BYTES),
         BufferKind::Memory => None,
     };
     let acks = Arc::new(Acks::new(buffer.clone(), read_ahead, metrics.clone()));
+    let output = match &config.output {
+        OutputConfig::Stdout => Output::Stdio(output::stdio::StdioOutput::stdout()),
+        OutputConfig::File { path } => {
+            Output::Stdio(output::stdio::StdioOutput::file(path.clone()))
+        }
+        OutputConfig::AwsKinesis(k) => {
+            let api = output::kinesis_api::SdkKinesis::new(k)
+                .await
+                .map_err(OutputError::Start)?;
+            Output::Kinesis(Box::new(
+                output::kinesis::KinesisOutput::start(
+                    k,
+                    Arc::new(api),
+                    acks.clone(),
+                    dead.clone(),
+                    health.clone(),
+                    config.retry,
+                )
+                .await?,
+            ))
+        }
+    };
+    if matches!(output, Output::Stdio(_)) {
+        health.output_ready.store(true, Ordering::Release);
+        metrics.output_ready.set(1);
+    }
     let driver = tokio::spawn(output::drive(buffer.clone(), output, acks.clone()));
     let persister = {
         let buffer = buffer.clone();

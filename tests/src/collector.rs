@@ -179,3 +179,17 @@ pub async fn spawn_collector_process(config_path: &std::path::Path, port: u16) -
 pub fn collector_port() -> u16 {
     free_port()
 }
+
+/// Posts lines as one newline-delimited batch (optionally with the token header); returns the
+/// status code.
+pub async fn post_lines(url: &str, token: Option<&str>, lines: &[String]) -> u16 {
+    let mut body = lines.join("\n");
+    body.push('\n');
+    let mut req = reqwest::Client::new()
+        .post(format!("{url}/logs"))
+        .body(body);
+    if let Some(t) = token {
+        req = req.header("x-edgelog-token", t);
+    }
+    req.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
+}

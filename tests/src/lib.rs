@@ -7,11 +7,16 @@
 pub mod certs;
 pub mod collector;
 pub mod fastly;
+pub mod kinesis;
+pub mod kinesis_front;
+pub mod kpl;
 pub mod origin;
 pub mod paths;
 pub mod procs;
 pub mod viceroy;
 
 pub use collector::{spawn_collector, RunningCollector};
+pub use kinesis::{spawn_kinesalite, Kinesalite, KinesisClient};
+pub use kinesis_front::{spawn_kinesis_front, Faults, KinesisFront};
 pub use origin::{spawn_origin, Origin};
 pub use viceroy::{spawn_viceroy, EdgeSetup, Viceroy};

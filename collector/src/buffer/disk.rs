@@ -247,12 +247,7 @@ impl DiskBuffer {
             return Err(BufferError::Closed);
         }
         let payload = batch.joined().clone();
-        let len = payload.len() as u32;
-        let crc = crc32c::crc32c_append(crc32c::crc32c(&len.to_le_bytes()), &payload);
-        let mut header = [0u8; HEADER_LEN];
-        header[..4].copy_from_slice(&MAGIC.to_le_bytes());
-        header[4..8].copy_from_slice(&len.to_le_bytes());
-        header[8..].copy_from_slice(&crc.to_le_bytes());
+        let header = segment::header(&payload, super::now_ms());
         let size = (HEADER_LEN + payload.len()) as u64;
 
         self.capacity.reserve(size).await?;
@@ -347,7 +342,11 @@ impl DiskBuffer {
                 }
             };
             match read {
-                Read::Entry { batch, next } => {
+                Read::Entry {
+                    batch,
+                    arrived_ms,
+                    next,
+                } => {
                     let id = r.next_id;
                     r.next_id += 1;
                     let start = r.pos;
@@ -355,7 +354,11 @@ impl DiskBuffer {
                     let mut a = lock(&self.acks);
                     a.inflight.push_back((id, start, false));
                     a.reader_pos = r.pos;
-                    return Some(Entry { id, batch });
+                    return Some(Entry {
+                        id,
+                        batch,
+                        arrived_ms,
+                    });
                 }
                 Read::Corrupt { resume } => {
                     if seg > r.scanned_up_to {
@@ -472,6 +475,7 @@ impl Drop for DiskBuffer {
 enum Read {
     Entry {
         batch: LineBatch,
+        arrived_ms: u64,
         next: u64,
     },
     Corrupt {
@@ -502,9 +506,15 @@ fn read_at(file: &File, offset: u64, limit: Option<u64>) -> std::io::Result<Read
         if magic == MAGIC && HEADER_LEN as u64 + len <= avail {
             let mut buf = vec![0u8; HEADER_LEN + len as usize];
             file.read_exact_at(&mut buf, offset)?;
-            if let Scan::Entry { batch, next } = segment::scan(&Bytes::from(buf), 0) {
+            if let Scan::Entry {
+                batch,
+                arrived_ms,
+                next,
+            } = segment::scan(&Bytes::from(buf), 0)
+            {
                 return Ok(Read::Entry {
                     batch,
+                    arrived_ms,
                     next: offset + next as u64,
                 });
             }
@@ -514,8 +524,13 @@ fn read_at(file: &File, offset: u64, limit: Option<u64>) -> std::io::Result<Read
     let mut rest = vec![0u8; avail as usize];
     file.read_exact_at(&mut rest, offset)?;
     Ok(match segment::scan(&Bytes::from(rest), 0) {
-        Scan::Entry { batch, next } => Read::Entry {
+        Scan::Entry {
             batch,
+            arrived_ms,
+            next,
+        } => Read::Entry {
+            batch,
+            arrived_ms,
             next: offset + next as u64,
         },
         Scan::Corrupt { resume } if (resume as u64) < avail => Read::Corrupt {
@@ -804,7 +819,7 @@ mod tests {
             })
             .expect("segment");
         let mut data = std::fs::read(&seg).expect("read");
-        let one = segment::encode(&batch(0)).len();
+        let one = segment::encode(&batch(0), 0).len();
         data[one + HEADER_LEN + 1] ^= 0xff; // damage entry 1
         data.truncate(data.len() - 3); // tear entry 4
         std::fs::write(&seg, &data).expect("write");

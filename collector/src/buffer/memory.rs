@@ -65,7 +65,11 @@ impl MemoryBuffer {
         let id = s.next_id;
         s.next_id += 1;
         s.held.insert(id, size);
-        s.queue.push_back(Entry { id, batch });
+        s.queue.push_back(Entry {
+            id,
+            batch,
+            arrived_ms: super::now_ms(),
+        });
         self.metrics.buffer_entries.set(s.held.len() as i64);
         drop(s);
         self.readable.notify_one();

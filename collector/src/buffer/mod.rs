@@ -26,6 +26,16 @@ pub type EntryId = u64;
 pub struct Entry {
     pub id: EntryId,
     pub batch: LineBatch,
+    /// When ingest accepted the batch, Unix milliseconds.
+    pub arrived_ms: u64,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]

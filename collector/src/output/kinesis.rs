@@ -1,16 +1,1080 @@
-//! Kinesis output (being written).
-use super::Acks;
-use crate::buffer::Entry;
+//! The Kinesis output: lines become records, records become PutRecords calls.
+//!
+//! Stages: each line is placed (partition key, hash key, shard) by the [`Partitioner`]; with
+//! `aggregate: true` lines bound for the same shard are packed into KPL aggregated records; records
+//! fill batches by count, bytes and age; full batches go to sender lanes, several calls in flight.
+//! Keyed strategies map each key to one lane, which sends its batches one at a time, so the order
+//! per key is kept; unkeyed ones share a queue served by all lanes.
+//!
+//! Delivery: only the failed entries of a response are sent again, after the retry policy's
+//! backoff with jitter; throttling also slows every lane down through the shared [`Pacer`]. An
+//! entry that fails `max_retries` times goes to the dead-letter file with its last error code.
+//! Whole calls that fail for reasons of the moment (network, 5xx, throttling, credentials, a
+//! missing stream) are retried without limit: the lines wait safely in the buffer.
+//!
+//! Invariant: every line handed to [`KinesisOutput::submit`] is acknowledged exactly once, after
+//! Kinesis accepted it or after its dead-letter record is written.
+
+use super::kinesis_api::{is_throttle, CallError, KinesisApi, PutEntry};
+use super::{Acks, OutputError};
+use crate::buffer::{Entry, EntryId};
+use crate::config::{
+    BatchPolicy, KinesisConfig, PartitionKeySpec, RetryPolicy, KINESIS_MAX_BYTES_PER_CALL,
+    KINESIS_MAX_RECORDS_PER_CALL, KINESIS_MAX_RECORD_BYTES,
+};
+use crate::deadletter::{DeadLetter, DeadLine};
+use crate::ingest::Health;
+use crate::kpl::Aggregator;
+use crate::metrics::Metrics;
+use crate::partition::{Fallback, Partitioner, Placement, ShardMap, SharedShardMap};
+use crate::retry::{self, Pacer};
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
 
-pub struct KinesisOutput;
+/// One Kinesis record and the lines it carries.
+struct Rec {
+    put: PutEntry,
+    carried: Carried,
+    last_error: Option<String>,
+}
+
+enum Carried {
+    /// A plain record: one line of one entry (the line is the record's data).
+    Line(EntryId),
+    /// An aggregated record: lines from one or more entries.
+    Lines {
+        counts: Vec<(EntryId, usize)>,
+        lines: Vec<Bytes>,
+    },
+}
+
+impl Rec {
+    /// What Kinesis counts against its limits: data and partition key.
+    fn size(&self) -> usize {
+        self.put.data.len() + self.put.partition_key.len()
+    }
+
+    fn lines(&self) -> usize {
+        match &self.carried {
+            Carried::Line(_) => 1,
+            Carried::Lines { lines, .. } => lines.len(),
+        }
+    }
+}
+
+fn add_counts(counts: &mut Vec<(EntryId, usize)>, id: EntryId, n: usize) {
+    match counts.last_mut() {
+        Some((last, c)) if *last == id => *c += n,
+        _ => counts.push((id, n)),
+    }
+}
+
+/// What the sender lanes share.
+struct Sender {
+    api: Arc<dyn KinesisApi>,
+    stream: String,
+    retry: RetryPolicy,
+    pacer: Pacer,
+    metrics: Arc<Metrics>,
+    dead: Arc<DeadLetter>,
+    acks: Arc<Acks>,
+    shards: Arc<SharedShardMap>,
+    watch_shards: bool,
+}
+
+impl Sender {
+    /// Sends one batch until every record is accepted or dead-lettered.
+    async fn deliver(&self, mut recs: Vec<Rec>) {
+        let mut attempts: u32 = 0;
+        let mut outages: u32 = 0;
+        loop {
+            self.pacer.wait().await;
+            let entries: Vec<PutEntry> = recs.iter().map(|r| r.put.clone()).collect();
+            let bytes: usize = recs.iter().map(Rec::size).sum();
+            self.metrics.output_calls.inc();
+            self.metrics.output_batch_records.observe(recs.len() as f64);
+            self.metrics.output_batch_fill.observe(
+                (recs.len() as f64 / KINESIS_MAX_RECORDS_PER_CALL as f64)
+                    .max(bytes as f64 / KINESIS_MAX_BYTES_PER_CALL as f64),
+            );
+            let started = Instant::now();
+            let result = self.api.put_records(&self.stream, entries).await;
+            self.metrics
+                .output_put_latency
+                .observe_duration(started.elapsed());
+            match result {
+                Ok(outcomes) if outcomes.len() == recs.len() => {
+                    outages = 0;
+                    let mut failed = Vec::new();
+                    let mut delivered: Vec<(EntryId, usize)> = Vec::new();
+                    let (mut records, mut bytes, mut lines, mut throttled) =
+                        (0u64, 0u64, 0u64, 0u64);
+                    let map = self.watch_shards.then(|| self.shards.get());
+                    let mut unknown_shard = false;
+                    for (mut rec, outcome) in recs.into_iter().zip(outcomes) {
+                        match outcome {
+                            Ok(shard_id) => {
+                                if let Some(m) = &map {
+                                    unknown_shard |= !m.is_empty() && !m.contains_id(&shard_id);
+                                }
+                                records += 1;
+                                bytes += rec.size() as u64;
+                                lines += rec.lines() as u64;
+                                match &rec.carried {
+                                    Carried::Line(id) => add_counts(&mut delivered, *id, 1),
+                                    Carried::Lines { counts, .. } => {
+                                        for (id, n) in counts {
+                                            add_counts(&mut delivered, *id, *n);
+                                        }
+                                    }
+                                }
+                            }
+                            Err(code) => {
+                                self.metrics.output_failed_entries.inc(&code);
+                                if is_throttle(&code) {
+                                    throttled += 1;
+                                }
+                                rec.last_error = Some(code);
+                                failed.push(rec);
+                            }
+                        }
+                    }
+                    self.metrics.output_records.add(records);
+                    self.metrics.output_bytes.add(bytes);
+                    self.metrics.output_lines.add(lines);
+                    self.acks.done_many(delivered);
+                    if unknown_shard {
+                        // A shard we do not know accepted a record: the stream was resharded.
+                        self.shards.mark_stale();
+                    }
+                    if throttled > 0 {
+                        self.metrics.output_throttles.add(throttled);
+                        self.pacer.throttled();
+                    } else {
+                        self.pacer.succeeded();
+                    }
+                    if failed.is_empty() {
+                        return;
+                    }
+                    recs = failed;
+                    attempts += 1;
+                }
+                Ok(outcomes) => {
+                    // A response that does not match the request: send it all again.
+                    tracing::warn!(
+                        sent = recs.len(),
+                        got = outcomes.len(),
+                        "PutRecords answered a different number of records"
+                    );
+                    self.metrics.output_call_errors.inc("MismatchedResponse");
+                    attempts += 1;
+                    for r in &mut recs {
+                        r.last_error = Some("MismatchedResponse".into());
+                    }
+                }
+                Err(CallError::Transient {
+                    code,
+                    message,
+                    throttled,
+                }) => {
+                    self.metrics.output_call_errors.inc(&code);
+                    if throttled {
+                        self.metrics.output_throttles.inc();
+                        self.pacer.throttled();
+                    }
+                    outages += 1;
+                    if outages == 1 || outages.is_power_of_two() {
+                        tracing::warn!(%code, %message, records = recs.len(), attempt = outages, "PutRecords failed; retrying (the lines stay buffered)");
+                    }
+                    self.metrics.output_retries.add(recs.len() as u64);
+                    tokio::time::sleep(retry::delay(&self.retry, outages)).await;
+                    continue;
+                }
+                Err(CallError::Permanent { code, message }) => {
+                    self.metrics.output_call_errors.inc(&code);
+                    tracing::warn!(%code, %message, records = recs.len(), "PutRecords refused the request");
+                    for r in &mut recs {
+                        r.last_error = Some(code.clone());
+                    }
+                    attempts += 1;
+                }
+            }
+            if attempts > self.retry.max_retries {
+                self.dead_letter(recs, "retries_exhausted").await;
+                return;
+            }
+            self.metrics.output_retries.add(recs.len() as u64);
+            tokio::time::sleep(retry::delay(&self.retry, attempts)).await;
+        }
+    }
+
+    /// Writes the records' lines to the dead-letter file, then acknowledges them. A dead-letter
+    /// write that fails is retried: nothing is acknowledged without its trace.
+    async fn dead_letter(&self, recs: Vec<Rec>, reason: &'static str) {
+        let mut dead = Vec::new();
+        let mut counts = Vec::new();
+        for r in recs {
+            let code = r.last_error.clone();
+            match r.carried {
+                Carried::Line(id) => {
+                    add_counts(&mut counts, id, 1);
+                    dead.push(DeadLine {
+                        line: r.put.data,
+                        reason,
+                        error_code: code,
+                        detail: None,
+                    });
+                }
+                Carried::Lines { counts: c, lines } => {
+                    for (id, n) in c {
+                        add_counts(&mut counts, id, n);
+                    }
+                    dead.extend(lines.into_iter().map(|line| DeadLine {
+                        line,
+                        reason,
+                        error_code: code.clone(),
+                        detail: Some("sent in a KPL aggregated record".into()),
+                    }));
+                }
+            }
+        }
+        let n = dead.len();
+        loop {
+            match self.dead.write(dead.clone()).await {
+                Ok(()) => break,
+                Err(e) => {
+                    tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+            }
+        }
+        tracing::warn!(lines = n, reason, "lines written to the dead-letter file");
+        self.acks.done_many(counts);
+    }
+}
+
+/// An open batch waiting to fill.
+#[derive(Default)]
+struct OpenBatch {
+    recs: Vec<Rec>,
+    bytes: usize,
+    since: Option<Instant>,
+}
+
+/// An aggregated record being filled for one shard.
+struct OpenAgg {
+    agg: Aggregator,
+    counts: Vec<(EntryId, usize)>,
+    lines: Vec<Bytes>,
+    since: Instant,
+}
+
+enum Lanes {
+    /// One queue served by every lane (order does not matter).
+    Shared(mpsc::Sender<Vec<Rec>>),
+    /// A queue per lane (order per key).
+    Keyed(Vec<mpsc::Sender<Vec<Rec>>>),
+}
+
+pub struct KinesisOutput {
+    sender: Arc<Sender>,
+    partitioner: Partitioner,
+    batch: BatchPolicy,
+    aggregate: bool,
+    lanes: Option<Lanes>,
+    lane_count: usize,
+    open: Vec<OpenBatch>,
+    aggs: HashMap<usize, OpenAgg>,
+    workers: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+    next_lane: usize,
+}
+
+fn start_error(cfg: &KinesisConfig, e: &CallError) -> OutputError {
+    let code = e.code();
+    let why = match code {
+        "ResourceNotFoundException" => format!(
+            "output.aws_kinesis.stream_name: stream {:?} does not exist ({e})",
+            cfg.stream_name
+        ),
+        "UnrecognizedClientException"
+        | "InvalidSignatureException"
+        | "AccessDeniedException"
+        | "ExpiredTokenException"
+        | "MissingAuthenticationToken"
+        | "IncompleteSignature"
+        | "InvalidClientTokenId"
+        | "NoCredentials" => {
+            format!("output.aws_kinesis.credentials: Kinesis refused the credentials ({e})")
+        }
+        "ConnectionError" | "Timeout" => format!(
+            "output.aws_kinesis: cannot reach Kinesis at {} ({e})",
+            cfg.endpoint_url
+                .as_deref()
+                .unwrap_or("the region's endpoint")
+        ),
+        _ => format!(
+            "output.aws_kinesis: checking stream {:?} failed ({e})",
+            cfg.stream_name
+        ),
+    };
+    OutputError::Start(why)
+}
 
 impl KinesisOutput {
-    pub async fn submit(&mut self, _entry: Entry, _acks: &Arc<Acks>) {}
-    pub async fn flush_due(&mut self) {}
-    pub fn tick_every(&self) -> Duration {
-        Duration::from_secs(1)
+    /// Checks the stream (DescribeStreamSummary), loads the shard map when the strategy needs
+    /// it, and starts the sender lanes and background checks.
+    pub async fn start(
+        cfg: &KinesisConfig,
+        api: Arc<dyn KinesisApi>,
+        acks: Arc<Acks>,
+        dead: Arc<DeadLetter>,
+        health: Arc<Health>,
+        retry_policy: RetryPolicy,
+    ) -> Result<KinesisOutput, OutputError> {
+        let metrics = acks.metrics().clone();
+        let state = api
+            .describe(&cfg.stream_name)
+            .await
+            .map_err(|e| start_error(cfg, &e))?;
+        if state.status != "ACTIVE" && state.status != "UPDATING" {
+            return Err(OutputError::Start(format!(
+                "output.aws_kinesis.stream_name: stream {:?} is {}, not ACTIVE",
+                cfg.stream_name, state.status
+            )));
+        }
+        let shards = Arc::new(SharedShardMap::default());
+        let needs_map = cfg.aggregate || Partitioner::needs_shard_map(&cfg.partition_key);
+        if needs_map {
+            match api.list_shards(&cfg.stream_name).await {
+                Ok(list) if !list.is_empty() => shards.set(ShardMap::new(list)),
+                Ok(_) => tracing::warn!("ListShards returned no open shard"),
+                Err(e) if cfg.partition_key == PartitionKeySpec::ShardBalanced || cfg.aggregate => {
+                    return Err(OutputError::Start(format!(
+                        "output.aws_kinesis: ListShards failed ({e}); shard-balanced and aggregated sending need kinesis:ListShards"
+                    )))
+                }
+                Err(e) => tracing::warn!(error = %e, "ListShards failed; lines without the partition-key field use a fixed key"),
+            }
+        }
+        health.output_ready.store(true, Ordering::Release);
+        metrics.output_ready.set(1);
+        tracing::info!(
+            stream = %cfg.stream_name,
+            status = %state.status,
+            open_shards = shards.get().len(),
+            "Kinesis stream checked"
+        );
+
+        let sender = Arc::new(Sender {
+            api: api.clone(),
+            stream: cfg.stream_name.clone(),
+            retry: retry_policy,
+            pacer: Pacer::new(retry_policy.max_wait),
+            metrics: metrics.clone(),
+            dead,
+            acks,
+            shards: shards.clone(),
+            watch_shards: needs_map,
+        });
+
+        let keyed = cfg.aggregate
+            || matches!(
+                cfg.partition_key,
+                PartitionKeySpec::Field(_)
+                    | PartitionKeySpec::Static(_)
+                    | PartitionKeySpec::Timestamp
+            );
+        let lane_count = cfg.max_in_flight;
+        let mut workers = Vec::new();
+        let lanes = if keyed {
+            let mut txs = Vec::new();
+            for _ in 0..lane_count {
+                let (tx, mut rx) = mpsc::channel::<Vec<Rec>>(1);
+                let s = sender.clone();
+                workers.push(tokio::spawn(async move {
+                    while let Some(recs) = rx.recv().await {
+                        s.deliver(recs).await;
+                    }
+                }));
+                txs.push(tx);
+            }
+            Lanes::Keyed(txs)
+        } else {
+            let (tx, rx) = mpsc::channel::<Vec<Rec>>(lane_count);
+            let rx = Arc::new(tokio::sync::Mutex::new(rx));
+            for _ in 0..lane_count {
+                let s = sender.clone();
+                let rx = rx.clone();
+                workers.push(tokio::spawn(async move {
+                    loop {
+                        let next = rx.lock().await.recv().await;
+                        match next {
+                            Some(recs) => s.deliver(recs).await,
+                            None => break,
+                        }
+                    }
+                }));
+            }
+            Lanes::Shared(tx)
+        };
+
+        let mut background = Vec::new();
+        if needs_map {
+            let api = api.clone();
+            let stream = cfg.stream_name.clone();
+            let every = cfg.shard_refresh;
+            let shards = shards.clone();
+            let metrics = metrics.clone();
+            background.push(tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(every) => {}
+                        _ = shards.stale() => {}
+                    }
+                    match api.list_shards(&stream).await {
+                        Ok(list) if !list.is_empty() => {
+                            let map = ShardMap::new(list);
+                            metrics.output_shard_refreshes.inc();
+                            if *shards.get() != map {
+                                tracing::info!(open_shards = map.len(), "the stream's shards changed; spreading over the new ones");
+                                shards.set(map);
+                            }
+                        }
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "ListShards failed; keeping the current shard map"),
+                    }
+                }
+            }));
+        }
+        {
+            let api = api.clone();
+            let stream = cfg.stream_name.clone();
+            let every = cfg.health_check_interval;
+            background.push(tokio::spawn(async move {
+                loop {
+                    tokio::time::sleep(every).await;
+                    let ok = matches!(api.describe(&stream).await, Ok(s) if s.status == "ACTIVE" || s.status == "UPDATING");
+                    if health.output_ready.swap(ok, Ordering::AcqRel) != ok {
+                        tracing::info!(ready = ok, "Kinesis stream readiness changed");
+                    }
+                    metrics.output_ready.set(ok as i64);
+                }
+            }));
+        }
+
+        let open_count = if keyed { lane_count } else { 1 };
+        Ok(KinesisOutput {
+            sender,
+            partitioner: Partitioner::new(cfg.partition_key.clone(), shards),
+            batch: cfg.batch,
+            aggregate: cfg.aggregate,
+            lanes: Some(lanes),
+            lane_count,
+            open: (0..open_count).map(|_| OpenBatch::default()).collect(),
+            aggs: HashMap::new(),
+            workers,
+            background,
+            next_lane: 0,
+        })
     }
-    pub async fn finish(&mut self) {}
+
+    /// How often [`KinesisOutput::flush_due`] should run.
+    pub fn tick_every(&self) -> Duration {
+        (self.batch.duration / 4).clamp(Duration::from_millis(5), Duration::from_millis(250))
+    }
+
+    pub async fn submit(&mut self, entry: Entry, _acks: &Arc<Acks>) {
+        let map = self.partitioner.shard_map();
+        for i in 0..entry.batch.len() {
+            let line = entry.batch.line(i);
+            let (place, fallback) = self.partitioner.place(&map, &line, entry.arrived_ms);
+            if fallback == Fallback::MissingField {
+                self.sender.metrics.output_partition_fallback.inc();
+            }
+            if self.aggregate {
+                self.add_aggregated(entry.id, line, place).await;
+            } else {
+                let lane = self.lane_for(&place);
+                let rec = Rec {
+                    put: PutEntry {
+                        data: line,
+                        partition_key: place.partition_key,
+                        explicit_hash_key: place.explicit_hash_key,
+                    },
+                    carried: Carried::Line(entry.id),
+                    last_error: None,
+                };
+                self.add_record(lane, rec).await;
+            }
+        }
+    }
+
+    fn lane_for(&mut self, place: &Placement) -> usize {
+        match self.lanes {
+            Some(Lanes::Keyed(_)) => {
+                let key = if self.aggregate {
+                    place.shard.map(|s| s as u64).or(place.affinity)
+                } else {
+                    place.affinity
+                };
+                match key {
+                    Some(k) => (k % self.lane_count as u64) as usize,
+                    None => {
+                        self.next_lane = (self.next_lane + 1) % self.lane_count;
+                        self.next_lane
+                    }
+                }
+            }
+            _ => 0,
+        }
+    }
+
+    async fn add_record(&mut self, lane: usize, rec: Rec) {
+        if rec.size() > KINESIS_MAX_RECORD_BYTES {
+            let size = rec.size();
+            let mut rec = rec;
+            rec.last_error = Some(format!(
+                "{size} bytes with its partition key > {KINESIS_MAX_RECORD_BYTES}"
+            ));
+            self.sender.dead_letter(vec![rec], "record_too_large").await;
+            return;
+        }
+        let full = {
+            let ob = &self.open[lane];
+            !ob.recs.is_empty()
+                && (ob.recs.len() >= self.batch.size
+                    || ob.bytes + rec.size() > self.batch.max_batch_bytes)
+        };
+        if full {
+            self.send(lane).await;
+        }
+        let ob = &mut self.open[lane];
+        ob.bytes += rec.size();
+        ob.recs.push(rec);
+        ob.since.get_or_insert_with(Instant::now);
+        if ob.recs.len() >= self.batch.size {
+            self.send(lane).await;
+        }
+    }
+
+    async fn add_aggregated(&mut self, id: EntryId, line: Bytes, place: Placement) {
+        let shard = place.shard.unwrap_or(0);
+        let limit = KINESIS_MAX_RECORD_BYTES;
+        let fits = self.aggs.get(&shard).is_none_or(|o| {
+            o.agg.fits(
+                &place.partition_key,
+                place.explicit_hash_key.as_ref(),
+                line.len(),
+                limit,
+            )
+        });
+        if !fits {
+            self.emit_aggregate(shard).await;
+        }
+        let alone_fits = Aggregator::default().fits(
+            &place.partition_key,
+            place.explicit_hash_key.as_ref(),
+            line.len(),
+            limit,
+        );
+        if !alone_fits {
+            // Too big to aggregate: a plain record (deaggregators pass those through).
+            let lane = self.lane_for(&place);
+            let rec = Rec {
+                put: PutEntry {
+                    data: line,
+                    partition_key: place.partition_key,
+                    explicit_hash_key: place.explicit_hash_key,
+                },
+                carried: Carried::Line(id),
+                last_error: None,
+            };
+            self.add_record(lane, rec).await;
+            return;
+        }
+        let open = self.aggs.entry(shard).or_insert_with(|| OpenAgg {
+            agg: Aggregator::default(),
+            counts: Vec::new(),
+            lines: Vec::new(),
+            since: Instant::now(),
+        });
+        open.agg
+            .add(place.partition_key, place.explicit_hash_key, line.clone());
+        add_counts(&mut open.counts, id, 1);
+        open.lines.push(line);
+    }
+
+    /// Turns the shard's open aggregate into a record in its lane's batch.
+    async fn emit_aggregate(&mut self, shard: usize) -> Option<usize> {
+        let mut open = self.aggs.remove(&shard)?;
+        if open.agg.is_empty() {
+            return None;
+        }
+        let partition_key = open.agg.first_key().cloned()?;
+        let explicit_hash_key = open.agg.first_hash_key().cloned();
+        let data = open.agg.finish();
+        let lane = shard % self.lane_count;
+        let rec = Rec {
+            put: PutEntry {
+                data,
+                partition_key,
+                explicit_hash_key,
+            },
+            carried: Carried::Lines {
+                counts: open.counts,
+                lines: open.lines,
+            },
+            last_error: None,
+        };
+        self.add_record(lane, rec).await;
+        Some(lane)
+    }
+
+    /// Hands lane `lane`'s open batch to its sender (waits while the lane is busy).
+    async fn send(&mut self, lane: usize) {
+        let ob = std::mem::take(&mut self.open[lane]);
+        if ob.recs.is_empty() {
+            return;
+        }
+        let sent = match &self.lanes {
+            Some(Lanes::Shared(tx)) => tx.send(ob.recs).await.is_ok(),
+            Some(Lanes::Keyed(txs)) => txs[lane].send(ob.recs).await.is_ok(),
+            None => false,
+        };
+        if !sent {
+            tracing::error!("Kinesis sender lanes are closed; lines stay in the buffer");
+        }
+    }
+
+    /// Sends what has waited for `batch.duration`.
+    pub async fn flush_due(&mut self) {
+        let now = Instant::now();
+        let due_aggs: Vec<usize> = self
+            .aggs
+            .iter()
+            .filter(|(_, o)| now.duration_since(o.since) >= self.batch.duration)
+            .map(|(s, _)| *s)
+            .collect();
+        let mut touched = Vec::new();
+        for s in due_aggs {
+            if let Some(lane) = self.emit_aggregate(s).await {
+                touched.push(lane);
+            }
+        }
+        for lane in 0..self.open.len() {
+            let due = self.open[lane]
+                .since
+                .is_some_and(|t| now.duration_since(t) >= self.batch.duration);
+            if due || touched.contains(&lane) {
+                self.send(lane).await;
+            }
+        }
+    }
+
+    /// Sends everything and waits until it is delivered or dead-lettered.
+    pub async fn finish(&mut self) {
+        let shards: Vec<usize> = self.aggs.keys().copied().collect();
+        for s in shards {
+            self.emit_aggregate(s).await;
+        }
+        for lane in 0..self.open.len() {
+            self.send(lane).await;
+        }
+        self.lanes = None; // closes the queues; workers exit when drained
+        for w in self.workers.drain(..) {
+            let _ = w.await;
+        }
+        for b in self.background.drain(..) {
+            b.abort();
+        }
+    }
+}
+
+impl Drop for KinesisOutput {
+    fn drop(&mut self) {
+        for b in &self.background {
+            b.abort();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::buffer::Buffer;
+    use crate::config::{BufferConfig, BufferKind, FsyncPolicy, WhenFull};
+    use crate::lines::LineBatch;
+    use crate::output::kinesis_api::{EntryResult, StreamState};
+    use crate::partition::Shard;
+    use futures::future::BoxFuture;
+    use std::sync::Mutex;
+
+    /// One scripted answer: entries (by index) to fail with a code, or a whole-call error.
+    type Step = Result<Vec<(usize, &'static str)>, CallError>;
+
+    /// A scripted Kinesis: records every call, fails entries as told.
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<Vec<PutEntry>>>,
+        /// Per call, in order: entries (by index) to fail with this code, or a whole-call error.
+        script: Mutex<Vec<Step>>,
+        shards: Mutex<Vec<Shard>>,
+        describe_error: Mutex<Option<CallError>>,
+    }
+
+    impl KinesisApi for Fake {
+        fn put_records<'a>(
+            &'a self,
+            _: &'a str,
+            entries: Vec<PutEntry>,
+        ) -> BoxFuture<'a, Result<Vec<EntryResult>, CallError>> {
+            Box::pin(async move {
+                let step = {
+                    let mut s = self.script.lock().expect("lock");
+                    if s.is_empty() {
+                        Ok(vec![])
+                    } else {
+                        s.remove(0)
+                    }
+                };
+                let n = entries.len();
+                self.calls.lock().expect("lock").push(entries);
+                let fails = step?;
+                Ok((0..n)
+                    .map(|i| match fails.iter().find(|(j, _)| *j == i) {
+                        Some((_, code)) => Err(code.to_string()),
+                        None => Ok("shardId-000000000000".to_string()),
+                    })
+                    .collect())
+            })
+        }
+        fn list_shards<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Shard>, CallError>> {
+            Box::pin(async move { Ok(self.shards.lock().expect("lock").clone()) })
+        }
+        fn describe<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<StreamState, CallError>> {
+            Box::pin(async move {
+                match self.describe_error.lock().expect("lock").clone() {
+                    Some(e) => Err(e),
+                    None => Ok(StreamState {
+                        status: "ACTIVE".into(),
+                        open_shards: Some(1),
+                    }),
+                }
+            })
+        }
+    }
+
+    fn cfg(partition_key: PartitionKeySpec, size: usize) -> KinesisConfig {
+        KinesisConfig {
+            stream_name: "s".into(),
+            partition_key,
+            region: None,
+            endpoint_url: None,
+            credentials: None,
+            batch: BatchPolicy {
+                size,
+                duration: Duration::from_millis(50),
+                max_batch_bytes: KINESIS_MAX_BYTES_PER_CALL,
+            },
+            aggregate: false,
+            max_in_flight: 2,
+            shard_refresh: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(5),
+            health_check_interval: Duration::from_secs(10),
+        }
+    }
+
+    fn retry_policy() -> RetryPolicy {
+        RetryPolicy {
+            max_retries: 2,
+            initial_wait: Duration::from_millis(1),
+            max_wait: Duration::from_millis(5),
+            backoff: crate::config::Backoff::Exponential,
+        }
+    }
+
+    struct Rig {
+        fake: Arc<Fake>,
+        buffer: Arc<Buffer>,
+        acks: Arc<Acks>,
+        dead_path: std::path::PathBuf,
+        metrics: Arc<Metrics>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn rig() -> Rig {
+        let dir = tempfile::tempdir().expect("tmp");
+        let metrics = Arc::new(Metrics::default());
+        let buffer = Arc::new(
+            Buffer::open(
+                &BufferConfig {
+                    kind: BufferKind::Memory,
+                    dir: dir.path().into(),
+                    max_bytes: 1 << 30,
+                    fsync: FsyncPolicy::Never,
+                    fsync_interval: Duration::from_millis(100),
+                    when_full: WhenFull::Reject,
+                    block_timeout: Duration::from_secs(1),
+                    segment_bytes: 1 << 20,
+                },
+                metrics.clone(),
+            )
+            .expect("buffer"),
+        );
+        let acks = Arc::new(Acks::new(buffer.clone(), None, metrics.clone()));
+        Rig {
+            fake: Arc::new(Fake::default()),
+            buffer,
+            acks,
+            dead_path: dir.path().join("dead.ndjson"),
+            metrics,
+            _dir: dir,
+        }
+    }
+
+    async fn output(r: &Rig, c: &KinesisConfig) -> Result<KinesisOutput, OutputError> {
+        let dead = Arc::new(DeadLetter::new(&r.dead_path, r.metrics.clone()));
+        KinesisOutput::start(
+            c,
+            r.fake.clone(),
+            r.acks.clone(),
+            dead,
+            Arc::new(Health::default()),
+            retry_policy(),
+        )
+        .await
+    }
+
+    async fn feed(r: &Rig, out: &mut KinesisOutput, lines: Vec<String>) {
+        r.buffer
+            .append(LineBatch::from_lines(lines))
+            .await
+            .expect("append");
+        let e = r.buffer.next().await.expect("entry");
+        r.acks.register(&e).await;
+        out.submit(e, &r.acks).await;
+    }
+
+    #[tokio::test]
+    async fn only_failed_entries_are_sent_again_and_everything_is_acked_once() {
+        let r = rig();
+        r.fake.script.lock().expect("lock").extend([
+            Ok(vec![
+                (1, "ProvisionedThroughputExceededException"),
+                (3, "InternalFailure"),
+            ]),
+            Ok(vec![(0, "ProvisionedThroughputExceededException")]),
+            Ok(vec![]),
+        ]);
+        let mut out = output(&r, &cfg(PartitionKeySpec::Static("k".into()), 5))
+            .await
+            .expect("start");
+        feed(&r, &mut out, (0..5).map(|i| format!("line{i}")).collect()).await;
+        out.finish().await;
+        let calls = r.fake.calls.lock().expect("lock");
+        let datas = |c: &Vec<PutEntry>| {
+            c.iter()
+                .map(|e| String::from_utf8_lossy(&e.data).into_owned())
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(
+            datas(&calls[0]),
+            ["line0", "line1", "line2", "line3", "line4"]
+        );
+        assert_eq!(
+            datas(&calls[1]),
+            ["line1", "line3"],
+            "only the failed entries, in order"
+        );
+        assert_eq!(datas(&calls[2]), ["line1"]);
+        assert_eq!(calls.len(), 3);
+        assert_eq!(r.acks.outstanding(), 0, "entry acknowledged");
+        assert_eq!(r.metrics.output_lines.get(), 5);
+        assert_eq!(
+            r.metrics
+                .output_failed_entries
+                .get("ProvisionedThroughputExceededException"),
+            2
+        );
+        assert_eq!(r.metrics.output_throttles.get(), 2);
+        assert!(!r.dead_path.exists());
+    }
+
+    #[tokio::test]
+    async fn after_max_retries_records_go_to_the_dead_letter_file_with_their_code() {
+        let r = rig();
+        let always = (0..10).map(|_| Ok(vec![(0, "ProvisionedThroughputExceededException")]));
+        r.fake.script.lock().expect("lock").extend(always);
+        let mut out = output(&r, &cfg(PartitionKeySpec::Static("k".into()), 2))
+            .await
+            .expect("start");
+        feed(&r, &mut out, vec!["doomed".into(), "fine".into()]).await;
+        out.finish().await;
+        assert_eq!(
+            r.fake.calls.lock().expect("lock").len(),
+            3,
+            "1 try + max_retries 2"
+        );
+        let dead = std::fs::read_to_string(&r.dead_path).expect("dead letter");
+        let rec: serde_json::Value = serde_json::from_str(dead.trim()).expect("json");
+        assert_eq!(rec["line"], "doomed");
+        assert_eq!(rec["reason"], "retries_exhausted");
+        assert_eq!(rec["error_code"], "ProvisionedThroughputExceededException");
+        assert_eq!(r.acks.outstanding(), 0);
+        assert_eq!(r.metrics.output_lines.get(), 1);
+        assert_eq!(r.metrics.dead_lettered.get("retries_exhausted"), 1);
+    }
+
+    #[tokio::test]
+    async fn outages_are_retried_without_dead_lettering() {
+        let r = rig();
+        let down = CallError::Transient {
+            code: "ConnectionError".into(),
+            message: "refused".into(),
+            throttled: false,
+        };
+        r.fake
+            .script
+            .lock()
+            .expect("lock")
+            .extend((0..6).map(|_| Err(down.clone())).chain([Ok(vec![])]));
+        let mut out = output(&r, &cfg(PartitionKeySpec::Random, 1))
+            .await
+            .expect("start");
+        feed(&r, &mut out, vec!["survives".into()]).await;
+        out.finish().await;
+        assert_eq!(r.fake.calls.lock().expect("lock").len(), 7);
+        assert!(!r.dead_path.exists());
+        assert_eq!(r.metrics.output_lines.get(), 1);
+        assert_eq!(r.metrics.output_call_errors.get("ConnectionError"), 6);
+    }
+
+    #[tokio::test]
+    async fn batches_fill_by_count_and_bytes_and_flush_by_age() {
+        // By count: 7 records in batches of 3; the 7th goes when it is old enough.
+        let r = rig();
+        let mut out = output(&r, &cfg(PartitionKeySpec::Random, 3))
+            .await
+            .expect("start");
+        feed(&r, &mut out, (0..7).map(|i| format!("{i}")).collect()).await;
+        out.flush_due().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            r.fake.calls.lock().expect("lock").len(),
+            2,
+            "the 7th waits for its batch"
+        );
+        tokio::time::sleep(Duration::from_millis(60)).await;
+        out.flush_due().await;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let sizes: Vec<usize> = r
+            .fake
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [3, 3, 1]);
+        out.finish().await;
+
+        // By bytes: 36-character UUID keys make each 1-byte line a 37-byte record; 100 bytes
+        // hold two of them, and a 66-byte record only alone.
+        let r = rig();
+        let mut c = cfg(PartitionKeySpec::Random, 500);
+        c.batch.max_batch_bytes = 100;
+        let mut out = output(&r, &c).await.expect("start");
+        feed(
+            &r,
+            &mut out,
+            vec![
+                "a".into(),
+                "b".into(),
+                "c".into(),
+                "x".repeat(30),
+                "y".into(),
+            ],
+        )
+        .await;
+        out.finish().await;
+        let sizes: Vec<usize> = r
+            .fake
+            .calls
+            .lock()
+            .expect("lock")
+            .iter()
+            .map(Vec::len)
+            .collect();
+        assert_eq!(sizes, [2, 1, 1, 1], "{sizes:?}");
+    }
+
+    #[tokio::test]
+    async fn keyed_lanes_keep_order_per_key() {
+        let r = rig();
+        let mut out = output(&r, &cfg(PartitionKeySpec::Field(vec!["k".into()]), 4))
+            .await
+            .expect("start");
+        let lines: Vec<String> = (0..200)
+            .map(|i| format!("{{\"k\":\"key{}\",\"i\":{i}}}", i % 7))
+            .collect();
+        feed(&r, &mut out, lines).await;
+        out.finish().await;
+        let mut last: HashMap<String, i64> = HashMap::new();
+        for call in r.fake.calls.lock().expect("lock").iter() {
+            for e in call {
+                let v: serde_json::Value = serde_json::from_slice(&e.data).expect("json");
+                let k = v["k"].as_str().expect("k").to_string();
+                assert_eq!(e.partition_key.as_ref(), k);
+                let i = v["i"].as_i64().expect("i");
+                let prev = last.insert(k, i).unwrap_or(-1);
+                assert!(i > prev);
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn too_large_records_are_dead_lettered() {
+        let r = rig();
+        let mut out = output(&r, &cfg(PartitionKeySpec::Field(vec!["k".into()]), 10))
+            .await
+            .expect("start");
+        let big = format!(
+            "{{\"k\":\"{}\",\"pad\":\"{}\"}}",
+            "K".repeat(200),
+            "p".repeat(KINESIS_MAX_RECORD_BYTES - 220)
+        );
+        feed(&r, &mut out, vec![big, "{\"k\":\"small\"}".into()]).await;
+        out.finish().await;
+        let dead = std::fs::read_to_string(&r.dead_path).expect("dead");
+        assert!(dead.contains("record_too_large"));
+        assert_eq!(r.metrics.output_lines.get(), 1);
+        assert_eq!(r.acks.outstanding(), 0);
+    }
+
+    #[tokio::test]
+    async fn start_fails_clearly_for_a_missing_stream_or_refused_credentials() {
+        for (code, want) in [
+            ("ResourceNotFoundException", "does not exist"),
+            ("UnrecognizedClientException", "refused the credentials"),
+        ] {
+            let r = rig();
+            *r.fake.describe_error.lock().expect("lock") = Some(CallError::Transient {
+                code: code.into(),
+                message: "m".into(),
+                throttled: false,
+            });
+            let err = output(&r, &cfg(PartitionKeySpec::Random, 1))
+                .await
+                .err()
+                .expect("fails");
+            assert!(err.to_string().contains(want), "{err}");
+        }
+    }
 }

@@ -6,6 +6,7 @@
 //! only when every one of its lines is accounted for, whatever order calls complete in.
 
 pub mod kinesis;
+pub mod kinesis_api;
 pub mod stdio;
 
 use crate::buffer::{Buffer, Entry, EntryId};
@@ -122,7 +123,7 @@ pub enum OutputError {
 /// The configured output.
 pub enum Output {
     Stdio(stdio::StdioOutput),
-    Kinesis(kinesis::KinesisOutput),
+    Kinesis(Box<kinesis::KinesisOutput>),
 }
 
 impl Output {

@@ -1,0 +1,541 @@
+//! The collector's Kinesis output against a real emulator (kinesalite), with a fault-injecting
+//! front where Kinesis must throttle or fail: every line posted is read back from the stream.
+
+use edgelog_testkit::collector::{config_in, post_lines};
+use edgelog_testkit::kinesis::StoredRecord;
+use edgelog_testkit::kpl::{deaggregate, DeaggError};
+use edgelog_testkit::{
+    spawn_collector, spawn_kinesalite, spawn_kinesis_front, Faults, KinesisClient,
+};
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+/// A collector configuration writing to `stream` at `endpoint`; `kinesis` adds keys to the
+/// `aws_kinesis` block, `top` adds top-level keys.
+fn yaml(endpoint: &str, stream: &str, kinesis: &str, top: &str) -> String {
+    format!(
+        "fastly: {{service_ids: [\"*\"]}}\n\
+         buffer: {{type: disk, dir: \"{{dir}}/buffer\", fsync: never}}\n\
+         dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
+         output:\n  aws_kinesis:\n    stream_name: {stream}\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n\
+         \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n\
+         \x20   batch: {{duration: 100ms}}\n{kinesis}\
+         \x20 retry: {{max_retries: 20, initial_wait: 10ms, max_wait: 100ms}}\n{top}"
+    )
+}
+
+fn lines(prefix: &str, n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("{{\"id\":\"{prefix}-{i}\",\"n\":{i}}}"))
+        .collect()
+}
+
+async fn post_all(url: &str, all: &[String], per_batch: usize) {
+    for chunk in all.chunks(per_batch) {
+        assert_eq!(post_lines(url, None, chunk).await, 204);
+    }
+}
+
+/// The lines in the stream (aggregated records unpacked), with no duplicate allowed.
+fn exactly_once(records: &[StoredRecord], expected: &[String]) {
+    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
+    for r in records {
+        match deaggregate(&r.data) {
+            Ok(users) => {
+                for u in users {
+                    *seen.entry(u.data).or_default() += 1;
+                }
+            }
+            Err(DeaggError::NotAggregated) => *seen.entry(r.data.to_vec()).or_default() += 1,
+            Err(e) => panic!("bad aggregated record: {e:?}"),
+        }
+    }
+    let duplicates: usize = seen.values().map(|c| c - 1).sum();
+    assert_eq!(duplicates, 0, "duplicates in the stream");
+    let want: HashSet<Vec<u8>> = expected.iter().map(|l| l.as_bytes().to_vec()).collect();
+    let got: HashSet<Vec<u8>> = seen.into_keys().collect();
+    assert_eq!(got.len(), want.len(), "line count");
+    assert!(got == want, "the stream holds other lines than were posted");
+}
+
+#[tokio::test]
+async fn shard_balanced_delivers_every_line_once_spread_evenly_over_the_shards() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("balanced", 4).await;
+    let col = spawn_collector(&yaml(&k.endpoint, "balanced", "", "")).await;
+    let all = lines("b", 4000);
+    post_all(&col.url, &all, 100).await;
+    let recs = kc
+        .wait_for_lines("balanced", 4000, Duration::from_secs(60))
+        .await;
+    exactly_once(&recs, &all);
+    let mut per_shard: HashMap<&str, usize> = HashMap::new();
+    for r in &recs {
+        *per_shard.entry(r.shard_id.as_str()).or_default() += 1;
+        assert_eq!(
+            r.partition_key, r.shard_id,
+            "shard-balanced records are keyed by their shard"
+        );
+    }
+    assert_eq!(per_shard.len(), 4);
+    assert!(per_shard.values().all(|&n| n == 1000), "{per_shard:?}");
+    let m = &col.handles.metrics;
+    assert_eq!(m.output_records.get(), 4000);
+    assert_eq!(m.output_lines.get(), 4000);
+    assert!(m.output_calls.get() >= 8);
+    assert!(!col.path("dead.ndjson").exists());
+}
+
+#[tokio::test]
+async fn a_field_key_keeps_order_per_key_and_lines_without_it_fall_back() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("keyed", 4).await;
+    let col = spawn_collector(&yaml(
+        &k.endpoint,
+        "keyed",
+        "    partition_key: geo.country_code\n    max_in_flight: 8\n",
+        "",
+    ))
+    .await;
+    let countries = ["US", "DE", "JP", "BR", "ZA", "FR"];
+    let mut all = Vec::new();
+    for i in 0..3000 {
+        let cc = countries[i % countries.len()];
+        all.push(format!(
+            "{{\"geo\":{{\"country_code\":\"{cc}\"}},\"seq\":{i}}}"
+        ));
+        if i % 100 == 0 {
+            all.push(format!("plain text line {i} without the field"));
+        }
+    }
+    post_all(&col.url, &all, 250).await;
+    let mut recs = kc
+        .wait_for_lines("keyed", all.len(), Duration::from_secs(60))
+        .await;
+    exactly_once(&recs, &all);
+    // Kinesis orders records per shard by sequence number; per key they must be in post order.
+    recs.sort_by(|a, b| {
+        (
+            a.shard_id.as_str(),
+            a.sequence_number.len(),
+            a.sequence_number.as_str(),
+        )
+            .cmp(&(
+                b.shard_id.as_str(),
+                b.sequence_number.len(),
+                b.sequence_number.as_str(),
+            ))
+    });
+    let mut last: HashMap<String, i64> = HashMap::new();
+    let mut fallback = 0;
+    for r in &recs {
+        match serde_json::from_slice::<serde_json::Value>(&r.data) {
+            Ok(v) => {
+                let cc = v["geo"]["country_code"].as_str().expect("cc");
+                assert_eq!(r.partition_key, cc);
+                let seq = v["seq"].as_i64().expect("seq");
+                let prev = last.insert(cc.to_string(), seq).unwrap_or(-1);
+                assert!(seq > prev, "{cc}: {seq} after {prev}");
+            }
+            Err(_) => {
+                fallback += 1;
+                assert!(
+                    r.partition_key.starts_with("shardId-"),
+                    "{}",
+                    r.partition_key
+                );
+            }
+        }
+    }
+    assert_eq!(fallback, 30);
+    assert_eq!(col.handles.metrics.output_partition_fallback.get(), 30);
+}
+
+#[tokio::test]
+async fn static_random_and_timestamp_keys() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    for (stream, key) in [
+        ("st", "static:tenant-7"),
+        ("rnd", "random"),
+        ("ts", "timestamp"),
+    ] {
+        kc.create_stream(stream, 3).await;
+        let col = spawn_collector(&yaml(
+            &k.endpoint,
+            stream,
+            &format!("    partition_key: \"{key}\"\n"),
+            "",
+        ))
+        .await;
+        let all = lines(stream, 300);
+        let before = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("clock")
+            .as_millis() as u64;
+        post_all(&col.url, &all, 50).await;
+        let recs = kc
+            .wait_for_lines(stream, 300, Duration::from_secs(30))
+            .await;
+        exactly_once(&recs, &all);
+        let keys: HashSet<&str> = recs.iter().map(|r| r.partition_key.as_str()).collect();
+        match stream {
+            "st" => {
+                assert_eq!(keys, HashSet::from(["tenant-7"]));
+                assert_eq!(
+                    recs.iter()
+                        .map(|r| &r.shard_id)
+                        .collect::<HashSet<_>>()
+                        .len(),
+                    1
+                );
+            }
+            "rnd" => {
+                assert_eq!(keys.len(), 300, "a fresh UUID per record");
+                assert!(keys.iter().all(|k| k.len() == 36));
+            }
+            _ => {
+                for key in keys {
+                    let ms: u64 = key.parse().expect("milliseconds");
+                    assert!(ms >= before && ms < before + 60_000, "{ms} vs {before}");
+                }
+            }
+        }
+        col.stop().await.expect("stop");
+    }
+}
+
+#[tokio::test]
+async fn resharding_is_followed() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("grow", 2).await;
+    let col = spawn_collector(&yaml(&k.endpoint, "grow", "    shard_refresh: 500ms\n", "")).await;
+    let first = lines("before", 1000);
+    post_all(&col.url, &first, 100).await;
+    kc.wait_for_lines("grow", 1000, Duration::from_secs(30))
+        .await;
+    let first_shard = kc.shards("grow").await[0].0.clone();
+    kc.split_in_half("grow", &first_shard).await;
+    let open: HashSet<String> = kc
+        .shards("grow")
+        .await
+        .into_iter()
+        .filter(|s| s.3)
+        .map(|s| s.0)
+        .collect();
+    assert_eq!(open.len(), 3);
+    // Wait for a shard-map refresh after the split.
+    let refreshed = col.handles.metrics.output_shard_refreshes.get();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while col.handles.metrics.output_shard_refreshes.get() < refreshed + 2 {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no shard map refresh"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let second = lines("after", 3000);
+    post_all(&col.url, &second, 100).await;
+    let recs = kc
+        .wait_for_lines("grow", 4000, Duration::from_secs(60))
+        .await;
+    exactly_once(&recs, &[first, second].concat());
+    let mut per_shard: HashMap<String, usize> = HashMap::new();
+    for r in recs
+        .iter()
+        .filter(|r| String::from_utf8_lossy(&r.data).contains("after-"))
+    {
+        *per_shard.entry(r.shard_id.clone()).or_default() += 1;
+    }
+    assert_eq!(
+        per_shard.keys().cloned().collect::<HashSet<_>>(),
+        open,
+        "only the open shards"
+    );
+    assert!(per_shard.values().all(|&n| n == 1000), "{per_shard:?}");
+}
+
+#[tokio::test]
+async fn thirty_percent_throttled_entries_give_no_duplicates_and_no_loss() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("throttled", 4).await;
+    let front = spawn_kinesis_front(&k.endpoint).await;
+    front.set(Faults::throttle_entries(0.3));
+    let col = spawn_collector(&yaml(&front.endpoint, "throttled", "", "")).await;
+    let all = lines("t", 5000);
+    post_all(&col.url, &all, 200).await;
+    let recs = kc
+        .wait_for_lines("throttled", 5000, Duration::from_secs(120))
+        .await;
+    exactly_once(&recs, &all);
+    let injected = front
+        .stats
+        .failed_entries
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(injected > 1000, "{injected}");
+    let m = &col.handles.metrics;
+    assert_eq!(
+        m.output_failed_entries
+            .get("ProvisionedThroughputExceededException"),
+        injected
+    );
+    assert_eq!(m.output_throttles.get(), injected);
+    assert!(m.output_retries.get() >= injected);
+    assert!(!col.path("dead.ndjson").exists(), "nothing dead-lettered");
+}
+
+#[tokio::test]
+async fn whole_call_throttling_and_outages_are_retried_until_delivered() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("calls", 2).await;
+    let front = spawn_kinesis_front(&k.endpoint).await;
+    let col = spawn_collector(&yaml(
+        &front.endpoint,
+        "calls",
+        "    health_check_interval: 200ms\n",
+        "",
+    ))
+    .await;
+    front.set(Faults {
+        fail_next_calls: 5,
+        call_error: Some((400, "ProvisionedThroughputExceededException".into())),
+        ..Faults::default()
+    });
+    let all = lines("c", 1000);
+    post_all(&col.url, &all, 100).await;
+    kc.wait_for_lines("calls", 1000, Duration::from_secs(30))
+        .await;
+    assert!(col.handles.metrics.output_throttles.get() >= 5);
+
+    // An outage: every call fails for a while. Ingest still answers 204 (the disk buffer holds
+    // the lines), /readyz says not ready, and nothing is dead-lettered, however long it lasts.
+    front.set(Faults {
+        every_request: Some((503, "ServiceUnavailable".into())),
+        ..Faults::default()
+    });
+    let during = lines("outage", 500);
+    post_all(&col.url, &during, 100).await;
+    let http = reqwest::Client::new();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let s = http
+            .get(format!("{}/readyz", col.url))
+            .send()
+            .await
+            .expect("readyz")
+            .status();
+        if s.as_u16() == 503 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz stayed ready during the outage"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    front.set(Faults::default());
+    let recs = kc
+        .wait_for_lines("calls", 1500, Duration::from_secs(60))
+        .await;
+    exactly_once(&recs, &[all, during].concat());
+    assert!(
+        col.handles
+            .metrics
+            .output_call_errors
+            .get("ServiceUnavailable")
+            > 0
+    );
+    assert!(!col.path("dead.ndjson").exists());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while http
+        .get(format!("{}/readyz", col.url))
+        .send()
+        .await
+        .expect("readyz")
+        .status()
+        .as_u16()
+        != 200
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "readyz did not recover"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn entries_failing_past_max_retries_go_to_the_dead_letter_file_with_their_code() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("poison", 2).await;
+    let front = spawn_kinesis_front(&k.endpoint).await;
+    front.set(Faults {
+        poison: Some((b"POISON".to_vec(), "InternalFailure".into())),
+        ..Faults::default()
+    });
+    let col = spawn_collector(
+        &yaml(&front.endpoint, "poison", "", "").replace("max_retries: 20", "max_retries: 2"),
+    )
+    .await;
+    let mut all = lines("ok", 100);
+    let poisoned: Vec<String> = (0..3)
+        .map(|i| format!("{{\"id\":\"POISON-{i}\"}}"))
+        .collect();
+    all.extend(poisoned.clone());
+    post_all(&col.url, &all, 50).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while col.handles.metrics.dead_lettered.get("retries_exhausted") < 3 {
+        assert!(tokio::time::Instant::now() < deadline, "not dead-lettered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let recs = kc
+        .wait_for_lines("poison", 100, Duration::from_secs(30))
+        .await;
+    exactly_once(&recs, &all[..100]);
+    let dead: Vec<serde_json::Value> = std::fs::read_to_string(col.path("dead.ndjson"))
+        .expect("dead letter")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(dead.len(), 3);
+    for d in &dead {
+        assert_eq!(d["reason"], "retries_exhausted");
+        assert_eq!(d["error_code"], "InternalFailure");
+        assert!(poisoned.contains(&d["line"].as_str().expect("line").to_string()));
+    }
+    // 1 try + 2 retries per poisoned entry.
+    assert_eq!(
+        col.handles
+            .metrics
+            .output_failed_entries
+            .get("InternalFailure"),
+        9
+    );
+}
+
+#[tokio::test]
+async fn aggregated_records_pack_many_lines_and_deaggregate_exactly() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("agg", 4).await;
+    let col = spawn_collector(&yaml(&k.endpoint, "agg", "    aggregate: true\n", "")).await;
+    let all: Vec<String> = (0..6000)
+        .map(|i| format!("{{\"id\":{i},\"pad\":\"{}\"}}", "x".repeat(400)))
+        .collect();
+    post_all(&col.url, &all, 500).await;
+    let recs = kc
+        .wait_for_lines("agg", 6000, Duration::from_secs(60))
+        .await;
+    assert!(
+        recs.len() < 60,
+        "{} Kinesis records for 6000 lines",
+        recs.len()
+    );
+    exactly_once(&recs, &all);
+    let shards: HashMap<String, (u128, u128)> = kc
+        .shards("agg")
+        .await
+        .into_iter()
+        .map(|(id, s, e, _)| (id, (s, e)))
+        .collect();
+    for r in &recs {
+        assert!(r.data.len() <= 1024 * 1024);
+        let users = deaggregate(&r.data).expect("aggregated");
+        let (start, end) = shards[&r.shard_id];
+        for u in users {
+            // Shard-balanced: every user record's hash key lies in the shard it landed in.
+            let h: u128 = u
+                .explicit_hash_key
+                .expect("hash key")
+                .parse()
+                .expect("decimal");
+            assert!(start <= h && h <= end);
+        }
+    }
+    // Keyed and aggregated: user records keep their own keys and land in their key's shard.
+    kc.create_stream("aggkeyed", 4).await;
+    let col2 = spawn_collector(&yaml(
+        &k.endpoint,
+        "aggkeyed",
+        "    aggregate: true\n    partition_key: user\n",
+        "",
+    ))
+    .await;
+    let keyed: Vec<String> = (0..2000)
+        .map(|i| format!("{{\"user\":\"u{}\",\"i\":{i}}}", i % 37))
+        .collect();
+    post_all(&col2.url, &keyed, 500).await;
+    let recs = kc
+        .wait_for_lines("aggkeyed", 2000, Duration::from_secs(60))
+        .await;
+    exactly_once(&recs, &keyed);
+    for r in &recs {
+        let (start, end) = shards_of(&kc, "aggkeyed").await[&r.shard_id];
+        for u in deaggregate(&r.data).expect("aggregated") {
+            let h = u128::from_be_bytes(md5_of(&u.partition_key));
+            assert!(
+                start <= h && h <= end,
+                "user key {} outside its record's shard",
+                u.partition_key
+            );
+        }
+    }
+}
+
+async fn shards_of(kc: &KinesisClient, stream: &str) -> HashMap<String, (u128, u128)> {
+    kc.shards(stream)
+        .await
+        .into_iter()
+        .map(|(id, s, e, _)| (id, (s, e)))
+        .collect()
+}
+
+fn md5_of(s: &str) -> [u8; 16] {
+    use md5::Digest;
+    md5::Md5::digest(s.as_bytes()).into()
+}
+
+#[tokio::test]
+async fn start_up_fails_clearly_for_a_missing_stream_or_refused_credentials() {
+    let k = spawn_kinesalite().await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let err = collector::run(
+        config_in(&yaml(&k.endpoint, "nope", "", ""), dir.path()),
+        listener,
+        async {},
+    )
+    .await
+    .expect_err("must fail");
+    assert!(
+        err.to_string().contains("stream \"nope\" does not exist"),
+        "{err}"
+    );
+
+    let front = spawn_kinesis_front(&k.endpoint).await;
+    front.set(Faults {
+        every_request: Some((400, "UnrecognizedClientException".into())),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let err = collector::run(
+        config_in(&yaml(&front.endpoint, "any", "", ""), dir.path()),
+        listener,
+        async {},
+    )
+    .await
+    .expect_err("must fail");
+    assert!(err.to_string().contains("refused the credentials"), "{err}");
+}

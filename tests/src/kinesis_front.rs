@@ -1,0 +1,244 @@
+//! A fault-injecting HTTP front between the collector and the Kinesis emulator. No emulator can
+//! throttle; this front fails chosen PutRecords entries (forwarding only the others, so the
+//! stream really holds exactly what the collector was told succeeded), fails whole calls, or plays
+//! an outage, speaking the Kinesis JSON 1.1 protocol.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::Router;
+use base64::Engine;
+use rand::Rng;
+use serde_json::{json, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What to break.
+#[derive(Clone, Debug, Default)]
+pub struct Faults {
+    /// Fraction of PutRecords entries failed at random with `entry_error_code`.
+    pub entry_failure_rate: f64,
+    pub entry_error_code: String,
+    /// Entries whose data contains these bytes always fail with the given code.
+    pub poison: Option<(Vec<u8>, String)>,
+    /// The next this-many PutRecords calls fail as a whole with `call_error`.
+    pub fail_next_calls: u32,
+    pub call_error: Option<(u16, String)>,
+    /// Every request (any action) gets this answer: an outage, refused credentials...
+    pub every_request: Option<(u16, String)>,
+}
+
+impl Faults {
+    pub fn throttle_entries(rate: f64) -> Faults {
+        Faults {
+            entry_failure_rate: rate,
+            entry_error_code: "ProvisionedThroughputExceededException".into(),
+            ..Faults::default()
+        }
+    }
+}
+
+/// What passed through.
+#[derive(Default, Debug)]
+pub struct FrontStats {
+    pub put_calls: AtomicU64,
+    pub entries: AtomicU64,
+    pub failed_entries: AtomicU64,
+    pub failed_calls: AtomicU64,
+}
+
+pub struct KinesisFront {
+    pub endpoint: String,
+    pub faults: Arc<Mutex<Faults>>,
+    pub stats: Arc<FrontStats>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl KinesisFront {
+    pub fn set(&self, f: Faults) {
+        *self.faults.lock().expect("faults") = f;
+    }
+}
+
+impl Drop for KinesisFront {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+#[derive(Clone)]
+struct FrontState {
+    upstream: String,
+    http: reqwest::Client,
+    faults: Arc<Mutex<Faults>>,
+    stats: Arc<FrontStats>,
+}
+
+/// Starts the front on a free port, forwarding to `upstream` (the emulator).
+pub async fn spawn_kinesis_front(upstream: &str) -> KinesisFront {
+    let faults = Arc::new(Mutex::new(Faults::default()));
+    let stats = Arc::new(FrontStats::default());
+    let state = FrontState {
+        upstream: upstream.to_string(),
+        http: reqwest::Client::new(),
+        faults: faults.clone(),
+        stats: stats.clone(),
+    };
+    let app = Router::new().route("/", post(handle)).with_state(state);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind front");
+    let addr = listener.local_addr().expect("addr");
+    let task = tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    KinesisFront {
+        endpoint: format!("http://{addr}"),
+        faults,
+        stats,
+        task,
+    }
+}
+
+fn error(status: u16, code: &str) -> Response {
+    (
+        StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({"__type": code, "message": format!("injected {code}")}).to_string(),
+    )
+        .into_response()
+}
+
+async fn forward(
+    s: &FrontState,
+    headers: &HeaderMap,
+    body: Bytes,
+) -> Result<(u16, Bytes), Response> {
+    let mut req = s.http.post(&s.upstream).body(body);
+    for (k, v) in headers {
+        if k != "content-length" && k != "host" {
+            req = req.header(k, v);
+        }
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|_| error(500, "InternalFailure"))?;
+    let status = resp.status().as_u16();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|_| error(500, "InternalFailure"))?;
+    Ok((status, body))
+}
+
+async fn handle(State(s): State<FrontState>, headers: HeaderMap, body: Bytes) -> Response {
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let faults = s.faults.lock().expect("faults").clone();
+    if let Some((status, code)) = &faults.every_request {
+        return error(*status, code);
+    }
+    if !target.ends_with(".PutRecords") {
+        return match forward(&s, &headers, body).await {
+            Ok((status, b)) => (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::OK),
+                [("content-type", "application/x-amz-json-1.1")],
+                b,
+            )
+                .into_response(),
+            Err(r) => r,
+        };
+    }
+    s.stats.put_calls.fetch_add(1, Ordering::Relaxed);
+    if faults.fail_next_calls > 0 {
+        s.faults.lock().expect("faults").fail_next_calls -= 1;
+        s.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+        let (status, code) = faults
+            .call_error
+            .clone()
+            .unwrap_or((400, "ProvisionedThroughputExceededException".into()));
+        return error(status, &code);
+    }
+    let Ok(mut req) = serde_json::from_slice::<Value>(&body) else {
+        return error(400, "SerializationException");
+    };
+    let records = req["Records"].as_array().cloned().unwrap_or_default();
+    s.stats
+        .entries
+        .fetch_add(records.len() as u64, Ordering::Relaxed);
+    // Decide which entries fail.
+    let mut failures: Vec<Option<String>> = vec![None; records.len()];
+    {
+        let mut rng = rand::rng();
+        for (i, r) in records.iter().enumerate() {
+            if let Some((needle, code)) = &faults.poison {
+                let data = base64::engine::general_purpose::STANDARD
+                    .decode(r["Data"].as_str().unwrap_or(""))
+                    .unwrap_or_default();
+                if data
+                    .windows(needle.len().max(1))
+                    .any(|w| w == needle.as_slice())
+                {
+                    failures[i] = Some(code.clone());
+                    continue;
+                }
+            }
+            if faults.entry_failure_rate > 0.0
+                && rng.random_bool(faults.entry_failure_rate.min(1.0))
+            {
+                failures[i] = Some(faults.entry_error_code.clone());
+            }
+        }
+    }
+    let passing: Vec<Value> = records
+        .iter()
+        .zip(&failures)
+        .filter(|(_, f)| f.is_none())
+        .map(|(r, _)| r.clone())
+        .collect();
+    let mut upstream_results: Vec<Value> = Vec::new();
+    if !passing.is_empty() {
+        req["Records"] = Value::Array(passing);
+        let (status, b) = match forward(&s, &headers, Bytes::from(req.to_string())).await {
+            Ok(x) => x,
+            Err(r) => return r,
+        };
+        if status != 200 {
+            return (
+                StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_REQUEST),
+                [("content-type", "application/x-amz-json-1.1")],
+                b,
+            )
+                .into_response();
+        }
+        let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
+        upstream_results = v["Records"].as_array().cloned().unwrap_or_default();
+    }
+    let mut passed = upstream_results.into_iter();
+    let mut failed = 0;
+    let merged: Vec<Value> = failures
+        .iter()
+        .map(|f| match f {
+            Some(code) => {
+                failed += 1;
+                json!({"ErrorCode": code, "ErrorMessage": format!("injected {code}")})
+            }
+            None => passed.next().unwrap_or_else(
+                || json!({"ErrorCode": "InternalFailure", "ErrorMessage": "missing"}),
+            ),
+        })
+        .collect();
+    s.stats.failed_entries.fetch_add(failed, Ordering::Relaxed);
+    (
+        StatusCode::OK,
+        [("content-type", "application/x-amz-json-1.1")],
+        json!({"FailedRecordCount": failed, "Records": merged}).to_string(),
+    )
+        .into_response()
+}
