@@ -539,3 +539,41 @@ async fn start_up_fails_clearly_for_a_missing_stream_or_refused_credentials() {
     .expect_err("must fail");
     assert!(err.to_string().contains("refused the credentials"), "{err}");
 }
+
+#[tokio::test]
+async fn the_no_op_kinesis_stub_counts_what_the_collector_sends() {
+    let (endpoint, stats) = edgelog_testkit::kinesis_stub::spawn_kinesis_stub(4).await;
+    for aggregate in [false, true] {
+        let before = stats.report();
+        let extra = if aggregate {
+            "    aggregate: true\n"
+        } else {
+            ""
+        };
+        let col = spawn_collector(&yaml(&endpoint, "bench", extra, "")).await;
+        let bodies = edgelog_testkit::load::Bodies::new(2, 500, false);
+        for i in 0..4 {
+            let body = bodies.body(i);
+            let resp = reqwest::Client::new()
+                .post(format!("{}/logs", col.url))
+                .body(body)
+                .send()
+                .await
+                .expect("post");
+            assert_eq!(resp.status().as_u16(), 204);
+        }
+        col.stop().await.expect("stop");
+        let after = stats.report();
+        assert_eq!(after.lines - before.lines, 4 * 501, "aggregate {aggregate}");
+        assert_eq!(
+            after.latency_samples - before.latency_samples,
+            4,
+            "one probe per batch"
+        );
+        if aggregate {
+            assert!(after.records - before.records < 20);
+        } else {
+            assert_eq!(after.records - before.records, 4 * 501);
+        }
+    }
+}

@@ -2,7 +2,7 @@
 //! real binary in its own process (for kill -9 and signal tests).
 
 use crate::paths::{free_port, repo_root, target_dir};
-use crate::procs::{wait_for_port, KillOnDrop, Lines};
+use crate::procs::{command, wait_for_port, KillOnDrop, Lines};
 use collector::config::Config;
 use collector::{Handles, RunError};
 use std::path::PathBuf;
@@ -143,9 +143,18 @@ impl CollectorProcess {
     }
 }
 
-/// Starts `collector serve --config <file>` with `listen` set to a free port.
+/// Starts `collector serve --config <file>` (the file's `listen` must use `port`).
 pub async fn spawn_collector_process(config_path: &std::path::Path, port: u16) -> CollectorProcess {
-    let mut child = tokio::process::Command::new(collector_bin())
+    spawn_collector_process_at(&collector_bin(), config_path, port).await
+}
+
+/// Like [`spawn_collector_process`] with a given collector binary (the demo's release build).
+pub async fn spawn_collector_process_at(
+    bin: &std::path::Path,
+    config_path: &std::path::Path,
+    port: u16,
+) -> CollectorProcess {
+    let mut child = command(bin)
         .arg("serve")
         .arg("--config")
         .arg(config_path)

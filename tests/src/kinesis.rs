@@ -2,7 +2,7 @@
 //! streams, reshards them and reads every record back.
 
 use crate::paths::{free_port, tool};
-use crate::procs::{wait_for_port, KillOnDrop};
+use crate::procs::{command, wait_for_port, KillOnDrop};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use bytes::Bytes;
@@ -19,18 +19,29 @@ pub struct Kinesalite {
 /// Starts kinesalite (in memory; streams are ACTIVE at once, up to 100 shards).
 pub async fn spawn_kinesalite() -> Kinesalite {
     let port = free_port();
-    let child = tokio::process::Command::new(tool("kinesalite"))
-        .args(["--port", &port.to_string()])
-        .args([
-            "--shardLimit",
-            "100",
-            "--createStreamMs",
-            "0",
-            "--deleteStreamMs",
-            "0",
-            "--updateStreamMs",
-            "0",
-        ])
+    Kinesalite {
+        endpoint: format!("http://127.0.0.1:{port}"),
+        port,
+        _child: start_kinesalite(port, None).await,
+    }
+}
+
+async fn start_kinesalite(port: u16, path: Option<&std::path::Path>) -> KillOnDrop {
+    let mut cmd = command(tool("kinesalite"));
+    cmd.args(["--port", &port.to_string()]).args([
+        "--shardLimit",
+        "100",
+        "--createStreamMs",
+        "0",
+        "--deleteStreamMs",
+        "0",
+        "--updateStreamMs",
+        "0",
+    ]);
+    if let Some(p) = path {
+        cmd.arg("--path").arg(p);
+    }
+    let child = cmd
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -38,10 +49,43 @@ pub async fn spawn_kinesalite() -> Kinesalite {
         .spawn()
         .expect("start kinesalite");
     wait_for_port(port, Duration::from_secs(30), "kinesalite").await;
-    Kinesalite {
-        endpoint: format!("http://127.0.0.1:{port}"),
-        port,
-        _child: KillOnDrop(child),
+    KillOnDrop(child)
+}
+
+/// kinesalite keeping its data on disk, so it can be stopped and started again (a Kinesis
+/// outage) without losing the stream.
+pub struct DurableKinesalite {
+    pub endpoint: String,
+    pub port: u16,
+    dir: tempfile::TempDir,
+    child: Option<KillOnDrop>,
+}
+
+impl DurableKinesalite {
+    pub async fn start() -> DurableKinesalite {
+        let port = free_port();
+        let dir = tempfile::tempdir().expect("tempdir");
+        let child = start_kinesalite(port, Some(dir.path())).await;
+        DurableKinesalite {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            dir,
+            child: Some(child),
+        }
+    }
+
+    /// Stops the emulator: connections are refused until [`DurableKinesalite::resume`].
+    pub async fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.0.start_kill();
+            let _ = c.0.wait().await;
+        }
+    }
+
+    pub async fn resume(&mut self) {
+        if self.child.is_none() {
+            self.child = Some(start_kinesalite(self.port, Some(self.dir.path())).await);
+        }
     }
 }
 

@@ -9,14 +9,19 @@ pub mod collector;
 pub mod fastly;
 pub mod kinesis;
 pub mod kinesis_front;
+pub mod kinesis_stub;
 pub mod kpl;
+pub mod load;
 pub mod origin;
 pub mod paths;
 pub mod procs;
+pub mod standin;
 pub mod viceroy;
 
 pub use collector::{spawn_collector, RunningCollector};
-pub use kinesis::{spawn_kinesalite, Kinesalite, KinesisClient};
+pub use kinesis::{spawn_kinesalite, DurableKinesalite, Kinesalite, KinesisClient};
 pub use kinesis_front::{spawn_kinesis_front, Faults, KinesisFront};
 pub use origin::{spawn_origin, Origin};
-pub use viceroy::{spawn_viceroy, EdgeSetup, Viceroy};
+pub use viceroy::{
+    spawn_viceroy, spawn_viceroy_with_standin, testkit_bin, EdgeSetup, EdgeWithStandin, Viceroy,
+};

@@ -70,6 +70,25 @@ impl Lines {
     }
 }
 
+/// Makes a child die with this process even if this process is killed outright (SIGKILL),
+/// so neither tests nor the demo can leave an emulator or a collector behind.
+pub fn die_with_parent(cmd: &mut tokio::process::Command) -> &mut tokio::process::Command {
+    // SAFETY: prctl is async-signal-safe and touches only the child being set up.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+            Ok(())
+        })
+    }
+}
+
+/// A command whose process dies with this one (see [`die_with_parent`]).
+pub fn command(program: impl AsRef<std::ffi::OsStr>) -> tokio::process::Command {
+    let mut c = tokio::process::Command::new(program);
+    die_with_parent(&mut c);
+    c
+}
+
 /// Kills the child when dropped, so no test leaves a process behind.
 pub struct KillOnDrop(pub Child);
 

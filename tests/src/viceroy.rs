@@ -1,7 +1,7 @@
 //! The edge app's real wasm running under Viceroy on a free port.
 
 use crate::paths::{edge_wasm, free_port, tool};
-use crate::procs::{wait_for_port, KillOnDrop, Lines};
+use crate::procs::{command, wait_for_port, KillOnDrop, Lines};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -109,7 +109,7 @@ pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
     let manifest = dir.path().join("fastly.toml");
     std::fs::write(&manifest, setup.manifest()).expect("write manifest");
     let port = free_port();
-    let mut child = tokio::process::Command::new(tool("viceroy"))
+    let mut child = command(tool("viceroy"))
         .arg("serve")
         .arg("-C")
         .arg(&manifest)
@@ -131,6 +131,99 @@ pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
         stdout,
         stderr,
         _child: KillOnDrop(child),
+        _dir: dir,
+    }
+}
+
+/// Builds a binary of this crate (the Fastly stand-in) once per test process.
+pub fn testkit_bin(name: &str) -> PathBuf {
+    use std::sync::{Mutex, OnceLock};
+    static BUILT: OnceLock<Mutex<std::collections::HashMap<String, PathBuf>>> = OnceLock::new();
+    let built = BUILT.get_or_init(Default::default);
+    let mut map = built.lock().expect("bins");
+    if let Some(p) = map.get(name) {
+        return p.clone();
+    }
+    let status = std::process::Command::new(env!("CARGO"))
+        .current_dir(crate::paths::repo_root())
+        .args(["build", "-p", "edgelog-testkit", "--bin", name])
+        .env("CARGO_TARGET_DIR", crate::paths::target_dir())
+        .status()
+        .expect("cargo build");
+    assert!(status.success(), "building {name} failed");
+    let p = crate::paths::target_dir().join("debug").join(name);
+    map.insert(name.to_string(), p.clone());
+    p
+}
+
+/// Viceroy whose stdout is piped into the Fastly stand-in, as in the demo.
+pub struct EdgeWithStandin {
+    pub url: String,
+    pub port: u16,
+    pub viceroy_stderr: Lines,
+    /// What the stand-in printed: Viceroy's other stdout lines, then its own report on stderr.
+    pub standin_stdout: Lines,
+    pub standin_stderr: Lines,
+    _viceroy: KillOnDrop,
+    _standin: KillOnDrop,
+    _dir: tempfile::TempDir,
+}
+
+/// Starts Viceroy with the edge app and pipes its stdout into `fastly-standin <standin_args>`.
+pub async fn spawn_viceroy_with_standin(
+    setup: &EdgeSetup,
+    standin: &std::path::Path,
+    standin_args: &[String],
+) -> EdgeWithStandin {
+    let wasm: PathBuf = tokio::task::spawn_blocking({
+        let routes = setup.test_routes;
+        move || edge_wasm(routes)
+    })
+    .await
+    .expect("build wasm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let manifest = dir.path().join("fastly.toml");
+    std::fs::write(&manifest, setup.manifest()).expect("write manifest");
+    let port = free_port();
+    let mut viceroy = command(tool("viceroy"))
+        .arg("serve")
+        .arg("-C")
+        .arg(&manifest)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(&wasm)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start viceroy");
+    let pipe: Stdio = viceroy
+        .stdout
+        .take()
+        .expect("stdout")
+        .try_into()
+        .expect("pipe viceroy's stdout");
+    let viceroy_stderr = Lines::collect(viceroy.stderr.take().expect("stderr"));
+    let mut standin_child = command(standin)
+        .args(standin_args)
+        .stdin(pipe)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start fastly-standin");
+    let standin_stdout = Lines::collect(standin_child.stdout.take().expect("stdout"));
+    let standin_stderr = Lines::collect(standin_child.stderr.take().expect("stderr"));
+    wait_for_port(port, Duration::from_secs(60), "viceroy").await;
+    EdgeWithStandin {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        viceroy_stderr,
+        standin_stdout,
+        standin_stderr,
+        _viceroy: KillOnDrop(viceroy),
+        _standin: KillOnDrop(standin_child),
         _dir: dir,
     }
 }

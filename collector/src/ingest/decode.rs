@@ -425,6 +425,91 @@ pub fn decode_body(
     frame(plain, opts)
 }
 
+/// The fuzz target's body: decodes one fuzzer-chosen request and checks the decoder's invariants
+/// (panics on a violation). Shared by `fuzz/` and the regression test of saved fuzz inputs.
+#[doc(hidden)]
+pub mod fuzzing {
+    use super::*;
+
+    /// The first byte picks the Content-Encoding header and the framing options; the rest is the
+    /// body.
+    pub fn check(data: &[u8]) {
+        let Some((&selector, body)) = data.split_first() else {
+            return;
+        };
+        let encoding: Option<&[u8]> = match selector & 7 {
+            0 => None,
+            1 => Some(b"gzip"),
+            2 => Some(b"zstd"),
+            3 => Some(b"snappy"),
+            4 => Some(b"identity"),
+            5 => Some(b"x-snappy-framed"),
+            6 => Some(b"gzip, identity"),
+            _ => Some(b"br"),
+        };
+        let framing = match (selector >> 3) & 3 {
+            0 => Framing::Auto,
+            1 => Framing::Lines,
+            _ => Framing::JsonArray,
+        };
+        let opts = FrameOptions {
+            framing,
+            json_content_type: selector & 0x20 != 0,
+            strip_prefix: selector & 0x40 != 0,
+            max_line_bytes: if selector & 0x80 != 0 { 16 } else { 1 << 20 },
+        };
+        let limit = 1 << 20;
+        let mut reserved = 0usize;
+        let result = decode_body(
+            encoding,
+            Bytes::copy_from_slice(body),
+            limit,
+            &opts,
+            &mut |n| {
+                reserved += n;
+                true
+            },
+        );
+        assert!(
+            reserved <= limit + (1 << 20),
+            "reserved {reserved} for a {limit}-byte limit"
+        );
+        let Ok(framed) = result else { return };
+        let mut total = 0usize;
+        for line in framed.batch.iter() {
+            assert!(!line.is_empty(), "empty line kept");
+            assert!(!line.contains(&b'\n'), "newline inside a line");
+            assert!(line.len() <= opts.max_line_bytes, "oversized line kept");
+            total += line.len();
+        }
+        assert_eq!(total, framed.batch.line_bytes());
+        for line in &framed.oversized {
+            assert!(line.len() > opts.max_line_bytes, "short line dead-lettered");
+        }
+        // Plain newline-delimited text: every non-empty segment is kept or set aside, in order.
+        let plain = matches!(encoding, None | Some(b"identity"))
+            && !body.starts_with(&[0x1f, 0x8b])
+            && !body.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+            && !body.starts_with(&[0xff, 0x06, 0x00, 0x00])
+            && !framed.json_array
+            && !opts.strip_prefix;
+        if plain {
+            let segments: Vec<&[u8]> = body
+                .split(|b| *b == b'\n')
+                .map(|s| s.strip_suffix(b"\r").unwrap_or(s))
+                .filter(|s| !s.is_empty())
+                .collect();
+            assert_eq!(segments.len(), framed.batch.len() + framed.oversized.len());
+            let kept: Vec<&[u8]> = segments
+                .iter()
+                .copied()
+                .filter(|s| s.len() <= opts.max_line_bytes)
+                .collect();
+            assert_eq!(kept, framed.batch.iter().collect::<Vec<_>>());
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -704,5 +789,18 @@ mod tests {
         )
         .expect("fits");
         assert_eq!(f.batch.line_bytes(), 1000);
+    }
+
+    #[test]
+    fn saved_fuzz_inputs_still_pass() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).expect("fuzz/regressions exists") {
+            let path = entry.expect("entry").path();
+            let data = std::fs::read(&path).expect("read input");
+            fuzzing::check(&data);
+            n += 1;
+        }
+        assert!(n > 0, "no regression inputs in {}", dir.display());
     }
 }

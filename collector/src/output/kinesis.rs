@@ -296,6 +296,22 @@ pub struct KinesisOutput {
     next_lane: usize,
 }
 
+/// Failures that say nothing about the configuration, only about the moment.
+fn is_unreachable(code: &str) -> bool {
+    matches!(
+        code,
+        "ConnectionError"
+            | "Timeout"
+            | "ResponseError"
+            | "InternalFailure"
+            | "InternalServerError"
+            | "ServiceUnavailable"
+            | "ServiceUnavailableException"
+            | "LimitExceededException"
+            | "ThrottlingException"
+    )
+}
+
 fn start_error(cfg: &KinesisConfig, e: &CallError) -> OutputError {
     let code = e.code();
     let why = match code {
@@ -313,12 +329,6 @@ fn start_error(cfg: &KinesisConfig, e: &CallError) -> OutputError {
         | "NoCredentials" => {
             format!("output.aws_kinesis.credentials: Kinesis refused the credentials ({e})")
         }
-        "ConnectionError" | "Timeout" => format!(
-            "output.aws_kinesis: cannot reach Kinesis at {} ({e})",
-            cfg.endpoint_url
-                .as_deref()
-                .unwrap_or("the region's endpoint")
-        ),
         _ => format!(
             "output.aws_kinesis: checking stream {:?} failed ({e})",
             cfg.stream_name
@@ -339,19 +349,25 @@ impl KinesisOutput {
         retry_policy: RetryPolicy,
     ) -> Result<KinesisOutput, OutputError> {
         let metrics = acks.metrics().clone();
-        let state = api
-            .describe(&cfg.stream_name)
-            .await
-            .map_err(|e| start_error(cfg, &e))?;
-        if state.status != "ACTIVE" && state.status != "UPDATING" {
-            return Err(OutputError::Start(format!(
-                "output.aws_kinesis.stream_name: stream {:?} is {}, not ACTIVE",
-                cfg.stream_name, state.status
-            )));
-        }
+        let reachable = match api.describe(&cfg.stream_name).await {
+            Ok(state) if state.status == "ACTIVE" || state.status == "UPDATING" => true,
+            Ok(state) => {
+                return Err(OutputError::Start(format!(
+                    "output.aws_kinesis.stream_name: stream {:?} is {}, not ACTIVE",
+                    cfg.stream_name, state.status
+                )))
+            }
+            // Kinesis is out of reach for the moment: start anyway (not ready); the lines wait
+            // in the buffer. Only a missing stream or refused credentials stop the start.
+            Err(e) if is_unreachable(e.code()) => {
+                tracing::warn!(error = %e, "cannot reach Kinesis yet; starting not ready, lines are buffered");
+                false
+            }
+            Err(e) => return Err(start_error(cfg, &e)),
+        };
         let shards = Arc::new(SharedShardMap::default());
         let needs_map = cfg.aggregate || Partitioner::needs_shard_map(&cfg.partition_key);
-        if needs_map {
+        if needs_map && reachable {
             match api.list_shards(&cfg.stream_name).await {
                 Ok(list) if !list.is_empty() => shards.set(ShardMap::new(list)),
                 Ok(_) => tracing::warn!("ListShards returned no open shard"),
@@ -363,14 +379,15 @@ impl KinesisOutput {
                 Err(e) => tracing::warn!(error = %e, "ListShards failed; lines without the partition-key field use a fixed key"),
             }
         }
-        health.output_ready.store(true, Ordering::Release);
-        metrics.output_ready.set(1);
-        tracing::info!(
-            stream = %cfg.stream_name,
-            status = %state.status,
-            open_shards = shards.get().len(),
-            "Kinesis stream checked"
-        );
+        health.output_ready.store(reachable, Ordering::Release);
+        metrics.output_ready.set(reachable as i64);
+        if reachable {
+            tracing::info!(
+                stream = %cfg.stream_name,
+                open_shards = shards.get().len(),
+                "Kinesis stream checked"
+            );
+        }
 
         let sender = Arc::new(Sender {
             api: api.clone(),
@@ -434,8 +451,14 @@ impl KinesisOutput {
             let metrics = metrics.clone();
             background.push(tokio::spawn(async move {
                 loop {
+                    // Without a map yet (Kinesis was out of reach at start), ask again soon.
+                    let wait = if shards.get().is_empty() {
+                        every.min(Duration::from_secs(1))
+                    } else {
+                        every
+                    };
                     tokio::select! {
-                        _ = tokio::time::sleep(every) => {}
+                        _ = tokio::time::sleep(wait) => {}
                         _ = shards.stale() => {}
                     }
                     match api.list_shards(&stream).await {
@@ -1056,6 +1079,30 @@ mod tests {
         assert!(dead.contains("record_too_large"));
         assert_eq!(r.metrics.output_lines.get(), 1);
         assert_eq!(r.acks.outstanding(), 0);
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_kinesis_at_start_means_not_ready_not_a_failed_start() {
+        let r = rig();
+        *r.fake.describe_error.lock().expect("lock") = Some(CallError::Transient {
+            code: "ConnectionError".into(),
+            message: "refused".into(),
+            throttled: false,
+        });
+        let health = Arc::new(Health::default());
+        let dead = Arc::new(DeadLetter::new(&r.dead_path, r.metrics.clone()));
+        let out = KinesisOutput::start(
+            &cfg(PartitionKeySpec::ShardBalanced, 10),
+            r.fake.clone(),
+            r.acks.clone(),
+            dead,
+            health.clone(),
+            retry_policy(),
+        )
+        .await
+        .expect("starts");
+        assert!(!health.output_ready.load(Ordering::Acquire));
+        drop(out);
     }
 
     #[tokio::test]

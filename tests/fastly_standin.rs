@@ -1,0 +1,264 @@
+//! The Fastly stand-in against a recording HTTP receiver: challenge first, batching by entries,
+//! bytes and period, every delivery option, retries.
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::{any, get};
+use axum::Router;
+use edgelog_testkit::fastly::{Codec, JsonFormat};
+use edgelog_testkit::standin::{run, StandinConfig, StandinError};
+use std::io::Read;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+
+#[derive(Clone, Default)]
+struct Receiver {
+    challenge: Arc<Mutex<String>>,
+    requests: Arc<Mutex<Vec<(Method, HeaderMap, Bytes)>>>,
+    fail_first: Arc<Mutex<u32>>,
+}
+
+async fn spawn_receiver(challenge: &str) -> (String, Receiver) {
+    let r = Receiver::default();
+    *r.challenge.lock().expect("lock") = challenge.to_string();
+    let app = Router::new()
+        .route(
+            "/.well-known/fastly/logging/challenge",
+            get(|State(r): State<Receiver>| async move { r.challenge.lock().expect("lock").clone() }),
+        )
+        .route(
+            "/logs",
+            any(|State(r): State<Receiver>, method: Method, headers: HeaderMap, body: Bytes| async move {
+                let mut fail = r.fail_first.lock().expect("lock");
+                if *fail > 0 {
+                    *fail -= 1;
+                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                }
+                r.requests.lock().expect("lock").push((method, headers, body));
+                StatusCode::NO_CONTENT.into_response()
+            }),
+        )
+        .with_state(r.clone());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app).await;
+    });
+    (format!("http://{addr}/logs"), r)
+}
+
+fn sha256_hex(s: &str) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(s.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn cfg(url: &str) -> StandinConfig {
+    StandinConfig {
+        url: url.to_string(),
+        service_id: "SVC".into(),
+        period: Duration::from_secs(3600),
+        retry_wait: Duration::from_millis(10),
+        ..StandinConfig::default()
+    }
+}
+
+fn input(lines: &[String]) -> tokio::io::BufReader<std::io::Cursor<Vec<u8>>> {
+    let mut data = lines.join("\n").into_bytes();
+    data.push(b'\n');
+    tokio::io::BufReader::new(std::io::Cursor::new(data))
+}
+
+fn bodies(r: &Receiver) -> Vec<String> {
+    r.requests
+        .lock()
+        .expect("lock")
+        .iter()
+        .map(|(_, h, b)| {
+            if h.get("content-encoding").is_some_and(|v| v == "gzip") {
+                let mut s = String::new();
+                flate2::read::MultiGzDecoder::new(&b[..])
+                    .read_to_string(&mut s)
+                    .expect("gunzip");
+                s
+            } else {
+                String::from_utf8_lossy(b).into_owned()
+            }
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn nothing_is_sent_unless_the_challenge_lists_the_service() {
+    let (url, r) = spawn_receiver(&format!("{}\n", sha256_hex("OTHER"))).await;
+    let err = run(
+        cfg(&url),
+        input(&["collector :: x".into()]),
+        tokio::io::sink(),
+    )
+    .await
+    .expect_err("refused");
+    assert!(
+        matches!(err, StandinError::Challenge(ref m) if m.contains("refusing")),
+        "{err}"
+    );
+    assert!(r.requests.lock().expect("lock").is_empty());
+    for ok in [format!("junk\n{}\n", sha256_hex("SVC")), "*\n".to_string()] {
+        let (url, r) = spawn_receiver(&ok).await;
+        let report = run(
+            cfg(&url),
+            input(&["collector :: x".into()]),
+            tokio::io::sink(),
+        )
+        .await
+        .expect("sent");
+        assert_eq!(report.lines_sent, 1);
+        assert_eq!(r.requests.lock().expect("lock").len(), 1);
+    }
+}
+
+#[tokio::test]
+async fn batches_by_entries_and_bytes_and_passes_other_output_through() {
+    let (url, r) = spawn_receiver("*").await;
+    let mut lines: Vec<String> = (0..25)
+        .map(|i| format!("collector :: line {i:02}"))
+        .collect();
+    lines.insert(3, "audit :: another endpoint".into());
+    lines.insert(9, "plain stdout of the app".into());
+    let mut out = Vec::new();
+    let report = run(
+        StandinConfig {
+            request_max_entries: 10,
+            ..cfg(&url)
+        },
+        input(&lines),
+        &mut out,
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.lines_read, 25);
+    let sizes: Vec<usize> = bodies(&r).iter().map(|b| b.lines().count()).collect();
+    assert_eq!(sizes, [10, 10, 5]);
+    assert_eq!(bodies(&r).concat().lines().next(), Some("line 00"));
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        "audit :: another endpoint\nplain stdout of the app\n"
+    );
+
+    let (url, r) = spawn_receiver("*").await;
+    let lines: Vec<String> = (0..6)
+        .map(|i| format!("collector :: 0123456789abcdef-{i}"))
+        .collect();
+    run(
+        StandinConfig {
+            request_max_bytes: 40,
+            ..cfg(&url)
+        },
+        input(&lines),
+        tokio::io::sink(),
+    )
+    .await
+    .expect("run");
+    for b in bodies(&r) {
+        assert!(b.len() <= 40, "{}", b.len());
+    }
+    assert_eq!(bodies(&r).len(), 3);
+}
+
+#[tokio::test]
+async fn batches_go_out_every_period() {
+    let (url, r) = spawn_receiver("*").await;
+    let (mut w, rd) = tokio::io::duplex(4096);
+    let task = tokio::spawn(run(
+        StandinConfig {
+            period: Duration::from_millis(300),
+            ..cfg(&url)
+        },
+        tokio::io::BufReader::new(rd),
+        tokio::io::sink(),
+    ));
+    w.write_all(b"collector :: a\ncollector :: b\n")
+        .await
+        .expect("write");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(bodies(&r), ["a\nb\n"]);
+    w.write_all(b"collector :: c\n").await.expect("write");
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    assert_eq!(bodies(&r), ["a\nb\n", "c\n"]);
+    drop(w);
+    assert_eq!(task.await.expect("join").expect("run").lines_sent, 3);
+}
+
+#[tokio::test]
+async fn delivery_options_as_fastly_sends_them() {
+    let (url, r) = spawn_receiver("*").await;
+    let mut c = cfg(&url);
+    c.method = "PUT".into();
+    c.header = Some(("X-Edgelog-Token".into(), "tok".into()));
+    c.format.json_format = JsonFormat::Array;
+    c.format.codec = Codec::Gzip;
+    run(
+        c,
+        input(&[
+            "collector :: {\"a\":1}".into(),
+            "collector :: {\"b\":2}".into(),
+        ]),
+        tokio::io::sink(),
+    )
+    .await
+    .expect("run");
+    let reqs = r.requests.lock().expect("lock").clone();
+    let (method, headers, _) = &reqs[0];
+    assert_eq!(method, Method::PUT);
+    assert_eq!(headers["x-edgelog-token"], "tok");
+    assert_eq!(headers["content-encoding"], "gzip");
+    assert_eq!(headers["content-type"], "application/json");
+    assert_eq!(bodies(&r), ["[{\"a\":1},{\"b\":2}]"]);
+
+    let (url, r) = spawn_receiver("*").await;
+    let mut c = cfg(&url);
+    c.format.classic_prefix = true;
+    run(c, input(&["collector :: hello".into()]), tokio::io::sink())
+        .await
+        .expect("run");
+    let body = &bodies(&r)[0];
+    assert!(body.starts_with("<134>"), "{body}");
+    assert!(body.contains(" cache-local0001 collector["), "{body}");
+    assert!(body.ends_with("]: hello\n"), "{body}");
+}
+
+#[tokio::test]
+async fn failed_requests_are_retried_and_lines_sent_once() {
+    let (url, r) = spawn_receiver("*").await;
+    *r.fail_first.lock().expect("lock") = 2;
+    let report = run(
+        cfg(&url),
+        input(&["collector :: once".into()]),
+        tokio::io::sink(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.retries, 2);
+    assert_eq!(report.lines_sent, 1);
+    assert_eq!(bodies(&r), ["once\n"]);
+    let (url, r) = spawn_receiver("*").await;
+    *r.fail_first.lock().expect("lock") = 100;
+    let report = run(
+        StandinConfig {
+            max_retries: 2,
+            ..cfg(&url)
+        },
+        input(&["collector :: lost".into()]),
+        tokio::io::sink(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(report.lines_dropped, 1, "reported, not silent");
+}

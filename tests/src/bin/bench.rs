@@ -1,0 +1,468 @@
+//! The collector benchmark (run it with `scripts/bench`): for each scenario it starts the release
+//! collector as its own process, a no-op Kinesis server (JSON 1.1) in this process, and posts
+//! Fastly-shaped batches on several connections; then it reports what reached the Kinesis server
+//! (not just what was accepted), the collector's CPU seconds per million lines and peak RSS (from
+//! /proc), POST-to-PutRecords latency and records per PutRecords call.
+
+use edgelog_testkit::kinesis_stub::{spawn_kinesis_stub, StubReport, StubStats};
+use edgelog_testkit::load::{quantile, run_load, Bodies, LoadPlan, LoadStats};
+use edgelog_testkit::paths::free_port;
+use serde::Serialize;
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Debug, Serialize)]
+struct Scenario {
+    name: String,
+    buffer: &'static str,
+    fsync: &'static str,
+    gzip: bool,
+    partition: &'static str,
+    aggregate: bool,
+    /// `kinesis` (the no-op Kinesis server) or `null` (file output to /dev/null).
+    output: &'static str,
+}
+
+fn scenario(
+    name: &str,
+    buffer: &'static str,
+    fsync: &'static str,
+    gzip: bool,
+    partition: &'static str,
+    aggregate: bool,
+    output: &'static str,
+) -> Scenario {
+    Scenario {
+        name: name.into(),
+        buffer,
+        fsync,
+        gzip,
+        partition,
+        aggregate,
+        output,
+    }
+}
+
+fn all_scenarios() -> Vec<Scenario> {
+    vec![
+        scenario("memory", "memory", "-", false, "shard", false, "kinesis"),
+        scenario(
+            "memory-gzip",
+            "memory",
+            "-",
+            true,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        scenario(
+            "memory-field",
+            "memory",
+            "-",
+            false,
+            "field",
+            false,
+            "kinesis",
+        ),
+        scenario(
+            "memory-aggregate",
+            "memory",
+            "-",
+            false,
+            "shard",
+            true,
+            "kinesis",
+        ),
+        scenario(
+            "disk-interval",
+            "disk",
+            "interval",
+            false,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        scenario(
+            "disk-interval-gzip",
+            "disk",
+            "interval",
+            true,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        scenario(
+            "disk-always",
+            "disk",
+            "always",
+            false,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        scenario(
+            "disk-never",
+            "disk",
+            "never",
+            false,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        scenario("null-sink", "memory", "-", false, "-", false, "null"),
+    ]
+}
+
+#[derive(Serialize, Debug, Default, Clone)]
+struct Figures {
+    scenario: String,
+    duration_s: f64,
+    lines_accepted: u64,
+    lines_delivered: u64,
+    lines_per_s: f64,
+    mb_per_s: f64,
+    cpu_s_per_million_lines: f64,
+    peak_rss_mb: f64,
+    latency_p50_ms: f64,
+    latency_p99_ms: f64,
+    post_p50_ms: f64,
+    post_p99_ms: f64,
+    records_per_call: f64,
+    call_fill: f64,
+    rejected_requests: u64,
+}
+
+struct Args {
+    collector: PathBuf,
+    duration: Duration,
+    connections: usize,
+    batch_lines: usize,
+    json: Option<PathBuf>,
+    only: Vec<String>,
+}
+
+fn parse_args() -> Args {
+    let mut a = Args {
+        collector: PathBuf::from("target/release/collector"),
+        duration: Duration::from_secs(20),
+        connections: 8,
+        batch_lines: 1000,
+        json: None,
+        only: Vec::new(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut val = || {
+            it.next()
+                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
+        };
+        match arg.as_str() {
+            "--collector" => a.collector = PathBuf::from(val()),
+            "--duration" => {
+                a.duration = Duration::from_secs_f64(
+                    val()
+                        .parse()
+                        .unwrap_or_else(|_| usage("--duration takes seconds")),
+                )
+            }
+            "--connections" => {
+                a.connections = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--connections takes a number"))
+            }
+            "--batch-lines" => {
+                a.batch_lines = val()
+                    .parse()
+                    .unwrap_or_else(|_| usage("--batch-lines takes a number"))
+            }
+            "--json" => a.json = Some(PathBuf::from(val())),
+            "--scenarios" => a.only = val().split(',').map(str::to_string).collect(),
+            "--help" | "-h" => usage(""),
+            other => usage(&format!("unknown argument {other}")),
+        }
+    }
+    a
+}
+
+fn usage(err: &str) -> ! {
+    if !err.is_empty() {
+        eprintln!("bench: {err}");
+    }
+    eprintln!(
+        "usage: bench [--collector PATH] [--duration SECS] [--connections N] [--batch-lines N] [--json FILE] [--scenarios a,b]\n\
+         scenarios: {}",
+        all_scenarios().iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ")
+    );
+    std::process::exit(if err.is_empty() { 0 } else { 2 });
+}
+
+/// utime + stime of a process, in seconds.
+fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = after.split_whitespace().collect();
+    // Fields after the command: state is [0]; utime is field 14 overall, so [11], stime [12].
+    let ticks: f64 = f.get(11).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse::<f64>().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
+
+/// Peak resident set size, MB.
+fn peak_rss_mb(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|kb| kb.parse::<f64>().ok())
+        .map(|kb| kb / 1024.0)
+        .unwrap_or(0.0)
+}
+
+fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str) -> String {
+    let buffer = match s.buffer {
+        "memory" => "buffer: {type: memory, max_bytes: 50331648, when_full: reject}\n".to_string(),
+        _ => format!(
+            "buffer: {{type: disk, dir: \"{}/buffer\", fsync: {}, max_bytes: 1073741824}}\n",
+            dir.display(),
+            s.fsync
+        ),
+    };
+    let output = match s.output {
+        "null" => "output:\n  file: {path: /dev/null}\n".to_string(),
+        _ => {
+            let mut k = format!(
+                "output:\n  aws_kinesis:\n    stream_name: bench\n    region: us-east-1\n    endpoint_url: \"{stub}\"\n\
+                 \x20   credentials: {{access_key_id: AKIDBENCH, secret_access_key: secret}}\n\
+                 \x20   batch: {{size: 500, duration: 200ms}}\n    max_in_flight: 8\n"
+            );
+            if s.partition == "field" {
+                k.push_str("    partition_key: geo.country_code\n");
+            }
+            if s.aggregate {
+                k.push_str("    aggregate: true\n");
+            }
+            k.push_str("  retry: {max_retries: 5, initial_wait: 50ms, max_wait: 1s}\n");
+            k
+        }
+    };
+    format!(
+        "listen: \"127.0.0.1:{port}\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
+         ingest: {{max_body_bytes: 8388608, max_in_flight: 32, max_in_flight_bytes: 25165824}}\n\
+         dead_letter: {{path: \"{}/dead.ndjson\"}}\n{buffer}{output}",
+        dir.display()
+    )
+}
+
+async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (stub_url, stub_stats): (String, Arc<StubStats>) = spawn_kinesis_stub(4).await;
+    let port = free_port();
+    let cfg_path = dir.path().join("collector.yaml");
+    std::fs::write(&cfg_path, config(s, port, dir.path(), &stub_url)).expect("write config");
+    let mut child = tokio::process::Command::new(&args.collector)
+        .args(["serve", "--config"])
+        .arg(&cfg_path)
+        .env("EDGELOG_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start collector (build it with scripts/bench)");
+    let pid = child.id().unwrap_or(0);
+    let url = format!("http://127.0.0.1:{port}");
+    let start_deadline = Instant::now() + Duration::from_secs(30);
+    while reqwest::get(format!("{url}/readyz"))
+        .await
+        .map(|r| r.status().as_u16())
+        .ok()
+        != Some(200)
+    {
+        if Instant::now() > start_deadline {
+            panic!("collector did not become ready");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let load = Arc::new(LoadStats::default());
+    let cpu0 = cpu_seconds(pid);
+    let t0 = Instant::now();
+    let plan = LoadPlan {
+        url: url.clone(),
+        token: None,
+        connections: args.connections,
+        duration: args.duration,
+        max_lines: 0,
+    };
+    let loader = tokio::spawn(run_load(plan, bodies.clone(), load.clone()));
+    let delivered = |r: &StubReport, s: &Scenario| if s.output == "null" { 0 } else { r.lines };
+    let mut last = (0u64, Instant::now());
+    while !loader.is_finished() {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let r = stub_stats.report();
+        let now_lines = if s.output == "null" {
+            load.lines_accepted.load(Ordering::Relaxed)
+        } else {
+            delivered(&r, s)
+        };
+        let rate = (now_lines - last.0) as f64 / last.1.elapsed().as_secs_f64();
+        last = (now_lines, Instant::now());
+        eprint!(
+            "\r{:<20} {:>5.1}s  {:>9.0} lines/s  accepted {:>10}  delivered {:>10}  rss {:>6.1} MB   ",
+            s.name,
+            t0.elapsed().as_secs_f64(),
+            rate,
+            load.lines_accepted.load(Ordering::Relaxed),
+            now_lines,
+            peak_rss_mb(pid)
+        );
+    }
+    let _ = loader.await;
+    let accepted = load.lines_accepted.load(Ordering::Relaxed);
+    // Wait for delivery of everything accepted.
+    let drain_deadline = Instant::now() + Duration::from_secs(30);
+    if s.output != "null" {
+        while stub_stats.report().lines < accepted && Instant::now() < drain_deadline {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    let report = stub_stats.report();
+    let elapsed = if s.output == "null" {
+        t0.elapsed().as_secs_f64()
+    } else {
+        (report.last_us.saturating_sub(report.first_us)) as f64 / 1e6
+    }
+    .max(0.001);
+    let lines = if s.output == "null" {
+        accepted
+    } else {
+        report.lines
+    };
+    let cpu = cpu_seconds(pid) - cpu0;
+    let rss = peak_rss_mb(pid);
+    eprintln!();
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+
+    let mut post = load
+        .post_latencies_us
+        .lock()
+        .map(|l| l.clone())
+        .unwrap_or_default();
+    let line_bytes = bodies.line_bytes_per_batch as f64 / bodies.lines_per_batch as f64;
+    let records_per_call = if report.calls > 0 {
+        report.records as f64 / report.calls as f64
+    } else {
+        0.0
+    };
+    let bytes_per_call = if report.calls > 0 {
+        report.data_bytes as f64 / report.calls as f64
+    } else {
+        0.0
+    };
+    Figures {
+        scenario: s.name.clone(),
+        duration_s: elapsed,
+        lines_accepted: accepted,
+        lines_delivered: lines,
+        lines_per_s: lines as f64 / elapsed,
+        mb_per_s: lines as f64 * line_bytes / elapsed / 1e6,
+        cpu_s_per_million_lines: if lines > 0 {
+            cpu / lines as f64 * 1e6
+        } else {
+            0.0
+        },
+        peak_rss_mb: rss,
+        latency_p50_ms: report.latency_p50_us as f64 / 1000.0,
+        latency_p99_ms: report.latency_p99_us as f64 / 1000.0,
+        post_p50_ms: quantile(&mut post, 0.5) as f64 / 1000.0,
+        post_p99_ms: quantile(&mut post, 0.99) as f64 / 1000.0,
+        records_per_call,
+        call_fill: (records_per_call / 500.0).max(bytes_per_call / (5.0 * 1024.0 * 1024.0)),
+        rejected_requests: load.rejected.load(Ordering::Relaxed),
+    }
+}
+
+#[tokio::main]
+async fn main() {
+    let args = parse_args();
+    if !args.collector.is_file() {
+        usage(&format!(
+            "no collector binary at {}",
+            args.collector.display()
+        ));
+    }
+    let scenarios: Vec<Scenario> = all_scenarios()
+        .into_iter()
+        .filter(|s| args.only.is_empty() || args.only.contains(&s.name))
+        .collect();
+    eprintln!(
+        "bench: {} scenarios, {:?} each, {} connections, {}-line batches",
+        scenarios.len(),
+        args.duration,
+        args.connections,
+        args.batch_lines
+    );
+    let plain = Arc::new(Bodies::new(32, args.batch_lines, false));
+    let gzip = Arc::new(Bodies::new(32, args.batch_lines, true));
+    eprintln!(
+        "bench: lines average {} bytes",
+        plain.line_bytes_per_batch / plain.lines_per_batch
+    );
+    let mut all = Vec::new();
+    for s in &scenarios {
+        let bodies = if s.gzip { gzip.clone() } else { plain.clone() };
+        all.push(run_scenario(&args, s, bodies).await);
+    }
+    println!(
+        "\n{:<20} {:>10} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8}",
+        "scenario",
+        "lines/s",
+        "MB/s",
+        "cpu-s/Ml",
+        "rss MB",
+        "p50 ms",
+        "p99 ms",
+        "post p99",
+        "rec/call",
+        "fill",
+        "rejected"
+    );
+    for f in &all {
+        println!(
+            "{:<20} {:>10.0} {:>8.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>5.0}% {:>8}",
+            f.scenario,
+            f.lines_per_s,
+            f.mb_per_s,
+            f.cpu_s_per_million_lines,
+            f.peak_rss_mb,
+            f.latency_p50_ms,
+            f.latency_p99_ms,
+            f.post_p99_ms,
+            f.records_per_call,
+            f.call_fill * 100.0,
+            f.rejected_requests
+        );
+    }
+    if let Some(path) = &args.json {
+        let scenarios_json: Vec<_> = scenarios
+            .iter()
+            .zip(&all)
+            .map(|(s, f)| serde_json::json!({"scenario": s, "figures": f}))
+            .collect();
+        let doc = serde_json::json!({
+            "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)},
+            "duration_s": args.duration.as_secs_f64(),
+            "connections": args.connections,
+            "batch_lines": args.batch_lines,
+            "results": scenarios_json,
+        });
+        std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
+            .expect("write json");
+        eprintln!("bench: figures written to {}", path.display());
+    }
+}

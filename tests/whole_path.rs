@@ -1,0 +1,231 @@
+//! The whole path on one machine, as `scripts/demo` runs it: requests through the edge app under
+//! Viceroy, its named-endpoint lines piped into the Fastly stand-in, delivered to the collector,
+//! put to a Kinesis emulator, read back. N requests must give exactly N records.
+
+use edgelog_testkit::collector::collector_bin;
+use edgelog_testkit::{
+    spawn_collector, spawn_kinesalite, spawn_origin, spawn_viceroy_with_standin, testkit_bin,
+    EdgeSetup, KinesisClient,
+};
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "e2e-token";
+const TAIL_TOKEN: &str = "e2e-tail-token";
+const SERVICE: &str = "edgelog-e2e-service";
+
+fn collector_yaml(kinesis: &str, stream: &str) -> String {
+    format!(
+        "fastly: {{service_ids: [\"{SERVICE}\"]}}\n\
+         ingest: {{auth: {{header: X-Edgelog-Token, token: {TOKEN}}}}}\n\
+         tail: {{token: {TAIL_TOKEN}}}\n\
+         buffer: {{type: disk, dir: \"{{dir}}/buffer\"}}\n\
+         dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
+         output:\n  aws_kinesis:\n    stream_name: {stream}\n    region: us-east-1\n    endpoint_url: \"{kinesis}\"\n\
+         \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n    batch: {{duration: 100ms}}\n"
+    )
+}
+
+fn standin_args(collector_url: &str, json_format: &str) -> Vec<String> {
+    [
+        "--url",
+        &format!("{collector_url}/logs"),
+        "--service-id",
+        SERVICE,
+        "--header-name",
+        "X-Edgelog-Token",
+        "--header-value",
+        TOKEN,
+        "--json-format",
+        json_format,
+        "--compression-codec",
+        "gzip",
+        "--period",
+        "0.2",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+async fn send_requests(edge_url: &str, paths: &[String]) -> HashMap<String, Instant> {
+    let client = reqwest::Client::new();
+    let mut sent = HashMap::new();
+    for chunk in paths.chunks(10) {
+        let mut tasks = Vec::new();
+        for p in chunk {
+            let url = format!("{edge_url}{p}");
+            let c = client.clone();
+            tasks.push(tokio::spawn(async move {
+                c.get(url)
+                    .header("user-agent", "edgelog-e2e")
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            }));
+        }
+        for (p, t) in chunk.iter().zip(tasks) {
+            let status = t.await.expect("join").expect("request through the edge");
+            assert_eq!(status, 200, "{p}");
+            sent.insert(p.clone(), Instant::now());
+        }
+    }
+    sent
+}
+
+async fn run_path(
+    format: &str,
+    json_format: &str,
+    stream: &str,
+) -> (Vec<Vec<u8>>, Vec<String>, Vec<Duration>) {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream(stream, 2).await;
+    let col = spawn_collector(&collector_yaml(&k.endpoint, stream)).await;
+    let origin = spawn_origin().await;
+    let edge = spawn_viceroy_with_standin(
+        &EdgeSetup::new(&origin.url())
+            .set("format", format)
+            .set("endpoints", "collector"),
+        &testkit_bin("fastly-standin"),
+        &standin_args(&col.url, json_format),
+    )
+    .await;
+    let nonce = std::process::id();
+    let paths: Vec<String> = (0..100)
+        .map(|i| format!("/whole/{i}-{nonce}?q={i}"))
+        .collect();
+    let sent = send_requests(&edge.url, &paths).await;
+    // Collect records as they arrive, noting when each request's line became readable.
+    let mut arrived: HashMap<String, Duration> = HashMap::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let records = loop {
+        let recs = kc.read_all(stream).await;
+        let now = Instant::now();
+        for r in &recs {
+            let text = String::from_utf8_lossy(&r.data);
+            if let Some(p) = paths.iter().find(|p| text.contains(p.as_str())) {
+                arrived
+                    .entry(p.clone())
+                    .or_insert_with(|| now.duration_since(sent[p]));
+            }
+        }
+        if recs.len() >= paths.len() || Instant::now() > deadline {
+            break recs;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let records = if records.len() == paths.len() {
+        kc.read_all(stream).await
+    } else {
+        records
+    };
+    let _ = edge.viceroy_stderr.snapshot();
+    (
+        records.into_iter().map(|r| r.data.to_vec()).collect(),
+        paths,
+        arrived.into_values().collect(),
+    )
+}
+
+fn report_latency(what: &str, mut lat: Vec<Duration>) {
+    lat.sort();
+    if lat.is_empty() {
+        return;
+    }
+    let q = |f: f64| lat[((lat.len() - 1) as f64 * f).round() as usize];
+    eprintln!("{what}: edge request to record readable in Kinesis: p50 {:?}, p99 {:?} (stand-in period 0.2 s)", q(0.5), q(0.99));
+}
+
+#[tokio::test]
+async fn n_requests_give_exactly_n_json_records_matched_by_request_id() {
+    let (records, paths, latency) = run_path("json", "2", "e2e-json").await;
+    assert_eq!(records.len(), paths.len(), "exactly one record per request");
+    let mut ids = HashSet::new();
+    let mut seen_paths = HashSet::new();
+    for r in &records {
+        let v: serde_json::Value = serde_json::from_slice(r).expect("JSON record");
+        assert_eq!(v["event"], "access");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["user_agent"], "edgelog-e2e");
+        let id = v["request_id"].as_str().expect("request_id").to_string();
+        assert_eq!(id.len(), 32);
+        assert!(ids.insert(id), "request ids are unique");
+        seen_paths.insert(v["url"].as_str().expect("url").to_string());
+    }
+    assert_eq!(seen_paths, paths.into_iter().collect::<HashSet<_>>());
+    report_latency("json", latency);
+}
+
+#[tokio::test]
+async fn n_requests_give_exactly_n_common_log_format_records() {
+    let (records, paths, _) = run_path("clf", "0", "e2e-clf").await;
+    assert_eq!(records.len(), paths.len(), "exactly one record per request");
+    for p in &paths {
+        let hits = records
+            .iter()
+            .filter(|r| String::from_utf8_lossy(r).contains(&format!("\"GET {p} HTTP/1.1\" 200 9")))
+            .count();
+        assert_eq!(hits, 1, "{p}");
+    }
+    for r in &records {
+        let text = String::from_utf8_lossy(r);
+        assert!(text.starts_with("127.0.0.1 - - ["), "{text}");
+    }
+}
+
+#[tokio::test]
+async fn collector_tail_streams_live_lines_with_filters() {
+    let k = spawn_kinesalite().await;
+    let kc = KinesisClient::new(&k.endpoint).await;
+    kc.create_stream("tail", 1).await;
+    let col = spawn_collector(&collector_yaml(&k.endpoint, "tail")).await;
+    // Without or with a wrong token: refused.
+    for token in ["", "wrong"] {
+        let out = tokio::process::Command::new(collector_bin())
+            .args(["tail", "--url", &col.url, "--token", token])
+            .output()
+            .await
+            .expect("tail");
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("401"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut tail = tokio::process::Command::new(collector_bin())
+        .args(["tail", "--url", &col.url, "--filter", "status=503"])
+        .env("EDGELOG_TAIL_TOKEN", TAIL_TOKEN)
+        .stdout(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("tail");
+    let out = edgelog_testkit::procs::Lines::collect(tail.stdout.take().expect("stdout"));
+    out.wait_for("connected", Duration::from_secs(10), |l| {
+        l.iter().any(|x| x.contains("connected"))
+    })
+    .await;
+    let lines: Vec<String> = (0..20)
+        .map(|i| {
+            format!(
+                "{{\"status\":{},\"i\":{i}}}",
+                if i % 5 == 0 { 503 } else { 200 }
+            )
+        })
+        .collect();
+    assert_eq!(
+        edgelog_testkit::collector::post_lines(&col.url, Some(TOKEN), &lines).await,
+        204
+    );
+    let got = out
+        .wait_for("four 503 lines", Duration::from_secs(10), |l| {
+            l.iter().filter(|x| x.contains("503")).count() >= 4
+        })
+        .await;
+    let shown: Vec<&String> = got.iter().filter(|l| !l.starts_with('#')).collect();
+    assert_eq!(shown.len(), 4, "{shown:?}");
+    assert!(shown.iter().all(|l| l.contains("\"status\":503")));
+    assert_eq!(col.handles.metrics.tail_clients.get(), 1);
+}
