@@ -295,6 +295,19 @@ pub struct RawKinesis {
     pub request_timeout: Option<String>,
     /// How often DescribeStreamSummary checks the stream for `/readyz`.
     pub health_check_interval: Option<String>,
+    /// Most bytes of records in PutRecords calls being sent or waiting for a lane.
+    pub max_in_flight_bytes: Option<usize>,
+    /// `direct` (the JSON 1.1 encoder signed with aws-sigv4) or `sdk` (aws-sdk-kinesis).
+    #[serde(default)]
+    pub put_records_client: PutRecordsClient,
+}
+
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PutRecordsClient {
+    #[default]
+    Direct,
+    Sdk,
 }
 
 #[derive(Debug, Deserialize)]
@@ -441,6 +454,8 @@ pub struct KinesisConfig {
     pub request_timeout: Duration,
     #[serde(serialize_with = "ser_duration")]
     pub health_check_interval: Duration,
+    pub max_in_flight_bytes: usize,
+    pub put_records_client: PutRecordsClient,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -907,6 +922,8 @@ fn kinesis_config(k: RawKinesis, warnings: &mut Vec<String>) -> Result<KinesisCo
             &format!("{key}.health_check_interval"),
             k.health_check_interval.as_deref().unwrap_or("10s"),
         )?,
+        max_in_flight_bytes: k.max_in_flight_bytes.unwrap_or(8 * 1024 * 1024).max(1),
+        put_records_client: k.put_records_client,
     })
 }
 

@@ -46,7 +46,19 @@ enum Command {
     },
 }
 
+/// Keeps the memory of large buffers (request bodies, PutRecords calls) returnable to the
+/// system: glibc otherwise raises its mmap threshold as such buffers are freed and then keeps
+/// them in per-thread arenas, which is where peak RSS came from under load (scripts/bench).
+fn tune_allocator() {
+    // SAFETY: mallopt only changes allocator parameters; called before any thread starts.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+        libc::mallopt(libc::M_ARENA_MAX, 2);
+    }
+}
+
 fn main() -> std::process::ExitCode {
+    tune_allocator();
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),

@@ -12,7 +12,8 @@
 
 use crate::config::{PartitionKeySpec, KINESIS_MAX_PARTITION_KEY_CHARS};
 use md5::{Digest, Md5};
-use serde::de::{DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use std::borrow::Cow;
+use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
 /// One open shard and the hash-key range it owns.
@@ -128,7 +129,14 @@ pub struct Partitioner {
     spec: PartitionKeySpec,
     shards: Arc<SharedShardMap>,
     next: usize,
+    /// Placements of recent keys (valid for `cache_map`): a repeated key costs no hashing and
+    /// no allocation.
+    cache: HashMap<Arc<str>, Placement>,
+    cache_map: Option<Arc<ShardMap>>,
 }
+
+/// Distinct keys remembered; beyond that, new keys are placed without being remembered.
+const CACHE_KEYS: usize = 8192;
 
 /// What placing a line needed to know about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +152,8 @@ impl Partitioner {
             spec,
             shards,
             next: 0,
+            cache: HashMap::new(),
+            cache_map: None,
         }
     }
 
@@ -156,28 +166,53 @@ impl Partitioner {
     }
 
     /// The placement for one line that arrived at `arrived_ms` (Unix milliseconds).
-    pub fn place(&mut self, map: &ShardMap, line: &[u8], arrived_ms: u64) -> (Placement, Fallback) {
+    pub fn place(
+        &mut self,
+        map: &Arc<ShardMap>,
+        line: &[u8],
+        arrived_ms: u64,
+    ) -> (Placement, Fallback) {
         match &self.spec {
             PartitionKeySpec::ShardBalanced => (self.balanced(map), Fallback::None),
             PartitionKeySpec::Field(path) => match field_value(line, path) {
-                Some(v) => (keyed(v, map), Fallback::None),
+                Some(v) => (self.cached(&v, map), Fallback::None),
                 None => (self.balanced(map), Fallback::MissingField),
             },
-            PartitionKeySpec::Static(v) => (keyed(v.clone(), map), Fallback::None),
-            PartitionKeySpec::Timestamp => (keyed(arrived_ms.to_string(), map), Fallback::None),
+            PartitionKeySpec::Static(v) => {
+                let v = v.clone();
+                (self.cached(&v, map), Fallback::None)
+            }
+            PartitionKeySpec::Timestamp => {
+                (self.cached(&arrived_ms.to_string(), map), Fallback::None)
+            }
             PartitionKeySpec::Random => {
                 let key = uuid::Uuid::new_v4().to_string();
-                let mut p = keyed(key, map);
+                let mut p = keyed(&key, map);
                 p.affinity = None;
                 (p, Fallback::None)
             }
         }
     }
 
+    fn cached(&mut self, key: &str, map: &Arc<ShardMap>) -> Placement {
+        if !self.cache_map.as_ref().is_some_and(|m| Arc::ptr_eq(m, map)) {
+            self.cache.clear();
+            self.cache_map = Some(map.clone());
+        }
+        if let Some(p) = self.cache.get(key) {
+            return p.clone();
+        }
+        let p = keyed(key, map);
+        if self.cache.len() < CACHE_KEYS {
+            self.cache.insert(Arc::from(key), p.clone());
+        }
+        p
+    }
+
     /// The next shard in turn; without a map yet, a fixed key.
     fn balanced(&mut self, map: &ShardMap) -> Placement {
         if map.is_empty() {
-            let p = keyed("edgelog".to_string(), map);
+            let p = keyed("edgelog", map);
             return Placement {
                 affinity: None,
                 ..p
@@ -199,10 +234,14 @@ impl Partitioner {
     }
 }
 
-fn keyed(mut key: String, map: &ShardMap) -> Placement {
-    if key.chars().count() > KINESIS_MAX_PARTITION_KEY_CHARS {
-        key = key.chars().take(KINESIS_MAX_PARTITION_KEY_CHARS).collect();
-    }
+fn keyed(key: &str, map: &ShardMap) -> Placement {
+    let key: String = if key.len() > KINESIS_MAX_PARTITION_KEY_CHARS
+        && key.chars().count() > KINESIS_MAX_PARTITION_KEY_CHARS
+    {
+        key.chars().take(KINESIS_MAX_PARTITION_KEY_CHARS).collect()
+    } else {
+        key.to_string()
+    };
     let hash = hash_key(&key);
     Placement {
         affinity: Some((hash >> 64) as u64),
@@ -212,117 +251,158 @@ fn keyed(mut key: String, map: &ShardMap) -> Placement {
     }
 }
 
-/// The value at a dotted path in a JSON object line: strings as they are, other values as their
-/// JSON text. `None` when the line is not a JSON object, lacks the path, or the value is empty or
-/// null. Skips what it does not need without building the document.
-pub fn field_value(line: &[u8], path: &[String]) -> Option<String> {
-    let mut de = serde_json::Deserializer::from_slice(line);
-    let v = PathSeed { path }.deserialize(&mut de).ok()??;
-    (!v.is_empty()).then_some(v)
+/// The value at a dotted path in a JSON object line: strings unescaped, numbers and booleans as
+/// their text, objects and arrays as their JSON text. `None` when the line is not a JSON object,
+/// lacks the path, or the value is empty or null.
+///
+/// A byte scanner, not a parser: it skips the values it does not need without decoding or
+/// validating them and borrows the value from the line when it has no escapes, so the common
+/// case allocates nothing. It stops at the value; a line broken after it still yields it.
+pub fn field_value<'a>(line: &'a [u8], path: &[String]) -> Option<Cow<'a, str>> {
+    let mut s = Scan { b: line, i: 0 };
+    let v = s.find_path(path)?;
+    match v {
+        Cow::Borrowed("") => None,
+        Cow::Owned(ref o) if o.is_empty() => None,
+        v => Some(v),
+    }
 }
 
-struct PathSeed<'p> {
-    path: &'p [String],
+struct Scan<'a> {
+    b: &'a [u8],
+    i: usize,
 }
 
-impl<'de> DeserializeSeed<'de> for PathSeed<'_> {
-    type Value = Option<String>;
-
-    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
-        if self.path.is_empty() {
-            return d.deserialize_any(Leaf);
+impl<'a> Scan<'a> {
+    fn ws(&mut self) {
+        while self.i < self.b.len() && matches!(self.b[self.i], b' ' | b'\t' | b'\n' | b'\r') {
+            self.i += 1;
         }
-        d.deserialize_any(self)
-    }
-}
-
-impl<'de> Visitor<'de> for PathSeed<'_> {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON object")
     }
 
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        let mut found = None;
-        while let Some(key) = map.next_key::<std::borrow::Cow<'de, str>>()? {
-            if found.is_none() && key == self.path[0].as_str() {
-                found = map.next_value_seed(PathSeed {
-                    path: &self.path[1..],
-                })?;
-            } else {
-                map.next_value::<IgnoredAny>()?;
+    fn eat(&mut self, c: u8) -> Option<()> {
+        self.ws();
+        (self.b.get(self.i) == Some(&c)).then(|| self.i += 1)
+    }
+
+    /// At the value of an object whose keys are searched for `path`.
+    fn find_path(&mut self, path: &[String]) -> Option<Cow<'a, str>> {
+        let (want, rest) = path.split_first()?;
+        self.eat(b'{')?;
+        self.ws();
+        if self.b.get(self.i) == Some(&b'}') {
+            return None;
+        }
+        loop {
+            self.ws();
+            let key = self.string()?;
+            self.eat(b':')?;
+            self.ws();
+            if key == want.as_str() {
+                return if rest.is_empty() {
+                    self.value()
+                } else {
+                    self.find_path(rest)
+                };
+            }
+            self.skip_value()?;
+            self.ws();
+            match self.b.get(self.i)? {
+                b',' => self.i += 1,
+                _ => return None,
             }
         }
-        Ok(found)
     }
 
-    // Anything but an object on the way down has no such field.
-    fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        while seq.next_element::<IgnoredAny>()?.is_some() {}
-        Ok(None)
-    }
-}
-
-/// The value at the end of the path.
-struct Leaf;
-
-impl<'de> Visitor<'de> for Leaf {
-    type Value = Option<String>;
-
-    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
-        f.write_str("a JSON value")
-    }
-    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_bool<E>(self, v: bool) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
-        Ok(Some(v.to_string()))
-    }
-    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
-        Ok(Some(serde_json::to_string(&v).unwrap_or_default()))
-    }
-    fn visit_unit<E>(self) -> Result<Self::Value, E> {
-        Ok(None)
-    }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-        // An object as a key: its compact JSON text.
-        let mut m = serde_json::Map::new();
-        while let Some((k, v)) = map.next_entry::<String, serde_json::Value>()? {
-            m.insert(k, v);
+    /// A string at `i` (after its opening quote is checked), unescaped.
+    fn string(&mut self) -> Option<Cow<'a, str>> {
+        if self.b.get(self.i) != Some(&b'"') {
+            return None;
         }
-        Ok(Some(serde_json::Value::Object(m).to_string()))
-    }
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
-        let mut v = Vec::new();
-        while let Some(x) = seq.next_element::<serde_json::Value>()? {
-            v.push(x);
+        let start = self.i + 1;
+        let end = self.string_end(start)?;
+        self.i = end + 1;
+        let raw = &self.b[start..end];
+        if !raw.contains(&b'\\') {
+            return std::str::from_utf8(raw).ok().map(Cow::Borrowed);
         }
-        Ok(Some(serde_json::Value::Array(v).to_string()))
+        // Rare: let serde_json decode the escapes of this one string.
+        serde_json::from_slice::<String>(&self.b[start - 1..=end])
+            .ok()
+            .map(Cow::Owned)
+    }
+
+    /// The index of the quote that closes a string whose content starts at `from`.
+    fn string_end(&self, from: usize) -> Option<usize> {
+        let mut j = from;
+        loop {
+            let k = memchr::memchr2(b'"', b'\\', &self.b[j..])? + j;
+            if self.b[k] == b'"' {
+                return Some(k);
+            }
+            j = k + 2;
+            if j > self.b.len() {
+                return None;
+            }
+        }
+    }
+
+    /// The value at `i`, as a key.
+    fn value(&mut self) -> Option<Cow<'a, str>> {
+        match *self.b.get(self.i)? {
+            b'"' => self.string(),
+            b'n' => None,
+            _ => {
+                let start = self.i;
+                self.skip_value()?;
+                std::str::from_utf8(&self.b[start..self.i])
+                    .ok()
+                    .map(Cow::Borrowed)
+            }
+        }
+    }
+
+    /// Moves past the value at `i`.
+    fn skip_value(&mut self) -> Option<()> {
+        match *self.b.get(self.i)? {
+            b'"' => {
+                self.i = self.string_end(self.i + 1)? + 1;
+            }
+            b'{' | b'[' => {
+                let mut depth = 0usize;
+                while let Some(&c) = self.b.get(self.i) {
+                    match c {
+                        b'"' => {
+                            self.i = self.string_end(self.i + 1)?;
+                        }
+                        b'{' | b'[' => depth += 1,
+                        b'}' | b']' => {
+                            depth -= 1;
+                            if depth == 0 {
+                                self.i += 1;
+                                return Some(());
+                            }
+                        }
+                        _ => {}
+                    }
+                    self.i += 1;
+                }
+                return None;
+            }
+            _ => {
+                let start = self.i;
+                while let Some(&c) = self.b.get(self.i) {
+                    if matches!(c, b',' | b'}' | b']' | b' ' | b'\t' | b'\n' | b'\r') {
+                        break;
+                    }
+                    self.i += 1;
+                }
+                if self.i == start {
+                    return None;
+                }
+            }
+        }
+        Some(())
     }
 }
 
@@ -387,6 +467,128 @@ mod tests {
         );
     }
 
+    /// A tiny deterministic generator (no dependency), for the oracle test.
+    struct Gen(u64);
+
+    impl Gen {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0
+        }
+        fn pick<'x>(&mut self, xs: &[&'x str]) -> &'x str {
+            xs[(self.next() % xs.len() as u64) as usize]
+        }
+        fn ws(&mut self) -> &'static str {
+            ["", "", " ", "\n  ", "\t"][(self.next() % 5) as usize]
+        }
+        fn value(&mut self, depth: u32) -> String {
+            let kind = self.next() % if depth > 2 { 5 } else { 7 };
+            match kind {
+                0 => self
+                    .pick(&[
+                        "\"US\"",
+                        "\"\"",
+                        "\"a\\\"b\"",
+                        "\"caf\\u00e9\"",
+                        "\"x\\\\y\"",
+                        "\"\\u00e9t\\u00e9\"",
+                        "\"}]{[,:\"",
+                    ])
+                    .to_string(),
+                1 => self
+                    .pick(&[
+                        "0",
+                        "-12",
+                        "3.50",
+                        "1e3",
+                        "2E-2",
+                        "123456789012345678901234",
+                    ])
+                    .to_string(),
+                2 => self.pick(&["true", "false"]).to_string(),
+                3 => "null".to_string(),
+                4 => format!("\"s{}\"", self.next() % 100),
+                5 => {
+                    let n = self.next() % 4;
+                    let items: Vec<String> = (0..n)
+                        .map(|_| format!("{}{}{}", self.ws(), self.value(depth + 1), self.ws()))
+                        .collect();
+                    format!("[{}]", items.join(","))
+                }
+                _ => self.object(depth + 1),
+            }
+        }
+        fn object(&mut self, depth: u32) -> String {
+            let n = self.next() % 5;
+            let items: Vec<String> = (0..n)
+                .map(|_| {
+                    let k = self.pick(&["a", "b", "geo", "k\\\"q", "\\u0061", "c"]);
+                    let (w1, w2) = (self.ws(), self.ws());
+                    format!("{w1}\"{k}\"{w2}:{}{}", self.ws(), self.value(depth))
+                })
+                .collect();
+            format!("{{{}}}", items.join(","))
+        }
+    }
+
+    /// The same question answered by serde_json (first occurrence of a key, as the scanner).
+    fn oracle(doc: &str, path: &[String]) -> Option<serde_json::Value> {
+        let mut de = serde_json::Deserializer::from_str(doc);
+        let v: serde_json::Value = serde::Deserialize::deserialize(&mut de).ok()?;
+        de.end().ok()?;
+        let mut cur = &v;
+        for p in path {
+            cur = cur.as_object()?.get(p)?;
+        }
+        match cur {
+            serde_json::Value::Null => None,
+            serde_json::Value::String(s) if s.is_empty() => None,
+            other => Some(other.clone()),
+        }
+    }
+
+    #[test]
+    fn the_scanner_agrees_with_a_json_parser() {
+        let mut g = Gen(0x9E37_79B9_7F4A_7C15);
+        let paths: Vec<Vec<String>> = ["a", "geo", "geo.a", "geo.b", "k\"q", "a.b.c"]
+            .iter()
+            .map(|p| p.split('.').map(str::to_string).collect())
+            .collect();
+        let mut compared = 0;
+        for _ in 0..20_000 {
+            let doc = g.object(0);
+            // serde_json keeps the last of duplicate keys; the scanner the first: skip those.
+            if doc.matches("\"a\"").count() > 1
+                || doc.matches("\"geo\"").count() > 1
+                || doc.matches("\"b\"").count() > 1
+                || doc.matches(r#""k\"q""#).count() > 1
+                || doc.contains("\\u0061")
+            {
+                continue;
+            }
+            for path in &paths {
+                let ours = field_value(doc.as_bytes(), path);
+                let theirs = oracle(&doc, path);
+                match (&ours, &theirs) {
+                    (None, None) => {}
+                    (Some(o), Some(serde_json::Value::String(t))) => {
+                        assert_eq!(o.as_ref(), t, "{doc} {path:?}")
+                    }
+                    (Some(o), Some(t)) => {
+                        let parsed: serde_json::Value =
+                            serde_json::from_str(o).unwrap_or_else(|_| panic!("{o} from {doc}"));
+                        assert_eq!(&parsed, t, "{doc} {path:?}");
+                    }
+                    _ => panic!("{doc} {path:?}: ours {ours:?}, theirs {theirs:?}"),
+                }
+                compared += 1;
+            }
+        }
+        assert!(compared > 50_000, "{compared}");
+    }
+
     #[test]
     fn kinesis_hash_is_md5_of_the_key() {
         // MD5("a") = 0cc175b9c0f1b6a831c399e269772661
@@ -405,7 +607,7 @@ mod tests {
     #[test]
     fn shard_balanced_spreads_evenly_with_explicit_hash_keys() {
         let shared = Arc::new(SharedShardMap::default());
-        let map = four_shards();
+        let map = Arc::new(four_shards());
         let mut p = Partitioner::new(PartitionKeySpec::ShardBalanced, shared);
         let mut counts = [0usize; 4];
         for _ in 0..400 {
@@ -423,7 +625,7 @@ mod tests {
     #[test]
     fn keyed_strategies() {
         let shared = Arc::new(SharedShardMap::default());
-        let map = four_shards();
+        let map = Arc::new(four_shards());
         let mut field = Partitioner::new(PartitionKeySpec::Field(path("geo.cc")), shared.clone());
         let (a, _) = field.place(&map, br#"{"geo":{"cc":"US"}}"#, 0);
         let (b, _) = field.place(&map, br#"{"x":1,"geo":{"cc":"US"}}"#, 0);

@@ -86,7 +86,10 @@ pub async fn spawn_kinesis_front(upstream: &str) -> KinesisFront {
         faults: faults.clone(),
         stats: stats.clone(),
     };
-    let app = Router::new().route("/", post(handle)).with_state(state);
+    let app = Router::new()
+        .route("/", post(handle))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind front");

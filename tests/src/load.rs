@@ -115,7 +115,14 @@ impl Bodies {
 
     /// Body `i`, with a fresh probe line in front.
     pub fn body(&self, i: usize) -> Bytes {
-        let probe = format!("{PROBE_PREFIX}{},\"event\":\"probe\"}}\n", now_micros());
+        // Shaped like the other lines (a client_ip and a geo.country_code), so it is
+        // partitioned and batched as they are.
+        let probe = format!(
+            "{PROBE_PREFIX}{},\"event\":\"probe\",\"client_ip\":\"192.0.2.{}\",\"geo\":{{\"country_code\":\"{}\"}}}}\n",
+            now_micros(),
+            i % 250,
+            COUNTRIES[i % COUNTRIES.len()].0
+        );
         let probe = if self.gzip {
             crate::fastly::compress(crate::fastly::Codec::Gzip, probe.as_bytes())
         } else {

@@ -33,7 +33,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
@@ -54,18 +54,29 @@ enum Carried {
     },
 }
 
-impl Rec {
-    /// What Kinesis counts against its limits: data and partition key.
-    fn size(&self) -> usize {
-        self.put.data.len() + self.put.partition_key.len()
-    }
-
+impl Carried {
     fn lines(&self) -> usize {
-        match &self.carried {
+        match self {
             Carried::Line(_) => 1,
             Carried::Lines { lines, .. } => lines.len(),
         }
     }
+
+    fn count_into(&self, counts: &mut Vec<(EntryId, usize)>) {
+        match self {
+            Carried::Line(id) => add_counts(counts, *id, 1),
+            Carried::Lines { counts: c, .. } => {
+                for (id, n) in c {
+                    add_counts(counts, *id, *n);
+                }
+            }
+        }
+    }
+}
+
+/// What Kinesis counts against its limits: data and partition key.
+fn record_size(put: &PutEntry) -> usize {
+    put.data.len() + put.partition_key.len()
 }
 
 fn add_counts(counts: &mut Vec<(EntryId, usize)>, id: EntryId, n: usize) {
@@ -74,6 +85,45 @@ fn add_counts(counts: &mut Vec<(EntryId, usize)>, id: EntryId, n: usize) {
         _ => counts.push((id, n)),
     }
 }
+
+/// The records of one PutRecords call, side by side (the call borrows `puts` as they are).
+#[derive(Default)]
+struct Batch {
+    puts: Vec<PutEntry>,
+    carried: Vec<Carried>,
+    errors: Vec<Option<String>>,
+    bytes: usize,
+    /// The batch's share of `max_in_flight_bytes`, taken as records join it and held until it
+    /// is delivered: open, queued and sending batches together stay within the budget.
+    permit: Option<OwnedSemaphorePermit>,
+    reserved_kib: u32,
+}
+
+impl Batch {
+    fn push(&mut self, r: Rec) {
+        self.bytes += record_size(&r.put);
+        self.puts.push(r.put);
+        self.carried.push(r.carried);
+        self.errors.push(r.last_error);
+    }
+
+    fn len(&self) -> usize {
+        self.puts.len()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.puts.is_empty()
+    }
+}
+
+/// Batches a keyed lane may have waiting.
+const LANE_QUEUE: usize = 16;
+
+/// Lanes per allowed call in flight, for keyed strategies.
+const KEYED_LANES_PER_CALL: usize = 4;
+
+/// The in-flight byte budget counts KiB so its `u32` permits cover gigabytes.
+const KIB: usize = 1024;
 
 /// What the sender lanes share.
 struct Sender {
@@ -86,97 +136,97 @@ struct Sender {
     acks: Arc<Acks>,
     shards: Arc<SharedShardMap>,
     watch_shards: bool,
+    /// Bytes of records in calls being sent or waiting for a lane.
+    in_flight: Arc<Semaphore>,
+    in_flight_kib: u32,
+    /// PutRecords calls at once (`max_in_flight`), whatever the number of lanes.
+    calls: Semaphore,
+    /// Budget (KiB) held by batches handed to lanes and not yet delivered: while there is any,
+    /// waiting for budget is safe (their delivery gives it back).
+    sent_kib: std::sync::atomic::AtomicU64,
 }
 
 impl Sender {
     /// Sends one batch until every record is accepted or dead-lettered.
-    async fn deliver(&self, mut recs: Vec<Rec>) {
+    async fn deliver(&self, mut batch: Batch) {
         let mut attempts: u32 = 0;
         let mut outages: u32 = 0;
         loop {
             self.pacer.wait().await;
-            let entries: Vec<PutEntry> = recs.iter().map(|r| r.put.clone()).collect();
-            let bytes: usize = recs.iter().map(Rec::size).sum();
             self.metrics.output_calls.inc();
-            self.metrics.output_batch_records.observe(recs.len() as f64);
+            self.metrics
+                .output_batch_records
+                .observe(batch.len() as f64);
             self.metrics.output_batch_fill.observe(
-                (recs.len() as f64 / KINESIS_MAX_RECORDS_PER_CALL as f64)
-                    .max(bytes as f64 / KINESIS_MAX_BYTES_PER_CALL as f64),
+                (batch.len() as f64 / KINESIS_MAX_RECORDS_PER_CALL as f64)
+                    .max(batch.bytes as f64 / KINESIS_MAX_BYTES_PER_CALL as f64),
             );
+            let call = self.calls.acquire().await;
             let started = Instant::now();
-            let result = self.api.put_records(&self.stream, entries).await;
+            let result = self.api.put_records(&self.stream, &batch.puts).await;
+            drop(call);
             self.metrics
                 .output_put_latency
                 .observe_duration(started.elapsed());
             match result {
-                Ok(outcomes) if outcomes.len() == recs.len() => {
+                Ok(r) => {
                     outages = 0;
-                    let mut failed = Vec::new();
-                    let mut delivered: Vec<(EntryId, usize)> = Vec::new();
-                    let (mut records, mut bytes, mut lines, mut throttled) =
-                        (0u64, 0u64, 0u64, 0u64);
-                    let map = self.watch_shards.then(|| self.shards.get());
-                    let mut unknown_shard = false;
-                    for (mut rec, outcome) in recs.into_iter().zip(outcomes) {
-                        match outcome {
-                            Ok(shard_id) => {
-                                if let Some(m) = &map {
-                                    unknown_shard |= !m.is_empty() && !m.contains_id(&shard_id);
-                                }
-                                records += 1;
-                                bytes += rec.size() as u64;
-                                lines += rec.lines() as u64;
-                                match &rec.carried {
-                                    Carried::Line(id) => add_counts(&mut delivered, *id, 1),
-                                    Carried::Lines { counts, .. } => {
-                                        for (id, n) in counts {
-                                            add_counts(&mut delivered, *id, *n);
-                                        }
-                                    }
-                                }
-                            }
-                            Err(code) => {
-                                self.metrics.output_failed_entries.inc(&code);
-                                if is_throttle(&code) {
-                                    throttled += 1;
-                                }
-                                rec.last_error = Some(code);
-                                failed.push(rec);
-                            }
+                    if self.watch_shards {
+                        let map = self.shards.get();
+                        if !map.is_empty() && r.shards.iter().any(|s| !map.contains_id(s)) {
+                            // A shard we do not know took a record: the stream was resharded.
+                            self.shards.mark_stale();
                         }
                     }
-                    self.metrics.output_records.add(records);
-                    self.metrics.output_bytes.add(bytes);
-                    self.metrics.output_lines.add(lines);
-                    self.acks.done_many(delivered);
-                    if unknown_shard {
-                        // A shard we do not know accepted a record: the stream was resharded.
-                        self.shards.mark_stale();
-                    }
+                    let throttled = r.failed.iter().filter(|(_, c)| is_throttle(c)).count() as u64;
                     if throttled > 0 {
                         self.metrics.output_throttles.add(throttled);
                         self.pacer.throttled();
                     } else {
                         self.pacer.succeeded();
                     }
-                    if failed.is_empty() {
+                    let Batch {
+                        puts,
+                        carried,
+                        errors,
+                        permit,
+                        ..
+                    } = batch;
+                    let mut failed = r.failed.into_iter().peekable();
+                    let mut retry = Batch {
+                        permit,
+                        ..Batch::default()
+                    };
+                    let mut delivered: Vec<(EntryId, usize)> = Vec::new();
+                    let (mut records, mut bytes, mut lines) = (0u64, 0u64, 0u64);
+                    for (i, ((put, carried), error)) in
+                        puts.into_iter().zip(carried).zip(errors).enumerate()
+                    {
+                        if failed.peek().is_some_and(|(j, _)| *j == i) {
+                            let (_, code) = failed.next().unwrap_or_default();
+                            self.metrics.output_failed_entries.inc(&code);
+                            retry.push(Rec {
+                                put,
+                                carried,
+                                last_error: Some(code),
+                            });
+                        } else {
+                            let _ = error;
+                            records += 1;
+                            bytes += record_size(&put) as u64;
+                            lines += carried.lines() as u64;
+                            carried.count_into(&mut delivered);
+                        }
+                    }
+                    self.metrics.output_records.add(records);
+                    self.metrics.output_bytes.add(bytes);
+                    self.metrics.output_lines.add(lines);
+                    self.acks.done_many(delivered);
+                    if retry.is_empty() {
                         return;
                     }
-                    recs = failed;
+                    batch = retry;
                     attempts += 1;
-                }
-                Ok(outcomes) => {
-                    // A response that does not match the request: send it all again.
-                    tracing::warn!(
-                        sent = recs.len(),
-                        got = outcomes.len(),
-                        "PutRecords answered a different number of records"
-                    );
-                    self.metrics.output_call_errors.inc("MismatchedResponse");
-                    attempts += 1;
-                    for r in &mut recs {
-                        r.last_error = Some("MismatchedResponse".into());
-                    }
                 }
                 Err(CallError::Transient {
                     code,
@@ -190,57 +240,51 @@ impl Sender {
                     }
                     outages += 1;
                     if outages == 1 || outages.is_power_of_two() {
-                        tracing::warn!(%code, %message, records = recs.len(), attempt = outages, "PutRecords failed; retrying (the lines stay buffered)");
+                        tracing::warn!(%code, %message, records = batch.len(), attempt = outages, "PutRecords failed; retrying (the lines stay buffered)");
                     }
-                    self.metrics.output_retries.add(recs.len() as u64);
+                    self.metrics.output_retries.add(batch.len() as u64);
                     tokio::time::sleep(retry::delay(&self.retry, outages)).await;
                     continue;
                 }
                 Err(CallError::Permanent { code, message }) => {
                     self.metrics.output_call_errors.inc(&code);
-                    tracing::warn!(%code, %message, records = recs.len(), "PutRecords refused the request");
-                    for r in &mut recs {
-                        r.last_error = Some(code.clone());
+                    tracing::warn!(%code, %message, records = batch.len(), "PutRecords refused the request");
+                    for e in &mut batch.errors {
+                        *e = Some(code.clone());
                     }
                     attempts += 1;
                 }
             }
             if attempts > self.retry.max_retries {
-                self.dead_letter(recs, "retries_exhausted").await;
+                self.dead_letter(batch, "retries_exhausted").await;
                 return;
             }
-            self.metrics.output_retries.add(recs.len() as u64);
+            self.metrics.output_retries.add(batch.len() as u64);
             tokio::time::sleep(retry::delay(&self.retry, attempts)).await;
         }
     }
 
     /// Writes the records' lines to the dead-letter file, then acknowledges them. A dead-letter
     /// write that fails is retried: nothing is acknowledged without its trace.
-    async fn dead_letter(&self, recs: Vec<Rec>, reason: &'static str) {
+    async fn dead_letter(&self, batch: Batch, reason: &'static str) {
         let mut dead = Vec::new();
         let mut counts = Vec::new();
-        for r in recs {
-            let code = r.last_error.clone();
-            match r.carried {
-                Carried::Line(id) => {
-                    add_counts(&mut counts, id, 1);
-                    dead.push(DeadLine {
-                        line: r.put.data,
-                        reason,
-                        error_code: code,
-                        detail: None,
-                    });
-                }
-                Carried::Lines { counts: c, lines } => {
-                    for (id, n) in c {
-                        add_counts(&mut counts, id, n);
-                    }
+        for ((put, carried), code) in batch.puts.into_iter().zip(batch.carried).zip(batch.errors) {
+            carried.count_into(&mut counts);
+            match carried {
+                Carried::Line(_) => dead.push(DeadLine {
+                    line: put.data,
+                    reason,
+                    error_code: code,
+                    detail: None,
+                }),
+                Carried::Lines { lines, .. } => {
                     dead.extend(lines.into_iter().map(|line| DeadLine {
                         line,
                         reason,
                         error_code: code.clone(),
                         detail: Some("sent in a KPL aggregated record".into()),
-                    }));
+                    }))
                 }
             }
         }
@@ -262,8 +306,7 @@ impl Sender {
 /// An open batch waiting to fill.
 #[derive(Default)]
 struct OpenBatch {
-    recs: Vec<Rec>,
-    bytes: usize,
+    batch: Batch,
     since: Option<Instant>,
 }
 
@@ -277,9 +320,9 @@ struct OpenAgg {
 
 enum Lanes {
     /// One queue served by every lane (order does not matter).
-    Shared(mpsc::Sender<Vec<Rec>>),
+    Shared(mpsc::Sender<Batch>),
     /// A queue per lane (order per key).
-    Keyed(Vec<mpsc::Sender<Vec<Rec>>>),
+    Keyed(Vec<mpsc::Sender<Batch>>),
 }
 
 pub struct KinesisOutput {
@@ -389,6 +432,7 @@ impl KinesisOutput {
             );
         }
 
+        let in_flight_kib = (cfg.max_in_flight_bytes / KIB).clamp(1, u32::MAX as usize) as u32;
         let sender = Arc::new(Sender {
             api: api.clone(),
             stream: cfg.stream_name.clone(),
@@ -399,6 +443,10 @@ impl KinesisOutput {
             acks,
             shards: shards.clone(),
             watch_shards: needs_map,
+            in_flight: Arc::new(Semaphore::new(in_flight_kib as usize)),
+            in_flight_kib,
+            calls: Semaphore::new(cfg.max_in_flight),
+            sent_kib: std::sync::atomic::AtomicU64::new(0),
         });
 
         let keyed = cfg.aggregate
@@ -408,23 +456,33 @@ impl KinesisOutput {
                     | PartitionKeySpec::Static(_)
                     | PartitionKeySpec::Timestamp
             );
-        let lane_count = cfg.max_in_flight;
+        // Keyed: a lane per order domain, 4 per call in flight, so that a few busy keys rarely
+        // share a lane (one call at a time per lane); the calls semaphore caps concurrency.
+        let lane_count = if keyed {
+            cfg.max_in_flight * KEYED_LANES_PER_CALL
+        } else {
+            cfg.max_in_flight
+        };
         let mut workers = Vec::new();
         let lanes = if keyed {
             let mut txs = Vec::new();
             for _ in 0..lane_count {
-                let (tx, mut rx) = mpsc::channel::<Vec<Rec>>(1);
+                // Deep enough that one busy lane does not hold up the others; the in-flight
+                // byte budget bounds what these queues hold.
+                let (tx, mut rx) = mpsc::channel::<Batch>(LANE_QUEUE);
                 let s = sender.clone();
                 workers.push(tokio::spawn(async move {
-                    while let Some(recs) = rx.recv().await {
-                        s.deliver(recs).await;
+                    while let Some(batch) = rx.recv().await {
+                        let kib = u64::from(batch.reserved_kib);
+                        s.deliver(batch).await;
+                        s.sent_kib.fetch_sub(kib, Ordering::AcqRel);
                     }
                 }));
                 txs.push(tx);
             }
             Lanes::Keyed(txs)
         } else {
-            let (tx, rx) = mpsc::channel::<Vec<Rec>>(lane_count);
+            let (tx, rx) = mpsc::channel::<Batch>(lane_count);
             let rx = Arc::new(tokio::sync::Mutex::new(rx));
             for _ in 0..lane_count {
                 let s = sender.clone();
@@ -433,7 +491,11 @@ impl KinesisOutput {
                     loop {
                         let next = rx.lock().await.recv().await;
                         match next {
-                            Some(recs) => s.deliver(recs).await,
+                            Some(batch) => {
+                                let kib = u64::from(batch.reserved_kib);
+                                s.deliver(batch).await;
+                                s.sent_kib.fetch_sub(kib, Ordering::AcqRel);
+                            }
                             None => break,
                         }
                     }
@@ -549,10 +611,9 @@ impl KinesisOutput {
                 };
                 match key {
                     Some(k) => (k % self.lane_count as u64) as usize,
-                    None => {
-                        self.next_lane = (self.next_lane + 1) % self.lane_count;
-                        self.next_lane
-                    }
+                    // Lines without a key (field missing) share one lane until its batch goes,
+                    // so they fill batches instead of trickling into every lane.
+                    None => self.next_lane,
                 }
             }
             _ => 0,
@@ -560,29 +621,30 @@ impl KinesisOutput {
     }
 
     async fn add_record(&mut self, lane: usize, rec: Rec) {
-        if rec.size() > KINESIS_MAX_RECORD_BYTES {
-            let size = rec.size();
+        let size = record_size(&rec.put);
+        if size > KINESIS_MAX_RECORD_BYTES {
             let mut rec = rec;
             rec.last_error = Some(format!(
                 "{size} bytes with its partition key > {KINESIS_MAX_RECORD_BYTES}"
             ));
-            self.sender.dead_letter(vec![rec], "record_too_large").await;
+            let mut one = Batch::default();
+            one.push(rec);
+            self.sender.dead_letter(one, "record_too_large").await;
             return;
         }
         let full = {
-            let ob = &self.open[lane];
-            !ob.recs.is_empty()
-                && (ob.recs.len() >= self.batch.size
-                    || ob.bytes + rec.size() > self.batch.max_batch_bytes)
+            let ob = &self.open[lane].batch;
+            !ob.is_empty()
+                && (ob.len() >= self.batch.size || ob.bytes + size > self.batch.max_batch_bytes)
         };
         if full {
             self.send(lane).await;
         }
+        self.reserve(lane, size).await;
         let ob = &mut self.open[lane];
-        ob.bytes += rec.size();
-        ob.recs.push(rec);
+        ob.batch.push(rec);
         ob.since.get_or_insert_with(Instant::now);
-        if ob.recs.len() >= self.batch.size {
+        if ob.batch.len() >= self.batch.size {
             self.send(lane).await;
         }
     }
@@ -660,15 +722,77 @@ impl KinesisOutput {
         Some(lane)
     }
 
-    /// Hands lane `lane`'s open batch to its sender (waits while the lane is busy).
-    async fn send(&mut self, lane: usize) {
-        let ob = std::mem::take(&mut self.open[lane]);
-        if ob.recs.is_empty() {
+    /// Takes budget for `size` more bytes in lane `lane`'s open batch, in steps of 256 KiB;
+    /// waits while the in-flight byte budget is spent (backpressure down to the buffer).
+    async fn reserve(&mut self, lane: usize, size: usize) {
+        const STEP_KIB: u32 = 256;
+        let max = self.sender.in_flight_kib;
+        let batch = &mut self.open[lane].batch;
+        let need = (((batch.bytes + size) / KIB) as u32 + 1).min(max);
+        if need <= batch.reserved_kib {
             return;
         }
+        let take = (need - batch.reserved_kib)
+            .max(STEP_KIB)
+            .min(max - batch.reserved_kib);
+        if take == 0 {
+            return;
+        }
+        let permit = match self.sender.in_flight.clone().try_acquire_many_owned(take) {
+            Ok(p) => Some(p),
+            Err(_) => {
+                // Spent. If only open batches hold it, nothing would give it back: send them
+                // first. Otherwise batches on their way will, so just wait (keeping the open
+                // batches filling).
+                if self.sender.sent_kib.load(Ordering::Acquire) == 0 {
+                    for l in 0..self.open.len() {
+                        Box::pin(self.send(l)).await;
+                    }
+                }
+                let need = ((size / KIB) as u32 + 1).max(STEP_KIB).min(max);
+                let got = self
+                    .sender
+                    .in_flight
+                    .clone()
+                    .acquire_many_owned(need)
+                    .await
+                    .ok();
+                let batch = &mut self.open[lane].batch;
+                if let Some(p) = got {
+                    match &mut batch.permit {
+                        Some(held) => held.merge(p),
+                        None => batch.permit = Some(p),
+                    }
+                    batch.reserved_kib += need;
+                }
+                return;
+            }
+        };
+        let batch = &mut self.open[lane].batch;
+        if let Some(p) = permit {
+            match &mut batch.permit {
+                Some(held) => held.merge(p),
+                None => batch.permit = Some(p),
+            }
+            batch.reserved_kib += take;
+        }
+    }
+
+    /// Hands lane `lane`'s open batch to its sender; waits while the lane is busy.
+    async fn send(&mut self, lane: usize) {
+        let ob = std::mem::take(&mut self.open[lane]).batch;
+        if ob.is_empty() {
+            return;
+        }
+        self.sender
+            .sent_kib
+            .fetch_add(u64::from(ob.reserved_kib), Ordering::AcqRel);
+        if lane == self.next_lane {
+            self.next_lane = (self.next_lane + 1) % self.lane_count;
+        }
         let sent = match &self.lanes {
-            Some(Lanes::Shared(tx)) => tx.send(ob.recs).await.is_ok(),
-            Some(Lanes::Keyed(txs)) => txs[lane].send(ob.recs).await.is_ok(),
+            Some(Lanes::Shared(tx)) => tx.send(ob).await.is_ok(),
+            Some(Lanes::Keyed(txs)) => txs[lane].send(ob).await.is_ok(),
             None => false,
         };
         if !sent {
@@ -734,7 +858,7 @@ mod tests {
     use crate::buffer::Buffer;
     use crate::config::{BufferConfig, BufferKind, FsyncPolicy, WhenFull};
     use crate::lines::LineBatch;
-    use crate::output::kinesis_api::{EntryResult, StreamState};
+    use crate::output::kinesis_api::{PutResult, StreamState};
     use crate::partition::Shard;
     use futures::future::BoxFuture;
     use std::sync::Mutex;
@@ -756,8 +880,8 @@ mod tests {
         fn put_records<'a>(
             &'a self,
             _: &'a str,
-            entries: Vec<PutEntry>,
-        ) -> BoxFuture<'a, Result<Vec<EntryResult>, CallError>> {
+            entries: &'a [PutEntry],
+        ) -> BoxFuture<'a, Result<PutResult, CallError>> {
             Box::pin(async move {
                 let step = {
                     let mut s = self.script.lock().expect("lock");
@@ -767,15 +891,12 @@ mod tests {
                         s.remove(0)
                     }
                 };
-                let n = entries.len();
-                self.calls.lock().expect("lock").push(entries);
+                self.calls.lock().expect("lock").push(entries.to_vec());
                 let fails = step?;
-                Ok((0..n)
-                    .map(|i| match fails.iter().find(|(j, _)| *j == i) {
-                        Some((_, code)) => Err(code.to_string()),
-                        None => Ok("shardId-000000000000".to_string()),
-                    })
-                    .collect())
+                Ok(PutResult {
+                    failed: fails.into_iter().map(|(i, c)| (i, c.to_string())).collect(),
+                    shards: vec!["shardId-000000000000".into()],
+                })
             })
         }
         fn list_shards<'a>(&'a self, _: &'a str) -> BoxFuture<'a, Result<Vec<Shard>, CallError>> {
@@ -811,6 +932,8 @@ mod tests {
             shard_refresh: Duration::from_secs(60),
             request_timeout: Duration::from_secs(5),
             health_check_interval: Duration::from_secs(10),
+            max_in_flight_bytes: 16 << 20,
+            put_records_client: crate::config::PutRecordsClient::Direct,
         }
     }
 
@@ -1060,6 +1183,26 @@ mod tests {
                 assert!(i > prev);
             }
         }
+    }
+
+    #[tokio::test]
+    async fn a_small_in_flight_budget_slows_down_but_never_deadlocks() {
+        let r = rig();
+        let mut c = cfg(PartitionKeySpec::Field(vec!["k".into()]), 50);
+        c.max_in_flight = 4;
+        c.max_in_flight_bytes = 2048; // two KiB for all lanes: every batch waits for the last
+        let mut out = output(&r, &c).await.expect("start");
+        let lines: Vec<String> = (0..300)
+            .map(|i| format!("{{\"k\":\"key{}\",\"pad\":\"{}\"}}", i % 7, "x".repeat(100)))
+            .collect();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            feed(&r, &mut out, lines).await;
+            out.finish().await;
+        })
+        .await
+        .expect("no deadlock");
+        assert_eq!(r.metrics.output_lines.get(), 300);
+        assert_eq!(r.acks.outstanding(), 0);
     }
 
     #[tokio::test]

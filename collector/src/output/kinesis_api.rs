@@ -24,8 +24,14 @@ pub struct PutEntry {
     pub explicit_hash_key: Option<Arc<str>>,
 }
 
-/// The outcome of one entry: the shard it landed in, or Kinesis' error code.
-pub type EntryResult = Result<String, String>;
+/// What a PutRecords call did, short of failing as a whole.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PutResult {
+    /// The entries Kinesis refused: index in the request and error code.
+    pub failed: Vec<(usize, String)>,
+    /// The distinct shards that took entries (to notice resharding).
+    pub shards: Vec<String>,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum CallError {
@@ -55,12 +61,12 @@ pub struct StreamState {
 }
 
 pub trait KinesisApi: Send + Sync + 'static {
-    /// PutRecords; the result has one outcome per entry, in order.
+    /// PutRecords.
     fn put_records<'a>(
         &'a self,
         stream: &'a str,
-        entries: Vec<PutEntry>,
-    ) -> BoxFuture<'a, Result<Vec<EntryResult>, CallError>>;
+        entries: &'a [PutEntry],
+    ) -> BoxFuture<'a, Result<PutResult, CallError>>;
 
     /// ListShards (all pages), open shards only.
     fn list_shards<'a>(&'a self, stream: &'a str) -> BoxFuture<'a, Result<Vec<Shard>, CallError>>;
@@ -88,6 +94,19 @@ fn is_permanent(code: &str) -> bool {
     )
 }
 
+/// Classifies an error code (`server_error`: an HTTP 5xx).
+pub fn classify_code(code: String, message: String, server_error: bool) -> CallError {
+    if is_permanent(&code) && !server_error {
+        CallError::Permanent { code, message }
+    } else {
+        CallError::Transient {
+            throttled: is_throttle(&code),
+            code,
+            message,
+        }
+    }
+}
+
 fn classify<E, R>(e: SdkError<E, R>) -> CallError
 where
     E: ProvideErrorMetadata + std::error::Error,
@@ -110,20 +129,14 @@ where
         SdkError::ConstructionFailure(_) => ("ConstructionFailure".to_string(), format!("{e}")),
         _ => ("Unknown".to_string(), format!("{e}")),
     };
-    if is_permanent(&code) {
-        CallError::Permanent { code, message }
-    } else {
-        CallError::Transient {
-            throttled: is_throttle(&code),
-            code,
-            message,
-        }
-    }
+    classify_code(code, message, false)
 }
 
-/// The AWS SDK client.
+/// The AWS SDK client for the control plane, and PutRecords either through the SDK or through
+/// the direct encoder (`put_records_client`).
 pub struct SdkKinesis {
     client: aws_sdk_kinesis::Client,
+    direct: Option<super::kinesis_direct::DirectPut>,
 }
 
 impl SdkKinesis {
@@ -145,12 +158,27 @@ impl SdkKinesis {
             ));
         }
         let shared = loader.load().await;
-        if shared.region().is_none() {
+        let Some(region) = shared.region().map(|r| r.to_string()) else {
             return Err(
                 "output.aws_kinesis.region: not set and none found in the environment (AWS_REGION, ~/.aws/config)"
                     .to_string(),
             );
-        }
+        };
+        let direct = match cfg.put_records_client {
+            crate::config::PutRecordsClient::Sdk => None,
+            crate::config::PutRecordsClient::Direct => {
+                let provider = shared.credentials_provider().ok_or_else(|| {
+                    "output.aws_kinesis.credentials: none configured and none found by the SDK credential chain".to_string()
+                })?;
+                Some(super::kinesis_direct::DirectPut::new(
+                    cfg.endpoint_url.as_deref(),
+                    &region,
+                    provider,
+                    cfg.request_timeout,
+                    cfg.max_in_flight,
+                )?)
+            }
+        };
         let mut b = aws_sdk_kinesis::config::Builder::from(&shared)
             .retry_config(aws_config::retry::RetryConfig::disabled())
             .timeout_config(
@@ -164,6 +192,7 @@ impl SdkKinesis {
         }
         Ok(SdkKinesis {
             client: aws_sdk_kinesis::Client::from_conf(b.build()),
+            direct,
         })
     }
 }
@@ -176,13 +205,16 @@ impl KinesisApi for SdkKinesis {
     fn put_records<'a>(
         &'a self,
         stream: &'a str,
-        entries: Vec<PutEntry>,
-    ) -> BoxFuture<'a, Result<Vec<EntryResult>, CallError>> {
+        entries: &'a [PutEntry],
+    ) -> BoxFuture<'a, Result<PutResult, CallError>> {
         Box::pin(async move {
+            if let Some(direct) = &self.direct {
+                return direct.put(stream, entries).await;
+            }
             let mut req = self.client.put_records().stream_name(stream);
             for e in entries {
                 let mut b = PutRecordsRequestEntry::builder()
-                    .data(Blob::new(Vec::from(e.data)))
+                    .data(Blob::new(e.data.to_vec()))
                     .partition_key(e.partition_key.as_ref());
                 if let Some(h) = &e.explicit_hash_key {
                     b = b.explicit_hash_key(h.as_ref());
@@ -194,15 +226,30 @@ impl KinesisApi for SdkKinesis {
                 req = req.records(entry);
             }
             let out = req.send().await.map_err(classify)?;
-            Ok(out
-                .records()
-                .iter()
-                .map(|r| match (r.error_code(), r.shard_id()) {
-                    (Some(code), _) => Err(code.to_string()),
-                    (None, Some(shard)) => Ok(shard.to_string()),
-                    (None, None) => Err("MissingShardId".to_string()),
-                })
-                .collect())
+            if out.records().len() != entries.len() {
+                return Err(CallError::Transient {
+                    code: "MismatchedResponse".into(),
+                    message: format!(
+                        "{} results for {} records",
+                        out.records().len(),
+                        entries.len()
+                    ),
+                    throttled: false,
+                });
+            }
+            let mut result = PutResult::default();
+            for (i, r) in out.records().iter().enumerate() {
+                match (r.error_code(), r.shard_id()) {
+                    (Some(code), _) => result.failed.push((i, code.to_string())),
+                    (None, Some(shard)) => {
+                        if !result.shards.iter().any(|s| s == shard) {
+                            result.shards.push(shard.to_string());
+                        }
+                    }
+                    (None, None) => result.failed.push((i, "MissingShardId".into())),
+                }
+            }
+            Ok(result)
         })
     }
 

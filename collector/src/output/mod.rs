@@ -7,6 +7,7 @@
 
 pub mod kinesis;
 pub mod kinesis_api;
+pub mod kinesis_direct;
 pub mod stdio;
 
 use crate::buffer::{Buffer, Entry, EntryId};
