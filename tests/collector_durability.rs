@@ -3,7 +3,7 @@
 //! brought back, the buffer fills to its limit, a segment gets a torn tail; then every line that
 //! got a 2xx must be in the stream. Graceful shutdown (SIGTERM) is tested the same way.
 
-use edgelog_testkit::collector::{collector_port, spawn_collector_process, CollectorProcess};
+use edgelog_testkit::collector::{spawn_collector_process, CollectorProcess};
 use edgelog_testkit::{
     spawn_kinesalite, spawn_kinesis_front, DurableKinesalite, Faults, KinesisClient,
 };
@@ -14,12 +14,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-fn config(port: u16, dir: &Path, endpoint: &str, stream: &str, extra: &str) -> PathBuf {
+fn config(dir: &Path, endpoint: &str, stream: &str, extra: &str) -> PathBuf {
     let path = dir.join("collector.yaml");
     std::fs::write(
         &path,
         format!(
-            "listen: \"127.0.0.1:{port}\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
+            "listen: \"127.0.0.1:0\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
              ingest: {{max_body_bytes: 1048576, max_in_flight_bytes: 8388608}}\n\
              buffer: {{type: disk, dir: \"{d}/buffer\", fsync: interval, max_bytes: 4194304, segment_bytes: 262144}}\n\
              dead_letter: {{path: \"{d}/dead.ndjson\"}}\n\
@@ -36,6 +36,8 @@ fn config(port: u16, dir: &Path, endpoint: &str, stream: &str, extra: &str) -> P
 
 /// Posts numbered lines continuously; remembers which numbers got a 2xx.
 struct Loader {
+    /// Where to post; updated when the collector restarts on another port.
+    url: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<u64>>>,
     statuses: Arc<Mutex<HashMap<u16, u64>>>,
@@ -44,12 +46,19 @@ struct Loader {
 }
 
 impl Loader {
-    fn start(url: String, lines_per_post: u64) -> Loader {
+    fn start(first_url: String, lines_per_post: u64) -> Loader {
+        let url = Arc::new(Mutex::new(first_url));
         let stop = Arc::new(AtomicBool::new(false));
         let acked = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(HashMap::new()));
         let next = Arc::new(AtomicU64::new(0));
-        let (s, a, st, n) = (stop.clone(), acked.clone(), statuses.clone(), next.clone());
+        let (s, a, st, n, u) = (
+            stop.clone(),
+            acked.clone(),
+            statuses.clone(),
+            next.clone(),
+            url.clone(),
+        );
         let task = tokio::spawn(async move {
             let client = reqwest::Client::builder()
                 .timeout(Duration::from_secs(5))
@@ -63,7 +72,8 @@ impl Loader {
                     .iter()
                     .map(|k| format!("{{\"n\":{k},\"pad\":\"{pad}\"}}\n"))
                     .collect();
-                let status = match client.post(format!("{url}/logs")).body(body).send().await {
+                let target = format!("{}/logs", u.lock().expect("url"));
+                let status = match client.post(target).body(body).send().await {
                     Ok(r) => r.status().as_u16(),
                     Err(_) => 0,
                 };
@@ -77,12 +87,17 @@ impl Loader {
             }
         });
         Loader {
+            url,
             stop,
             acked,
             statuses,
             next,
             task,
         }
+    }
+
+    fn follow(&self, proc: &CollectorProcess) {
+        *self.url.lock().expect("url") = proc.url.clone();
     }
 
     async fn finish(self) -> (Vec<u64>, HashMap<u16, u64>) {
@@ -143,24 +158,22 @@ async fn kill_9_outages_a_full_buffer_and_a_torn_segment_lose_no_acknowledged_li
     let kc = KinesisClient::new(&kinesis.endpoint).await;
     kc.create_stream("durable", 2).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let port = collector_port();
     let cfg = config(
-        port,
         dir.path(),
         &kinesis.endpoint,
         "durable",
         "shutdown_timeout: 5s\n",
     );
-    let url = format!("http://127.0.0.1:{port}");
-    let mut proc: CollectorProcess = spawn_collector_process(&cfg, port).await;
-    let loader = Loader::start(url.clone(), 100);
+    let mut proc: CollectorProcess = spawn_collector_process(&cfg).await;
+    let loader = Loader::start(proc.url.clone(), 100);
 
     // SIGKILL mid-load, three times.
     for _ in 0..3 {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         proc.kill9().await;
         tokio::time::sleep(Duration::from_millis(200)).await;
-        proc = spawn_collector_process(&cfg, port).await;
+        proc = spawn_collector_process(&cfg).await;
+        loader.follow(&proc);
     }
     // Kinesis goes away; the buffer fills to its limit (4 MiB) and ingest answers 503; a
     // SIGKILL and a restart while Kinesis is still away.
@@ -175,7 +188,8 @@ async fn kill_9_outages_a_full_buffer_and_a_torn_segment_lose_no_acknowledged_li
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     proc.kill9().await;
-    proc = spawn_collector_process(&cfg, port).await;
+    proc = spawn_collector_process(&cfg).await;
+    loader.follow(&proc);
     tokio::time::sleep(Duration::from_millis(1000)).await;
     kinesis.resume().await;
     tokio::time::sleep(Duration::from_millis(2000)).await;
@@ -183,7 +197,8 @@ async fn kill_9_outages_a_full_buffer_and_a_torn_segment_lose_no_acknowledged_li
     // A torn tail, as a crash mid-write leaves it: found, skipped, counted and reported.
     proc.kill9().await;
     tear_newest_segment(&dir.path().join("buffer"));
-    proc = spawn_collector_process(&cfg, port).await;
+    proc = spawn_collector_process(&cfg).await;
+    loader.follow(&proc);
     let report = proc
         .stderr
         .wait_for("the corruption report", Duration::from_secs(10), |l| {
@@ -260,20 +275,18 @@ async fn sigterm_finishes_requests_in_flight_and_flushes_before_exiting() {
     let kc = KinesisClient::new(&k.endpoint).await;
     kc.create_stream("graceful", 1).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let port = collector_port();
     let cfg = config(
-        port,
         dir.path(),
         &k.endpoint,
         "graceful",
         "shutdown_timeout: 20s\n",
     );
-    let proc = spawn_collector_process(&cfg, port).await;
+    let proc = spawn_collector_process(&cfg).await;
     let lines: Vec<String> = (0..200).map(|i| format!("{{\"n\":{i}}}")).collect();
     let mut body = lines.join("\n");
     body.push('\n');
     let (first, second) = body.split_at(body.len() / 2);
-    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", port))
+    let mut conn = tokio::net::TcpStream::connect(("127.0.0.1", proc.port))
         .await
         .expect("connect");
     conn.write_all(
@@ -293,7 +306,7 @@ async fn sigterm_finishes_requests_in_flight_and_flushes_before_exiting() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     // New connections are refused, the request in flight is finished.
     assert!(
-        tokio::net::TcpStream::connect(("127.0.0.1", port))
+        tokio::net::TcpStream::connect(("127.0.0.1", proc.port))
             .await
             .is_err(),
         "still accepting after SIGTERM"
@@ -318,23 +331,20 @@ async fn sigterm_while_kinesis_is_away_leaves_the_rest_for_the_next_start() {
     kc.create_stream("later", 1).await;
     let front = spawn_kinesis_front(&k.endpoint).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let port = collector_port();
     let cfg = config(
-        port,
         dir.path(),
         &front.endpoint,
         "later",
         "shutdown_timeout: 2s\n",
     );
-    let proc = spawn_collector_process(&cfg, port).await;
+    let proc = spawn_collector_process(&cfg).await;
     front.set(Faults {
         every_request: Some((503, "ServiceUnavailable".into())),
         ..Faults::default()
     });
     let lines: Vec<String> = (0..300).map(|i| format!("{{\"n\":{i}}}")).collect();
     assert_eq!(
-        edgelog_testkit::collector::post_lines(&format!("http://127.0.0.1:{port}"), None, &lines)
-            .await,
+        edgelog_testkit::collector::post_lines(&proc.url, None, &lines).await,
         204
     );
     let stderr = proc.stderr.clone();
@@ -350,7 +360,7 @@ async fn sigterm_while_kinesis_is_away_leaves_the_rest_for_the_next_start() {
         .any(|l| l.contains("shutdown deadline reached")));
     assert!(stream_numbers(&kc, "later").await.is_empty());
     front.set(Faults::default());
-    let proc = spawn_collector_process(&cfg, port).await;
+    let proc = spawn_collector_process(&cfg).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while stream_numbers(&kc, "later").await.len() < 300 {
         assert!(

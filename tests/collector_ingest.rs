@@ -3,7 +3,7 @@
 //! kind of bad input.
 
 use edgelog_testkit::certs::TestCa;
-use edgelog_testkit::collector::{collector_bin, collector_port, spawn_collector_process};
+use edgelog_testkit::collector::{collector_bin, spawn_collector_process};
 use edgelog_testkit::fastly::{Batch, BatchFormat, Codec, JsonFormat};
 use edgelog_testkit::{spawn_collector, RunningCollector};
 use std::time::Duration;
@@ -478,15 +478,14 @@ async fn mutual_tls_accepts_only_clients_of_the_configured_ca() {
 #[tokio::test]
 async fn auth_is_required_and_the_token_never_appears_in_the_log() {
     let dir = tempfile::tempdir().expect("tmp");
-    let port = collector_port();
     let cfg = dir.path().join("collector.yaml");
     std::fs::write(
         &cfg,
         yaml("").replace("{dir}", &dir.path().display().to_string())
-            + &format!("listen: \"127.0.0.1:{port}\"\nlog_format: json\n"),
+            + "listen: \"127.0.0.1:0\"\nlog_format: json\n",
     )
     .expect("config");
-    let proc = spawn_collector_process(&cfg, port).await;
+    let proc = spawn_collector_process(&cfg).await;
     let c = client();
     let batch = BatchFormat::default().build(&["x"]);
     for token in [None, Some("wrong-token-value"), Some(TOKEN)] {

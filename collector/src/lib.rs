@@ -157,9 +157,12 @@ pub async fn run_with(
         buffer: buffer.clone(),
     });
     let app = ingest::router(state);
-    let addr = listener.local_addr().ok();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     tracing::info!(
-        listen = ?addr,
+        listen = %addr,
         tls = tls.is_some(),
         path = %config.ingest.path,
         "collector listening"

@@ -1,8 +1,8 @@
 //! The collector, started in-process on a free port through its `run` entry point, or as the
 //! real binary in its own process (for kill -9 and signal tests).
 
-use crate::paths::{free_port, repo_root, target_dir};
-use crate::procs::{command, wait_for_port, KillOnDrop, Lines};
+use crate::paths::{repo_root, target_dir};
+use crate::procs::{command, KillOnDrop, Lines};
 use collector::config::Config;
 use collector::{Handles, RunError};
 use std::path::PathBuf;
@@ -143,16 +143,17 @@ impl CollectorProcess {
     }
 }
 
-/// Starts `collector serve --config <file>` (the file's `listen` must use `port`).
-pub async fn spawn_collector_process(config_path: &std::path::Path, port: u16) -> CollectorProcess {
-    spawn_collector_process_at(&collector_bin(), config_path, port).await
+/// Starts `collector serve --config <file>`. The file's `listen` should use port 0: the address
+/// the collector bound is read from its start-up log, so no other process can take the port
+/// between choosing and binding it.
+pub async fn spawn_collector_process(config_path: &std::path::Path) -> CollectorProcess {
+    spawn_collector_process_at(&collector_bin(), config_path).await
 }
 
 /// Like [`spawn_collector_process`] with a given collector binary (the demo's release build).
 pub async fn spawn_collector_process_at(
     bin: &std::path::Path,
     config_path: &std::path::Path,
-    port: u16,
 ) -> CollectorProcess {
     let mut child = command(bin)
         .arg("serve")
@@ -167,14 +168,22 @@ pub async fn spawn_collector_process_at(
         .expect("start collector");
     let stdout = Lines::collect(child.stdout.take().expect("stdout"));
     let stderr = Lines::collect(child.stderr.take().expect("stderr"));
-    let started = tokio::time::timeout(
-        Duration::from_secs(60),
-        wait_for_port(port, Duration::from_secs(60), "collector"),
-    )
-    .await;
-    if started.is_err() {
-        panic!("collector did not start:\n{}", stderr.snapshot().join("\n"));
-    }
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let port = loop {
+        if let Some(port) = stderr.snapshot().iter().find_map(|l| listening_port(l)) {
+            break port;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            panic!(
+                "collector exited ({status}) before listening:\n{}",
+                stderr.snapshot().join("\n")
+            );
+        }
+        if tokio::time::Instant::now() > deadline {
+            panic!("collector did not start:\n{}", stderr.snapshot().join("\n"));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     CollectorProcess {
         url: format!("http://127.0.0.1:{port}"),
         port,
@@ -184,9 +193,18 @@ pub async fn spawn_collector_process_at(
     }
 }
 
-/// A free port for a collector process's `listen`.
-pub fn collector_port() -> u16 {
-    free_port()
+/// The port in the collector's "collector listening" log line (text or JSON).
+fn listening_port(line: &str) -> Option<u16> {
+    if !line.contains("collector listening") {
+        return None;
+    }
+    let at = line.find("127.0.0.1:")? + "127.0.0.1:".len();
+    line[at..]
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect::<String>()
+        .parse()
+        .ok()
 }
 
 /// Posts lines as one newline-delimited batch (optionally with the token header); returns the

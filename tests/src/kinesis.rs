@@ -1,8 +1,8 @@
 //! A real Kinesis emulator (kinesalite, from npm) on a free port, and a client that creates
 //! streams, reshards them and reads every record back.
 
-use crate::paths::{free_port, tool};
-use crate::procs::{command, wait_for_port, KillOnDrop};
+use crate::paths::tool;
+use crate::procs::{command, start_on_free_port, wait_for_port, KillOnDrop};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use bytes::Bytes;
@@ -18,15 +18,16 @@ pub struct Kinesalite {
 
 /// Starts kinesalite (in memory; streams are ACTIVE at once, up to 100 shards).
 pub async fn spawn_kinesalite() -> Kinesalite {
-    let port = free_port();
+    let (child, port) =
+        start_on_free_port("kinesalite", |port| kinesalite_command(port, None)).await;
     Kinesalite {
         endpoint: format!("http://127.0.0.1:{port}"),
         port,
-        _child: start_kinesalite(port, None).await,
+        _child: KillOnDrop(child),
     }
 }
 
-async fn start_kinesalite(port: u16, path: Option<&std::path::Path>) -> KillOnDrop {
+fn kinesalite_command(port: u16, path: Option<&std::path::Path>) -> tokio::process::Child {
     let mut cmd = command(tool("kinesalite"));
     cmd.args(["--port", &port.to_string()]).args([
         "--shardLimit",
@@ -41,13 +42,16 @@ async fn start_kinesalite(port: u16, path: Option<&std::path::Path>) -> KillOnDr
     if let Some(p) = path {
         cmd.arg("--path").arg(p);
     }
-    let child = cmd
-        .stdin(Stdio::null())
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .kill_on_drop(true)
         .spawn()
-        .expect("start kinesalite");
+        .expect("start kinesalite")
+}
+
+async fn start_kinesalite(port: u16, path: Option<&std::path::Path>) -> KillOnDrop {
+    let child = kinesalite_command(port, path);
     wait_for_port(port, Duration::from_secs(30), "kinesalite").await;
     KillOnDrop(child)
 }
@@ -63,9 +67,12 @@ pub struct DurableKinesalite {
 
 impl DurableKinesalite {
     pub async fn start() -> DurableKinesalite {
-        let port = free_port();
         let dir = tempfile::tempdir().expect("tempdir");
-        let child = start_kinesalite(port, Some(dir.path())).await;
+        let (child, port) = start_on_free_port("kinesalite", |port| {
+            kinesalite_command(port, Some(dir.path()))
+        })
+        .await;
+        let child = KillOnDrop(child);
         DurableKinesalite {
             endpoint: format!("http://127.0.0.1:{port}"),
             port,

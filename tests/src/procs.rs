@@ -98,6 +98,43 @@ impl Drop for KillOnDrop {
     }
 }
 
+/// Starts a server that takes its port on the command line (`spawn(port)`), on a free port:
+/// waits until the port accepts connections and the process is still running after a moment
+/// (another process may have taken the port between choosing and binding it, in which case the
+/// server exits); tries again on another port, up to five times.
+pub async fn start_on_free_port(
+    what: &str,
+    mut spawn: impl FnMut(u16) -> tokio::process::Child,
+) -> (tokio::process::Child, u16) {
+    for _ in 0..5 {
+        let port = crate::paths::free_port();
+        let mut child = spawn(port);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        let mut up = false;
+        while tokio::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                up = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        if up {
+            tokio::time::sleep(Duration::from_millis(150)).await;
+            if let Ok(None) = child.try_wait() {
+                return (child, port);
+            }
+        }
+        let _ = child.start_kill();
+    }
+    panic!("{what} could not start on a free port");
+}
+
 /// Waits until something accepts TCP connections on `port`, or panics.
 pub async fn wait_for_port(port: u16, timeout: Duration, what: &str) {
     let deadline = tokio::time::Instant::now() + timeout;

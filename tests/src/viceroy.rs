@@ -1,7 +1,7 @@
 //! The edge app's real wasm running under Viceroy on a free port.
 
-use crate::paths::{edge_wasm, free_port, tool};
-use crate::procs::{command, wait_for_port, KillOnDrop, Lines};
+use crate::paths::{edge_wasm, tool};
+use crate::procs::{command, start_on_free_port, KillOnDrop, Lines};
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;
@@ -38,7 +38,8 @@ impl EdgeSetup {
         let origin = self
             .origin
             .clone()
-            .unwrap_or_else(|| format!("http://127.0.0.1:{}", free_port()));
+            // Port 1 on loopback: nothing listens there, so every connection is refused.
+            .unwrap_or_else(|| "http://127.0.0.1:1".to_string());
         let mut m = format!(
             "manifest_version = 3\nname = \"edgelog-test\"\nlanguage = \"rust\"\n\n\
              [local_server.backends.origin]\nurl = {}\n",
@@ -97,6 +98,26 @@ impl Viceroy {
     }
 }
 
+fn viceroy_command(
+    manifest: &std::path::Path,
+    wasm: &std::path::Path,
+    port: u16,
+) -> tokio::process::Child {
+    command(tool("viceroy"))
+        .arg("serve")
+        .arg("-C")
+        .arg(manifest)
+        .arg("--addr")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(wasm)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start viceroy")
+}
+
 /// Starts the edge app under `viceroy serve` and waits until it accepts connections.
 pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
     let wasm: PathBuf = tokio::task::spawn_blocking({
@@ -108,23 +129,10 @@ pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = dir.path().join("fastly.toml");
     std::fs::write(&manifest, setup.manifest()).expect("write manifest");
-    let port = free_port();
-    let mut child = command(tool("viceroy"))
-        .arg("serve")
-        .arg("-C")
-        .arg(&manifest)
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(&wasm)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start viceroy");
+    let (mut child, port) =
+        start_on_free_port("viceroy", |port| viceroy_command(&manifest, &wasm, port)).await;
     let stdout = Lines::collect(child.stdout.take().expect("stdout"));
     let stderr = Lines::collect(child.stderr.take().expect("stderr"));
-    wait_for_port(port, Duration::from_secs(60), "viceroy").await;
     Viceroy {
         url: format!("http://127.0.0.1:{port}"),
         port,
@@ -184,20 +192,8 @@ pub async fn spawn_viceroy_with_standin(
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = dir.path().join("fastly.toml");
     std::fs::write(&manifest, setup.manifest()).expect("write manifest");
-    let port = free_port();
-    let mut viceroy = command(tool("viceroy"))
-        .arg("serve")
-        .arg("-C")
-        .arg(&manifest)
-        .arg("--addr")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(&wasm)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start viceroy");
+    let (mut viceroy, port) =
+        start_on_free_port("viceroy", |port| viceroy_command(&manifest, &wasm, port)).await;
     let pipe: Stdio = viceroy
         .stdout
         .take()
@@ -215,7 +211,6 @@ pub async fn spawn_viceroy_with_standin(
         .expect("start fastly-standin");
     let standin_stdout = Lines::collect(standin_child.stdout.take().expect("stdout"));
     let standin_stderr = Lines::collect(standin_child.stderr.take().expect("stderr"));
-    wait_for_port(port, Duration::from_secs(60), "viceroy").await;
     EdgeWithStandin {
         url: format!("http://127.0.0.1:{port}"),
         port,

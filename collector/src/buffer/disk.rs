@@ -45,9 +45,21 @@ struct WritePos {
 
 struct Append {
     header: [u8; HEADER_LEN],
-    payload: Bytes,
+    batch: LineBatch,
+    arrived_ms: u64,
     reply: oneshot::Sender<Result<(), WriteError>>,
 }
+
+/// Entries just written, kept in memory for a reader that is caught up, so that it does not read
+/// back from disk what it was just handed: `(start, next offset, batch, arrival)`, in write order.
+#[derive(Default)]
+struct Recent {
+    entries: VecDeque<(Pos, u64, LineBatch, u64)>,
+    bytes: usize,
+}
+
+/// Most payload bytes [`Recent`] holds; a reader further behind reads from disk.
+const RECENT_BYTES: usize = 16 * 1024 * 1024;
 
 #[derive(Debug)]
 enum WriteError {
@@ -94,6 +106,7 @@ pub struct DiskBuffer {
     acks: Arc<Mutex<Acks>>,
     /// Bytes on disk per segment, released from the capacity when the segment is deleted.
     segments: Arc<Mutex<BTreeMap<u64, u64>>>,
+    recent: Arc<Mutex<Recent>>,
     entries: AtomicI64,
     closed: AtomicBool,
     recovery: Recovery,
@@ -193,6 +206,7 @@ impl DiskBuffer {
         let file = create_segment(&dir, active, cfg.fsync != FsyncPolicy::Never)?;
         sizes.insert(active, 0);
         let segments = Arc::new(Mutex::new(sizes));
+        let recent = Arc::new(Mutex::new(Recent::default()));
         let writer = SegmentWriter {
             dir: dir.clone(),
             seg: active,
@@ -203,6 +217,7 @@ impl DiskBuffer {
             interval: cfg.fsync_interval,
             published: pub_tx,
             segments: segments.clone(),
+            recent: recent.clone(),
         };
         std::thread::Builder::new()
             .name("edgelog-buffer-writer".into())
@@ -226,6 +241,7 @@ impl DiskBuffer {
             }),
             acks: Arc::new(Mutex::new(acks)),
             segments,
+            recent,
             entries: AtomicI64::new(recovery.entries as i64),
             closed: AtomicBool::new(false),
             recovery,
@@ -246,9 +262,9 @@ impl DiskBuffer {
         if self.closed.load(Ordering::Acquire) {
             return Err(BufferError::Closed);
         }
-        let payload = batch.joined().clone();
-        let header = segment::header(&payload, super::now_ms());
-        let size = (HEADER_LEN + payload.len()) as u64;
+        let arrived_ms = super::now_ms();
+        let header = segment::header(batch.joined(), arrived_ms);
+        let size = (HEADER_LEN + batch.joined().len()) as u64;
 
         self.capacity.reserve(size).await?;
         let (reply, wait) = oneshot::channel();
@@ -257,7 +273,8 @@ impl DiskBuffer {
             .map(|w| {
                 w.send(Append {
                     header,
-                    payload,
+                    batch,
+                    arrived_ms,
                     reply,
                 })
                 .is_ok()
@@ -301,6 +318,9 @@ impl DiskBuffer {
                     }
                 }
                 continue;
+            }
+            if let Some((batch, arrived_ms, next)) = self.take_recent(r.pos) {
+                return Some(self.hand_out(&mut r, batch, arrived_ms, next));
             }
             let seg = r.pos.seg;
             let file = match &r.file {
@@ -347,18 +367,7 @@ impl DiskBuffer {
                     arrived_ms,
                     next,
                 } => {
-                    let id = r.next_id;
-                    r.next_id += 1;
-                    let start = r.pos;
-                    r.pos.offset = next;
-                    let mut a = lock(&self.acks);
-                    a.inflight.push_back((id, start, false));
-                    a.reader_pos = r.pos;
-                    return Some(Entry {
-                        id,
-                        batch,
-                        arrived_ms,
-                    });
+                    return Some(self.hand_out(&mut r, batch, arrived_ms, next));
                 }
                 Read::Corrupt { resume } => {
                     if seg > r.scanned_up_to {
@@ -382,6 +391,41 @@ impl DiskBuffer {
                     }
                 }
             }
+        }
+    }
+
+    /// The entry at `pos` if the writer still holds it in memory; drops older ones.
+    fn take_recent(&self, pos: Pos) -> Option<(LineBatch, u64, u64)> {
+        let mut recent = lock(&self.recent);
+        while let Some(front) = recent.entries.front() {
+            if front.0 < pos {
+                let old = recent.entries.pop_front()?;
+                recent.bytes -= old.2.joined().len();
+            } else {
+                break;
+            }
+        }
+        if recent.entries.front().is_some_and(|e| e.0 == pos) {
+            let (_, next, batch, arrived) = recent.entries.pop_front()?;
+            recent.bytes -= batch.joined().len();
+            return Some((batch, arrived, next));
+        }
+        None
+    }
+
+    /// Records an entry as read and hands it to the output.
+    fn hand_out(&self, r: &mut Reader, batch: LineBatch, arrived_ms: u64, next: u64) -> Entry {
+        let id = r.next_id;
+        r.next_id += 1;
+        let start = r.pos;
+        r.pos.offset = next;
+        let mut a = lock(&self.acks);
+        a.inflight.push_back((id, start, false));
+        a.reader_pos = r.pos;
+        Entry {
+            id,
+            batch,
+            arrived_ms,
         }
     }
 
@@ -602,6 +646,7 @@ struct SegmentWriter {
     interval: Duration,
     published: watch::Sender<WritePos>,
     segments: Arc<Mutex<BTreeMap<u64, u64>>>,
+    recent: Arc<Mutex<Recent>>,
 }
 
 type Reply = oneshot::Sender<Result<(), WriteError>>;
@@ -659,7 +704,8 @@ impl SegmentWriter {
     }
 
     fn write(&mut self, m: &Append) -> Result<(), WriteError> {
-        let len = (HEADER_LEN + m.payload.len()) as u64;
+        let payload = m.batch.joined();
+        let len = (HEADER_LEN + payload.len()) as u64;
         if self.offset > 0 && self.offset + len > self.segment_bytes {
             self.roll()
                 .map_err(|e| WriteError::NotWritten(e.to_string()))?;
@@ -667,11 +713,29 @@ impl SegmentWriter {
         let res = self
             .file
             .write_all(&m.header)
-            .and_then(|_| self.file.write_all(&m.payload));
+            .and_then(|_| self.file.write_all(payload));
         match res {
             Ok(()) => {
+                let start = Pos {
+                    seg: self.seg,
+                    offset: self.offset,
+                };
                 self.offset += len;
                 *lock(&self.segments).entry(self.seg).or_insert(0) += len;
+                // Before the position is published, so a caught-up reader always finds it.
+                let mut recent = lock(&self.recent);
+                while recent.bytes + payload.len() > RECENT_BYTES {
+                    match recent.entries.pop_front() {
+                        Some(old) => recent.bytes -= old.2.joined().len(),
+                        None => break,
+                    }
+                }
+                if payload.len() <= RECENT_BYTES {
+                    recent.bytes += payload.len();
+                    recent
+                        .entries
+                        .push_back((start, self.offset, m.batch.clone(), m.arrived_ms));
+                }
                 Ok(())
             }
             Err(e) => {

@@ -4,7 +4,7 @@
 //! (not just what was accepted), the collector's CPU seconds per million lines and peak RSS (from
 //! /proc), POST-to-PutRecords latency and records per PutRecords call.
 
-use edgelog_testkit::kinesis_stub::{spawn_kinesis_stub, StubReport, StubStats};
+use edgelog_testkit::kinesis_stub::{spawn_kinesis_stub, StubStats};
 use edgelog_testkit::load::{quantile, run_load, Bodies, LoadPlan, LoadStats};
 use edgelog_testkit::paths::free_port;
 use serde::Serialize;
@@ -21,7 +21,8 @@ struct Scenario {
     gzip: bool,
     partition: &'static str,
     aggregate: bool,
-    /// `kinesis` (the no-op Kinesis server) or `null` (file output to /dev/null).
+    /// `kinesis` (the no-op Kinesis server), `kinesalite` (the emulator, 4 shards) or `null`
+    /// (file output to /dev/null).
     output: &'static str,
 }
 
@@ -131,6 +132,15 @@ fn all_scenarios() -> Vec<Scenario> {
             "kinesis",
         ),
         s("null-sink", "memory", "-", false, "-", false, "null"),
+        s(
+            "kinesalite",
+            "memory",
+            "-",
+            false,
+            "shard",
+            false,
+            "kinesalite",
+        ),
     ]
 }
 
@@ -284,12 +294,71 @@ fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str) -> String 
     )
 }
 
+/// What has reached the output so far.
+#[derive(Default, Clone, Copy)]
+struct Delivered {
+    lines: u64,
+    records: u64,
+    calls: u64,
+    data_bytes: u64,
+}
+
+/// A counter from the collector's /metrics.
+async fn metric(url: &str, name: &str) -> u64 {
+    let Ok(r) = reqwest::get(format!("{url}/metrics")).await else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn delivered(s: &Scenario, stub: &StubStats, url: &str, load: &LoadStats) -> Delivered {
+    match s.output {
+        "null" => Delivered {
+            lines: load.lines_accepted.load(Ordering::Relaxed),
+            ..Delivered::default()
+        },
+        "kinesalite" => Delivered {
+            lines: metric(url, "edgelog_output_lines_total").await,
+            records: metric(url, "edgelog_output_records_put_total").await,
+            calls: metric(url, "edgelog_output_calls_total").await,
+            data_bytes: metric(url, "edgelog_output_bytes_put_total").await,
+        },
+        _ => {
+            let r = stub.report();
+            Delivered {
+                lines: r.lines,
+                records: r.records,
+                calls: r.calls,
+                data_bytes: r.data_bytes,
+            }
+        }
+    }
+}
+
 async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures {
     let dir = tempfile::tempdir().expect("tmp");
     let (stub_url, stub_stats): (String, Arc<StubStats>) = spawn_kinesis_stub(4).await;
+    let emulator = if s.output == "kinesalite" {
+        let k = edgelog_testkit::spawn_kinesalite().await;
+        edgelog_testkit::KinesisClient::new(&k.endpoint)
+            .await
+            .create_stream("bench", 4)
+            .await;
+        Some(k)
+    } else {
+        None
+    };
+    let endpoint = emulator
+        .as_ref()
+        .map(|k| k.endpoint.clone())
+        .unwrap_or(stub_url);
     let port = free_port();
     let cfg_path = dir.path().join("collector.yaml");
-    std::fs::write(&cfg_path, config(s, port, dir.path(), &stub_url)).expect("write config");
+    std::fs::write(&cfg_path, config(s, port, dir.path(), &endpoint)).expect("write config");
     let mut child = tokio::process::Command::new(&args.collector)
         .args(["serve", "--config"])
         .arg(&cfg_path)
@@ -325,49 +394,38 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         max_lines: 0,
     };
     let loader = tokio::spawn(run_load(plan, bodies.clone(), load.clone()));
-    let delivered = |r: &StubReport, s: &Scenario| if s.output == "null" { 0 } else { r.lines };
     let mut last = (0u64, Instant::now());
     while !loader.is_finished() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let r = stub_stats.report();
-        let now_lines = if s.output == "null" {
-            load.lines_accepted.load(Ordering::Relaxed)
-        } else {
-            delivered(&r, s)
-        };
-        let rate = (now_lines - last.0) as f64 / last.1.elapsed().as_secs_f64();
-        last = (now_lines, Instant::now());
+        let now = delivered(s, &stub_stats, &url, &load).await.lines;
+        let rate = now.saturating_sub(last.0) as f64 / last.1.elapsed().as_secs_f64();
+        last = (now, Instant::now());
         eprint!(
             "\r{:<20} {:>5.1}s  {:>9.0} lines/s  accepted {:>10}  delivered {:>10}  rss {:>6.1} MB   ",
             s.name,
             t0.elapsed().as_secs_f64(),
             rate,
             load.lines_accepted.load(Ordering::Relaxed),
-            now_lines,
+            now,
             peak_rss_mb(pid)
         );
     }
     let _ = loader.await;
     let accepted = load.lines_accepted.load(Ordering::Relaxed);
-    // Wait for delivery of everything accepted.
-    let drain_deadline = Instant::now() + Duration::from_secs(30);
-    if s.output != "null" {
-        while stub_stats.report().lines < accepted && Instant::now() < drain_deadline {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    // Everything accepted must be delivered before the clock stops.
+    let drain_deadline = Instant::now() + Duration::from_secs(60);
+    let mut done = delivered(s, &stub_stats, &url, &load).await;
+    while done.lines < accepted && Instant::now() < drain_deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        done = delivered(s, &stub_stats, &url, &load).await;
     }
     let report = stub_stats.report();
-    let elapsed = if s.output == "null" {
-        t0.elapsed().as_secs_f64()
-    } else {
+    let elapsed = if s.output == "kinesis" {
         (report.last_us.saturating_sub(report.first_us)) as f64 / 1e6
+    } else {
+        t0.elapsed().as_secs_f64()
     }
     .max(0.001);
-    let lines = if s.output == "null" {
-        accepted
-    } else {
-        report.lines
-    };
     let cpu = cpu_seconds(pid) - cpu0;
     let rss = peak_rss_mb(pid);
     eprintln!();
@@ -375,6 +433,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         .args(["-TERM", &pid.to_string()])
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
+    drop(emulator);
 
     let mut post = load
         .post_latencies_us
@@ -382,25 +441,23 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         .map(|l| l.clone())
         .unwrap_or_default();
     let line_bytes = bodies.line_bytes_per_batch as f64 / bodies.lines_per_batch as f64;
-    let records_per_call = if report.calls > 0 {
-        report.records as f64 / report.calls as f64
-    } else {
-        0.0
+    let per_call = |x: u64| {
+        if done.calls > 0 {
+            x as f64 / done.calls as f64
+        } else {
+            0.0
+        }
     };
-    let bytes_per_call = if report.calls > 0 {
-        report.data_bytes as f64 / report.calls as f64
-    } else {
-        0.0
-    };
+    let records_per_call = per_call(done.records);
     Figures {
         scenario: s.name.clone(),
         duration_s: elapsed,
         lines_accepted: accepted,
-        lines_delivered: lines,
-        lines_per_s: lines as f64 / elapsed,
-        mb_per_s: lines as f64 * line_bytes / elapsed / 1e6,
-        cpu_s_per_million_lines: if lines > 0 {
-            cpu / lines as f64 * 1e6
+        lines_delivered: done.lines,
+        lines_per_s: done.lines as f64 / elapsed,
+        mb_per_s: done.lines as f64 * line_bytes / elapsed / 1e6,
+        cpu_s_per_million_lines: if done.lines > 0 {
+            cpu / done.lines as f64 * 1e6
         } else {
             0.0
         },
@@ -410,7 +467,8 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         post_p50_ms: quantile(&mut post, 0.5) as f64 / 1000.0,
         post_p99_ms: quantile(&mut post, 0.99) as f64 / 1000.0,
         records_per_call,
-        call_fill: (records_per_call / 500.0).max(bytes_per_call / (5.0 * 1024.0 * 1024.0)),
+        call_fill: (records_per_call / 500.0)
+            .max(per_call(done.data_bytes) / (5.0 * 1024.0 * 1024.0)),
         rejected_requests: load.rejected.load(Ordering::Relaxed),
     }
 }

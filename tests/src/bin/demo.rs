@@ -5,7 +5,6 @@
 //! everything it started.
 
 use edgelog_testkit::collector::{spawn_collector_process_at, CollectorProcess};
-use edgelog_testkit::paths::free_port;
 use edgelog_testkit::{
     spawn_kinesalite, spawn_origin, spawn_viceroy_with_standin, EdgeSetup, KinesisClient,
 };
@@ -151,12 +150,11 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
     );
 
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
-    let port = free_port();
     let cfg = work.path().join("collector.yaml");
     std::fs::write(
         &cfg,
         format!(
-            "listen: \"127.0.0.1:{port}\"\nfastly: {{service_ids: [\"{SERVICE}\"]}}\n\
+            "listen: \"127.0.0.1:0\"\nfastly: {{service_ids: [\"{SERVICE}\"]}}\n\
              ingest: {{auth: {{header: X-Edgelog-Token, token: {TOKEN}}}}}\n\
              tail: {{token: {TAIL_TOKEN}}}\n\
              buffer: {{type: disk, dir: \"{d}/buffer\", fsync: interval}}\n\
@@ -168,7 +166,7 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
         ),
     )
     .map_err(|e| e.to_string())?;
-    let collector: CollectorProcess = spawn_collector_process_at(&args.collector, &cfg, port).await;
+    let collector: CollectorProcess = spawn_collector_process_at(&args.collector, &cfg).await;
     step(
         t0,
         &format!(
