@@ -27,25 +27,7 @@ fn collector_yaml(kinesis: &str, stream: &str) -> String {
 }
 
 fn standin_args(collector_url: &str, json_format: &str) -> Vec<String> {
-    [
-        "--url",
-        &format!("{collector_url}/logs"),
-        "--service-id",
-        SERVICE,
-        "--header-name",
-        "X-Edgelog-Token",
-        "--header-value",
-        TOKEN,
-        "--json-format",
-        json_format,
-        "--compression-codec",
-        "gzip",
-        "--period",
-        "0.2",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
+    edgelog_testkit::standin::args(collector_url, SERVICE, TOKEN, json_format, "0.2")
 }
 
 async fn send_requests(edge_url: &str, paths: &[String]) -> HashMap<String, Instant> {

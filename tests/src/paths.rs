@@ -42,7 +42,7 @@ pub fn tool(name: &str) -> PathBuf {
         })
 }
 
-/// Where scripts/setup installs the npm tools (kinesalite, kinesis-local, the Fastly CLI).
+/// Where scripts/setup installs the npm tools (kinesalite, the Fastly CLI).
 pub fn npm_bin_dir() -> PathBuf {
     let cache = std::env::var("EDGELOG_CACHE").unwrap_or_else(|_| {
         format!(

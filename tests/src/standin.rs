@@ -8,7 +8,7 @@
 //! every line read for the endpoint is sent in order, in exactly one successful request, or
 //! reported as dropped after the last retry.
 
-use crate::fastly::{BatchFormat, Codec, JsonFormat};
+use crate::fastly::BatchFormat;
 use std::time::Duration;
 use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -40,14 +40,7 @@ impl Default for StandinConfig {
             endpoint: "collector".into(),
             method: "POST".into(),
             header: None,
-            format: BatchFormat {
-                json_format: JsonFormat::None,
-                codec: Codec::None,
-                content_encoding_header: true,
-                classic_prefix: false,
-                endpoint_name: "collector".into(),
-                content_type: None,
-            },
+            format: BatchFormat::default(),
             period: Duration::from_secs(5),
             request_max_entries: 10_000,
             request_max_bytes: 100 * 1024 * 1024,
@@ -55,6 +48,36 @@ impl Default for StandinConfig {
             retry_wait: Duration::from_secs(1),
         }
     }
+}
+
+/// The `fastly-standin` command line for delivering to a collector as the demo and the
+/// whole-path test do: token header, gzip, `json_format`, and a batch `period` in seconds.
+pub fn args(
+    collector_url: &str,
+    service_id: &str,
+    token: &str,
+    json_format: &str,
+    period: &str,
+) -> Vec<String> {
+    [
+        "--url",
+        &format!("{collector_url}/logs"),
+        "--service-id",
+        service_id,
+        "--header-name",
+        "X-Edgelog-Token",
+        "--header-value",
+        token,
+        "--json-format",
+        json_format,
+        "--compression-codec",
+        "gzip",
+        "--period",
+        period,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -118,8 +118,8 @@ fn viceroy_command(
         .expect("start viceroy")
 }
 
-/// Starts the edge app under `viceroy serve` and waits until it accepts connections.
-pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
+/// Builds the wasm and writes the manifest for `setup` (in a directory kept by the caller).
+async fn prepare(setup: &EdgeSetup) -> (PathBuf, tempfile::TempDir, PathBuf) {
     let wasm: PathBuf = tokio::task::spawn_blocking({
         let routes = setup.test_routes;
         move || edge_wasm(routes)
@@ -129,6 +129,12 @@ pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = dir.path().join("fastly.toml");
     std::fs::write(&manifest, setup.manifest()).expect("write manifest");
+    (wasm, dir, manifest)
+}
+
+/// Starts the edge app under `viceroy serve` and waits until it accepts connections.
+pub async fn spawn_viceroy(setup: &EdgeSetup) -> Viceroy {
+    let (wasm, dir, manifest) = prepare(setup).await;
     let (mut child, port) =
         start_on_free_port("viceroy", |port| viceroy_command(&manifest, &wasm, port)).await;
     let stdout = Lines::collect(child.stdout.take().expect("stdout"));
@@ -183,15 +189,7 @@ pub async fn spawn_viceroy_with_standin(
     standin: &std::path::Path,
     standin_args: &[String],
 ) -> EdgeWithStandin {
-    let wasm: PathBuf = tokio::task::spawn_blocking({
-        let routes = setup.test_routes;
-        move || edge_wasm(routes)
-    })
-    .await
-    .expect("build wasm");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let manifest = dir.path().join("fastly.toml");
-    std::fs::write(&manifest, setup.manifest()).expect("write manifest");
+    let (wasm, dir, manifest) = prepare(setup).await;
     let (mut viceroy, port) =
         start_on_free_port("viceroy", |port| viceroy_command(&manifest, &wasm, port)).await;
     let pipe: Stdio = viceroy

@@ -163,68 +163,34 @@ struct Figures {
     rejected_requests: u64,
 }
 
+/// The collector benchmark: every scenario against a no-op Kinesis server (see scripts/bench).
+#[derive(clap::Parser)]
+#[command(name = "bench")]
 struct Args {
+    /// The release collector binary.
+    #[arg(long, default_value = "target/release/collector")]
     collector: PathBuf,
+    /// Seconds of load per scenario.
+    #[arg(long, default_value = "20", value_parser = parse_secs)]
     duration: Duration,
+    /// Connections posting batches.
+    #[arg(long, default_value = "8")]
     connections: usize,
+    /// Lines per posted batch.
+    #[arg(long, default_value = "1000")]
     batch_lines: usize,
+    /// Also write the figures as JSON to this file.
+    #[arg(long)]
     json: Option<PathBuf>,
-    only: Vec<String>,
+    /// Only these scenarios (comma list); see `all_scenarios`.
+    #[arg(long, value_delimiter = ',')]
+    scenarios: Vec<String>,
 }
 
-fn parse_args() -> Args {
-    let mut a = Args {
-        collector: PathBuf::from("target/release/collector"),
-        duration: Duration::from_secs(20),
-        connections: 8,
-        batch_lines: 1000,
-        json: None,
-        only: Vec::new(),
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || {
-            it.next()
-                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
-        };
-        match arg.as_str() {
-            "--collector" => a.collector = PathBuf::from(val()),
-            "--duration" => {
-                a.duration = Duration::from_secs_f64(
-                    val()
-                        .parse()
-                        .unwrap_or_else(|_| usage("--duration takes seconds")),
-                )
-            }
-            "--connections" => {
-                a.connections = val()
-                    .parse()
-                    .unwrap_or_else(|_| usage("--connections takes a number"))
-            }
-            "--batch-lines" => {
-                a.batch_lines = val()
-                    .parse()
-                    .unwrap_or_else(|_| usage("--batch-lines takes a number"))
-            }
-            "--json" => a.json = Some(PathBuf::from(val())),
-            "--scenarios" => a.only = val().split(',').map(str::to_string).collect(),
-            "--help" | "-h" => usage(""),
-            other => usage(&format!("unknown argument {other}")),
-        }
-    }
-    a
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("bench: {err}");
-    }
-    eprintln!(
-        "usage: bench [--collector PATH] [--duration SECS] [--connections N] [--batch-lines N] [--json FILE] [--scenarios a,b]\n\
-         scenarios: {}",
-        all_scenarios().iter().map(|s| s.name.clone()).collect::<Vec<_>>().join(", ")
-    );
-    std::process::exit(if err.is_empty() { 0 } else { 2 });
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    s.parse::<f64>()
+        .map(Duration::from_secs_f64)
+        .map_err(|e| e.to_string())
 }
 
 /// utime + stime of a process, in seconds.
@@ -475,16 +441,17 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
 
 #[tokio::main]
 async fn main() {
-    let args = parse_args();
+    let args = <Args as clap::Parser>::parse();
     if !args.collector.is_file() {
-        usage(&format!(
-            "no collector binary at {}",
+        eprintln!(
+            "bench: no collector binary at {} (run scripts/bench)",
             args.collector.display()
-        ));
+        );
+        std::process::exit(2);
     }
     let scenarios: Vec<Scenario> = all_scenarios()
         .into_iter()
-        .filter(|s| args.only.is_empty() || args.only.contains(&s.name))
+        .filter(|s| args.scenarios.is_empty() || args.scenarios.contains(&s.name))
         .collect();
     eprintln!(
         "bench: {} scenarios, {:?} each, {} connections, {}-line batches",

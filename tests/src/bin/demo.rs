@@ -18,54 +18,28 @@ const SERVICE: &str = "edgelog-demo-service";
 const TOKEN: &str = "demo-token";
 const TAIL_TOKEN: &str = "demo-tail-token";
 
+/// The whole path on this machine (run it with scripts/demo).
+#[derive(clap::Parser)]
+#[command(name = "demo")]
 struct Args {
+    /// The release collector binary.
+    #[arg(long, default_value = "target/release/collector")]
     collector: PathBuf,
+    /// The release fastly-standin binary.
+    #[arg(long, default_value = "target/release/fastly-standin")]
     standin: PathBuf,
+    /// Requests sent through the edge app.
+    #[arg(long, default_value = "200")]
     requests: usize,
+    /// The edge app's `format`: json, clf or a format string.
+    #[arg(long, default_value = "json")]
     format: String,
+    /// The stand-in's batch period, seconds (Fastly's default is 5).
+    #[arg(long, default_value = "1")]
     period: String,
+    /// Keep everything running after the count, until Ctrl-C.
+    #[arg(long)]
     keep: bool,
-}
-
-fn parse_args() -> Args {
-    let mut a = Args {
-        collector: PathBuf::from("target/release/collector"),
-        standin: PathBuf::from("target/release/fastly-standin"),
-        requests: 200,
-        format: "json".into(),
-        period: "1".into(),
-        keep: false,
-    };
-    let mut it = std::env::args().skip(1);
-    while let Some(arg) = it.next() {
-        let mut val = || {
-            it.next()
-                .unwrap_or_else(|| usage(&format!("{arg} needs a value")))
-        };
-        match arg.as_str() {
-            "--collector" => a.collector = val().into(),
-            "--standin" => a.standin = val().into(),
-            "--requests" => {
-                a.requests = val()
-                    .parse()
-                    .unwrap_or_else(|_| usage("--requests takes a number"))
-            }
-            "--format" => a.format = val(),
-            "--period" => a.period = val(),
-            "--keep" => a.keep = true,
-            "--help" | "-h" => usage(""),
-            other => usage(&format!("unknown argument {other}")),
-        }
-    }
-    a
-}
-
-fn usage(err: &str) -> ! {
-    if !err.is_empty() {
-        eprintln!("demo: {err}");
-    }
-    eprintln!("usage: scripts/demo [--requests N] [--format json|clf|'<format string>'] [--period SECS] [--keep]");
-    std::process::exit(if err.is_empty() { 0 } else { 2 });
 }
 
 fn step(t0: Instant, what: &str) {
@@ -181,25 +155,9 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
         .set("format", &args.format)
         .set("redact_query", "utm_source")
         .set("error_endpoint", "collector");
-    let standin_args: Vec<String> = [
-        "--url",
-        &format!("{}/logs", collector.url),
-        "--service-id",
-        SERVICE,
-        "--header-name",
-        "X-Edgelog-Token",
-        "--header-value",
-        TOKEN,
-        "--json-format",
-        if args.format == "json" { "2" } else { "0" },
-        "--compression-codec",
-        "gzip",
-        "--period",
-        &args.period,
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
+    let json_format = if args.format == "json" { "2" } else { "0" };
+    let standin_args =
+        edgelog_testkit::standin::args(&collector.url, SERVICE, TOKEN, json_format, &args.period);
     let edge = spawn_viceroy_with_standin(&setup, &args.standin, &standin_args).await;
     step(
         t0,
@@ -275,7 +233,7 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    let args = parse_args();
+    let args = <Args as clap::Parser>::parse();
     let t0 = Instant::now();
     tokio::select! {
         r = demo(args, t0) => match r {
