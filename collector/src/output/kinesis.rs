@@ -876,6 +876,14 @@ mod tests {
         describe_error: Mutex<Option<CallError>>,
     }
 
+    impl Fake {
+        /// Records per PutRecords call, in call order.
+        fn call_sizes(&self) -> Vec<usize> {
+            let calls = self.calls.lock().expect("lock");
+            calls.iter().map(Vec::len).collect()
+        }
+    }
+
     impl KinesisApi for Fake {
         fn put_records<'a>(
             &'a self,
@@ -1120,14 +1128,7 @@ mod tests {
         tokio::time::sleep(Duration::from_millis(60)).await;
         out.flush_due().await;
         tokio::time::sleep(Duration::from_millis(20)).await;
-        let sizes: Vec<usize> = r
-            .fake
-            .calls
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(Vec::len)
-            .collect();
+        let sizes = r.fake.call_sizes();
         assert_eq!(sizes, [3, 3, 1]);
         out.finish().await;
 
@@ -1150,14 +1151,7 @@ mod tests {
         )
         .await;
         out.finish().await;
-        let sizes: Vec<usize> = r
-            .fake
-            .calls
-            .lock()
-            .expect("lock")
-            .iter()
-            .map(Vec::len)
-            .collect();
+        let sizes = r.fake.call_sizes();
         assert_eq!(sizes, [2, 1, 1, 1], "{sizes:?}");
     }
 
