@@ -17,6 +17,9 @@ pub const KINESIS_MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
 pub const KINESIS_MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// Kinesis: characters in a partition key.
 pub const KINESIS_MAX_PARTITION_KEY_CHARS: usize = 256;
+/// `fsync: interval`: unsynced bytes that trigger a sync before the period ends. One sync per
+/// MiB costs little on any disk and keeps a busy collector from waiting out the period.
+pub const DEFAULT_FSYNC_BYTES: u64 = 1024 * 1024;
 
 /// A value that must never be printed: Debug and Serialize show a placeholder.
 #[derive(Clone, Deserialize, PartialEq, Eq)]
@@ -184,6 +187,9 @@ pub struct RawBuffer {
     pub fsync: FsyncPolicy,
     /// Group-commit period for `fsync: interval`.
     pub fsync_interval: String,
+    /// `fsync: interval` also syncs once this many bytes wait for it, so heavy load is not held
+    /// to one group per period; default 1 MiB.
+    pub fsync_bytes: Option<u64>,
     /// `reject` (503 at once) or `block` (wait up to `block_timeout`, then 503).
     pub when_full: WhenFull,
     pub block_timeout: String,
@@ -199,6 +205,7 @@ impl Default for RawBuffer {
             max_bytes: None,
             fsync: FsyncPolicy::Interval,
             fsync_interval: "100ms".into(),
+            fsync_bytes: None,
             when_full: WhenFull::Reject,
             block_timeout: "5s".into(),
             segment_bytes: None,
@@ -424,6 +431,7 @@ pub struct BufferConfig {
     pub fsync: FsyncPolicy,
     #[serde(serialize_with = "ser_duration")]
     pub fsync_interval: Duration,
+    pub fsync_bytes: u64,
     pub when_full: WhenFull,
     #[serde(serialize_with = "ser_duration")]
     pub block_timeout: Duration,
@@ -708,10 +716,17 @@ impl Config {
             max_bytes,
             fsync: b.fsync,
             fsync_interval: duration("buffer.fsync_interval", &b.fsync_interval)?,
+            fsync_bytes: b.fsync_bytes.unwrap_or(DEFAULT_FSYNC_BYTES),
             when_full: b.when_full,
             block_timeout: duration("buffer.block_timeout", &b.block_timeout)?,
             segment_bytes,
         };
+        if buffer.fsync_bytes == 0 {
+            return Err(invalid(
+                "buffer.fsync_bytes",
+                "must be more than 0 (or use fsync: always)",
+            ));
+        }
         if buffer.fsync == FsyncPolicy::Interval && buffer.fsync_interval.is_zero() {
             return Err(invalid(
                 "buffer.fsync_interval",
@@ -1026,6 +1041,7 @@ mod tests {
         assert_eq!(c.buffer.dir, PathBuf::from("data"));
         assert_eq!(c.buffer.fsync, FsyncPolicy::Interval);
         assert_eq!(c.buffer.fsync_interval, Duration::from_millis(100));
+        assert_eq!(c.buffer.fsync_bytes, DEFAULT_FSYNC_BYTES);
         assert_eq!(c.retry, RetryPolicy::default());
         assert!(matches!(c.output, OutputConfig::Stdout));
         assert!(c.warnings.is_empty());
@@ -1180,6 +1196,14 @@ output:
                 "ingest.auth.header",
             ),
             (format!("{MINIMAL}buffer: {{type: tape}}\n"), "buffer.type"),
+            (
+                format!("{MINIMAL}buffer: {{fsync_bytes: 0}}\n"),
+                "buffer.fsync_bytes",
+            ),
+            (
+                format!("{MINIMAL}buffer: {{fsync_interval: 0s}}\n"),
+                "buffer.fsync_interval",
+            ),
             (
                 format!("{MINIMAL}buffer: {{max_bytes: 10}}\n"),
                 "buffer.max_bytes",

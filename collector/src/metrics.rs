@@ -151,6 +151,7 @@ pub struct Metrics {
     pub buffer_entries: Gauge,
     pub buffer_corrupt_entries: Counter,
     pub buffer_appended_lines: Counter,
+    pub buffer_syncs: Counter,
     // output
     pub output_lines: Counter,
     pub output_records: Counter,
@@ -187,6 +188,7 @@ impl Default for Metrics {
             buffer_entries: Gauge::default(),
             buffer_corrupt_entries: Counter::default(),
             buffer_appended_lines: Counter::default(),
+            buffer_syncs: Counter::default(),
             output_lines: Counter::default(),
             output_records: Counter::default(),
             output_bytes: Counter::default(),
@@ -285,6 +287,12 @@ impl Metrics {
             "edgelog_buffer_corrupt_entries_total",
             "Buffer entries skipped because their checksum failed.",
             &self.buffer_corrupt_entries,
+        );
+        counter(
+            &mut o,
+            "edgelog_buffer_syncs_total",
+            "Syncs of the disk buffer's active segment (each answers one group of batches).",
+            &self.buffer_syncs,
         );
         counter(
             &mut o,

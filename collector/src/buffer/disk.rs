@@ -215,6 +215,9 @@ impl DiskBuffer {
             segment_bytes: cfg.segment_bytes,
             fsync: cfg.fsync,
             interval: cfg.fsync_interval,
+            sync_bytes: cfg.fsync_bytes,
+            unsynced: 0,
+            syncs: metrics.clone(),
             published: pub_tx,
             segments: segments.clone(),
             recent: recent.clone(),
@@ -644,6 +647,10 @@ struct SegmentWriter {
     segment_bytes: u64,
     fsync: FsyncPolicy,
     interval: Duration,
+    /// `interval` syncs early once this many bytes are unsynced.
+    sync_bytes: u64,
+    unsynced: u64,
+    syncs: Arc<Metrics>,
     published: watch::Sender<WritePos>,
     segments: Arc<Mutex<BTreeMap<u64, u64>>>,
     recent: Arc<Mutex<Recent>>,
@@ -686,7 +693,9 @@ impl SegmentWriter {
             self.publish(false);
             let due = match self.fsync {
                 FsyncPolicy::Never | FsyncPolicy::Always => true,
-                FsyncPolicy::Interval => last_sync.elapsed() >= self.interval,
+                FsyncPolicy::Interval => {
+                    self.unsynced >= self.sync_bytes || last_sync.elapsed() >= self.interval
+                }
             };
             if due && !waiting.is_empty() {
                 let synced = self.sync();
@@ -721,6 +730,7 @@ impl SegmentWriter {
                     offset: self.offset,
                 };
                 self.offset += len;
+                self.unsynced += len;
                 *lock(&self.segments).entry(self.seg).or_insert(0) += len;
                 // Before the position is published, so a caught-up reader always finds it.
                 let mut recent = lock(&self.recent);
@@ -749,6 +759,7 @@ impl SegmentWriter {
     fn roll(&mut self) -> std::io::Result<()> {
         if self.fsync != FsyncPolicy::Never {
             self.file.sync_data()?;
+            self.unsynced = 0;
         }
         let next = self.seg + 1;
         let file = create_segment(&self.dir, next, self.fsync != FsyncPolicy::Never)?;
@@ -764,6 +775,8 @@ impl SegmentWriter {
         if self.fsync == FsyncPolicy::Never {
             return Ok(());
         }
+        self.unsynced = 0;
+        self.syncs.buffer_syncs.inc();
         self.file.sync_data().map_err(|e| e.to_string())
     }
 
@@ -790,6 +803,7 @@ mod tests {
             max_bytes: 1 << 30,
             fsync,
             fsync_interval: Duration::from_millis(20),
+            fsync_bytes: 1 << 20,
             when_full: WhenFull::Reject,
             block_timeout: Duration::from_secs(1),
             segment_bytes,
@@ -932,6 +946,58 @@ mod tests {
         }
         b.persist_acks().await.expect("persist");
         b.append(batch(0)).await.expect("space again");
+    }
+
+    /// `interval` answers at the end of the period or as soon as `fsync_bytes` wait, whichever
+    /// comes first; a sync starts the count again.
+    #[tokio::test]
+    async fn interval_syncs_early_once_enough_bytes_wait() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let m = Arc::new(Metrics::default());
+        let mut c = cfg(dir.path(), FsyncPolicy::Interval, 1 << 20);
+        c.fsync_interval = Duration::from_secs(3600);
+        c.fsync_bytes = 4096;
+        let b = DiskBuffer::open(&c, m.clone()).expect("open");
+        let sized = |n: usize| LineBatch::from_lines(["x".repeat(n)]);
+        let answered = Duration::from_secs(10);
+        let still_waiting = Duration::from_millis(100);
+
+        let mut small = Box::pin(b.append(sized(10)));
+        assert!(
+            tokio::time::timeout(still_waiting, &mut small)
+                .await
+                .is_err(),
+            "a small batch waits for the period"
+        );
+        assert_eq!(m.buffer_syncs.get(), 0);
+        let big = tokio::time::timeout(answered, b.append(sized(5000)))
+            .await
+            .expect("enough bytes sync at once");
+        assert_eq!(big, Ok(()));
+        let small = tokio::time::timeout(answered, small)
+            .await
+            .expect("the same sync answers the earlier batch");
+        assert_eq!(small, Ok(()));
+        assert_eq!(m.buffer_syncs.get(), 1);
+
+        let mut below = Box::pin(b.append(sized(3000)));
+        assert!(
+            tokio::time::timeout(still_waiting, &mut below)
+                .await
+                .is_err(),
+            "the sync reset the count"
+        );
+        let over = tokio::time::timeout(answered, b.append(sized(2000)))
+            .await
+            .expect("the count passes the limit again");
+        assert_eq!(over, Ok(()));
+        assert_eq!(
+            tokio::time::timeout(answered, below)
+                .await
+                .expect("answered"),
+            Ok(())
+        );
+        assert_eq!(m.buffer_syncs.get(), 2);
     }
 
     #[tokio::test]

@@ -974,6 +974,7 @@ mod tests {
                     max_bytes: 1 << 30,
                     fsync: FsyncPolicy::Never,
                     fsync_interval: Duration::from_millis(100),
+                    fsync_bytes: 1 << 20,
                     when_full: WhenFull::Reject,
                     block_timeout: Duration::from_secs(1),
                     segment_bytes: 1 << 20,
