@@ -438,6 +438,24 @@ pub struct BufferConfig {
     pub segment_bytes: u64,
 }
 
+#[cfg(test)]
+impl BufferConfig {
+    /// A bounded memory buffer for unit tests; disk tests override the fields they need.
+    pub fn for_tests(max_bytes: u64) -> BufferConfig {
+        BufferConfig {
+            kind: BufferKind::Memory,
+            dir: PathBuf::from("unused"),
+            max_bytes,
+            fsync: FsyncPolicy::Never,
+            fsync_interval: Duration::from_millis(20),
+            fsync_bytes: DEFAULT_FSYNC_BYTES,
+            when_full: WhenFull::Reject,
+            block_timeout: Duration::from_secs(1),
+            segment_bytes: 1 << 20,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum OutputConfig {

@@ -794,19 +794,15 @@ impl SegmentWriter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BufferKind, WhenFull};
+    use crate::config::BufferKind;
 
     fn cfg(dir: &Path, fsync: FsyncPolicy, segment_bytes: u64) -> BufferConfig {
         BufferConfig {
             kind: BufferKind::Disk,
             dir: dir.to_path_buf(),
-            max_bytes: 1 << 30,
             fsync,
-            fsync_interval: Duration::from_millis(20),
-            fsync_bytes: 1 << 20,
-            when_full: WhenFull::Reject,
-            block_timeout: Duration::from_secs(1),
             segment_bytes,
+            ..BufferConfig::for_tests(1 << 30)
         }
     }
 

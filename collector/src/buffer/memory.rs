@@ -116,26 +116,10 @@ impl MemoryBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::{BufferKind, FsyncPolicy, WhenFull};
-    use std::time::Duration;
-
-    fn cfg(max: u64) -> BufferConfig {
-        BufferConfig {
-            kind: BufferKind::Memory,
-            dir: "unused".into(),
-            max_bytes: max,
-            fsync: FsyncPolicy::Never,
-            fsync_interval: Duration::from_millis(100),
-            fsync_bytes: 1 << 20,
-            when_full: WhenFull::Reject,
-            block_timeout: Duration::from_secs(1),
-            segment_bytes: 1 << 20,
-        }
-    }
 
     #[tokio::test]
     async fn entries_come_out_in_order_and_ack_frees_space() {
-        let b = MemoryBuffer::new(&cfg(100), Arc::new(Metrics::default()));
+        let b = MemoryBuffer::new(&BufferConfig::for_tests(100), Arc::new(Metrics::default()));
         b.append(LineBatch::from_lines(["aaaa"]))
             .await
             .expect("append");

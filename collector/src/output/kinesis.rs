@@ -96,10 +96,16 @@ struct Batch {
     /// The batch's share of `max_in_flight_bytes`, taken as records join it and held until it
     /// is delivered: open, queued and sending batches together stay within the budget.
     permit: Option<OwnedSemaphorePermit>,
-    reserved_kib: u32,
 }
 
 impl Batch {
+    /// KiB of the in-flight budget this batch holds.
+    fn reserved_kib(&self) -> u32 {
+        self.permit
+            .as_ref()
+            .map_or(0, |p| u32::try_from(p.num_permits()).unwrap_or(u32::MAX))
+    }
+
     fn push(&mut self, r: Rec) {
         self.bytes += record_size(&r.put);
         self.puts.push(r.put);
@@ -473,7 +479,7 @@ impl KinesisOutput {
                 let s = sender.clone();
                 workers.push(tokio::spawn(async move {
                     while let Some(batch) = rx.recv().await {
-                        let kib = u64::from(batch.reserved_kib);
+                        let kib = u64::from(batch.reserved_kib());
                         s.deliver(batch).await;
                         s.sent_kib.fetch_sub(kib, Ordering::AcqRel);
                     }
@@ -492,7 +498,7 @@ impl KinesisOutput {
                         let next = rx.lock().await.recv().await;
                         match next {
                             Some(batch) => {
-                                let kib = u64::from(batch.reserved_kib);
+                                let kib = u64::from(batch.reserved_kib());
                                 s.deliver(batch).await;
                                 s.sent_kib.fetch_sub(kib, Ordering::AcqRel);
                             }
@@ -729,12 +735,11 @@ impl KinesisOutput {
         let max = self.sender.in_flight_kib;
         let batch = &mut self.open[lane].batch;
         let need = (((batch.bytes + size) / KIB) as u32 + 1).min(max);
-        if need <= batch.reserved_kib {
+        let reserved = batch.reserved_kib();
+        if need <= reserved {
             return;
         }
-        let take = (need - batch.reserved_kib)
-            .max(STEP_KIB)
-            .min(max - batch.reserved_kib);
+        let take = (need - reserved).max(STEP_KIB).min(max - reserved);
         if take == 0 {
             return;
         }
@@ -750,31 +755,20 @@ impl KinesisOutput {
                     }
                 }
                 let need = ((size / KIB) as u32 + 1).max(STEP_KIB).min(max);
-                let got = self
-                    .sender
+                self.sender
                     .in_flight
                     .clone()
                     .acquire_many_owned(need)
                     .await
-                    .ok();
-                let batch = &mut self.open[lane].batch;
-                if let Some(p) = got {
-                    match &mut batch.permit {
-                        Some(held) => held.merge(p),
-                        None => batch.permit = Some(p),
-                    }
-                    batch.reserved_kib += need;
-                }
-                return;
+                    .ok()
             }
         };
-        let batch = &mut self.open[lane].batch;
         if let Some(p) = permit {
+            let batch = &mut self.open[lane].batch;
             match &mut batch.permit {
                 Some(held) => held.merge(p),
                 None => batch.permit = Some(p),
             }
-            batch.reserved_kib += take;
         }
     }
 
@@ -786,7 +780,7 @@ impl KinesisOutput {
         }
         self.sender
             .sent_kib
-            .fetch_add(u64::from(ob.reserved_kib), Ordering::AcqRel);
+            .fetch_add(u64::from(ob.reserved_kib()), Ordering::AcqRel);
         if lane == self.next_lane {
             self.next_lane = (self.next_lane + 1) % self.lane_count;
         }
@@ -856,7 +850,7 @@ impl Drop for KinesisOutput {
 mod tests {
     use super::*;
     use crate::buffer::Buffer;
-    use crate::config::{BufferConfig, BufferKind, FsyncPolicy, WhenFull};
+    use crate::config::BufferConfig;
     use crate::lines::LineBatch;
     use crate::output::kinesis_api::{PutResult, StreamState};
     use crate::partition::Shard;
@@ -967,21 +961,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let metrics = Arc::new(Metrics::default());
         let buffer = Arc::new(
-            Buffer::open(
-                &BufferConfig {
-                    kind: BufferKind::Memory,
-                    dir: dir.path().into(),
-                    max_bytes: 1 << 30,
-                    fsync: FsyncPolicy::Never,
-                    fsync_interval: Duration::from_millis(100),
-                    fsync_bytes: 1 << 20,
-                    when_full: WhenFull::Reject,
-                    block_timeout: Duration::from_secs(1),
-                    segment_bytes: 1 << 20,
-                },
-                metrics.clone(),
-            )
-            .expect("buffer"),
+            Buffer::open(&BufferConfig::for_tests(1 << 30), metrics.clone()).expect("buffer"),
         );
         let acks = Arc::new(Acks::new(buffer.clone(), None, metrics.clone()));
         Rig {
