@@ -1,62 +1,14 @@
 //! The collector's Kinesis output against a real emulator (kinesalite), with a fault-injecting
 //! front where Kinesis must throttle or fail: every line posted is read back from the stream.
 
-use edgelog_testkit::collector::{config_in, post_lines};
-use edgelog_testkit::kinesis::StoredRecord;
-use edgelog_testkit::kpl::{deaggregate, DeaggError};
+use edgelog_testkit::collector::config_in;
+use edgelog_testkit::delivery::{exactly_once, lines, post_all, yaml};
+use edgelog_testkit::kpl::deaggregate;
 use edgelog_testkit::{
     spawn_collector, spawn_kinesalite, spawn_kinesis_front, Faults, KinesisClient,
 };
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
-
-/// A collector configuration writing to `stream` at `endpoint`; `kinesis` adds keys to the
-/// `aws_kinesis` block, `top` adds top-level keys.
-fn yaml(endpoint: &str, stream: &str, kinesis: &str, top: &str) -> String {
-    format!(
-        "fastly: {{service_ids: [\"*\"]}}\n\
-         buffer: {{type: disk, dir: \"{{dir}}/buffer\", fsync: never}}\n\
-         dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
-         output:\n  aws_kinesis:\n    stream_name: {stream}\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n\
-         \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n\
-         \x20   batch: {{duration: 100ms}}\n{kinesis}\
-         \x20 retry: {{max_retries: 20, initial_wait: 10ms, max_wait: 100ms}}\n{top}"
-    )
-}
-
-fn lines(prefix: &str, n: usize) -> Vec<String> {
-    (0..n)
-        .map(|i| format!("{{\"id\":\"{prefix}-{i}\",\"n\":{i}}}"))
-        .collect()
-}
-
-async fn post_all(url: &str, all: &[String], per_batch: usize) {
-    for chunk in all.chunks(per_batch) {
-        assert_eq!(post_lines(url, None, chunk).await, 204);
-    }
-}
-
-/// The lines in the stream (aggregated records unpacked), with no duplicate allowed.
-fn exactly_once(records: &[StoredRecord], expected: &[String]) {
-    let mut seen: HashMap<Vec<u8>, usize> = HashMap::new();
-    for r in records {
-        match deaggregate(&r.data) {
-            Ok(users) => {
-                for u in users {
-                    *seen.entry(u.data).or_default() += 1;
-                }
-            }
-            Err(DeaggError::NotAggregated) => *seen.entry(r.data.to_vec()).or_default() += 1,
-            Err(e) => panic!("bad aggregated record: {e:?}"),
-        }
-    }
-    let duplicates: usize = seen.values().map(|c| c - 1).sum();
-    assert_eq!(duplicates, 0, "duplicates in the stream");
-    let want: HashSet<Vec<u8>> = expected.iter().map(|l| l.as_bytes().to_vec()).collect();
-    let got: HashSet<Vec<u8>> = seen.into_keys().collect();
-    assert_eq!(got.len(), want.len(), "line count");
-    assert!(got == want, "the stream holds other lines than were posted");
-}
 
 #[tokio::test]
 async fn shard_balanced_delivers_every_line_once_spread_evenly_over_the_shards() {
@@ -394,7 +346,7 @@ async fn entries_failing_past_max_retries_go_to_the_dead_letter_file_with_their_
     kc.create_stream("poison", 2).await;
     let front = spawn_kinesis_front(&k.endpoint).await;
     front.set(Faults {
-        poison: Some((b"POISON".to_vec(), "InternalFailure".into())),
+        poison: Some((b"POISON".to_vec(), "InvalidArgumentException".into())),
         ..Faults::default()
     });
     let col = spawn_collector(
@@ -424,7 +376,7 @@ async fn entries_failing_past_max_retries_go_to_the_dead_letter_file_with_their_
     assert_eq!(dead.len(), 3);
     for d in &dead {
         assert_eq!(d["reason"], "retries_exhausted");
-        assert_eq!(d["error_code"], "InternalFailure");
+        assert_eq!(d["error_code"], "InvalidArgumentException");
         assert!(poisoned.contains(&d["line"].as_str().expect("line").to_string()));
     }
     // 1 try + 2 retries per poisoned entry.
@@ -432,7 +384,7 @@ async fn entries_failing_past_max_retries_go_to_the_dead_letter_file_with_their_
         col.handles
             .metrics
             .output_failed_entries
-            .get("InternalFailure"),
+            .get("InvalidArgumentException"),
         9
     );
 }

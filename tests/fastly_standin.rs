@@ -60,14 +60,17 @@ fn sha256_hex(s: &str) -> String {
         .collect()
 }
 
+/// A stand-in without the line prefix (these tests look at batching), batches by size only.
 fn cfg(url: &str) -> StandinConfig {
-    StandinConfig {
+    let mut c = StandinConfig {
         url: url.to_string(),
         service_id: "SVC".into(),
         period: Duration::from_secs(3600),
         retry_wait: Duration::from_millis(10),
         ..StandinConfig::default()
-    }
+    };
+    c.format.classic_prefix = false;
+    c
 }
 
 fn input(lines: &[String]) -> tokio::io::BufReader<std::io::Cursor<Vec<u8>>> {
@@ -93,6 +96,19 @@ fn bodies(r: &Receiver) -> Vec<String> {
             }
         })
         .collect()
+}
+
+#[test]
+fn zero_limits_mean_fastlys_defaults() {
+    use edgelog_testkit::standin::fastly_limits;
+    assert_eq!(
+        fastly_limits(0.0, 0, 0),
+        (Duration::from_secs(5), 10_000, 100_000_000)
+    );
+    assert_eq!(
+        fastly_limits(0.2, 7, 1000),
+        (Duration::from_millis(200), 7, 1000)
+    );
 }
 
 #[tokio::test]
@@ -219,12 +235,26 @@ async fn delivery_options_as_fastly_sends_them() {
     assert_eq!(method, Method::PUT);
     assert_eq!(headers["x-edgelog-token"], "tok");
     assert_eq!(headers["content-encoding"], "gzip");
-    assert_eq!(headers["content-type"], "application/json");
+    assert!(
+        headers.get("content-type").is_none(),
+        "no Content-Type unless one is configured"
+    );
     assert_eq!(bodies(&r), ["[{\"a\":1},{\"b\":2}]"]);
 
     let (url, r) = spawn_receiver("*").await;
     let mut c = cfg(&url);
-    c.format.classic_prefix = true;
+    c.format.content_type = Some("application/x-ndjson".into());
+    run(c, input(&["collector :: plain".into()]), tokio::io::sink())
+        .await
+        .expect("run");
+    let reqs = r.requests.lock().expect("lock").clone();
+    assert_eq!(reqs[0].1["content-type"], "application/x-ndjson");
+    assert_eq!(bodies(&r), ["plain\n"]);
+
+    // message_type classic is the default.
+    let (url, r) = spawn_receiver("*").await;
+    let mut c = cfg(&url);
+    c.format = StandinConfig::default().format;
     run(c, input(&["collector :: hello".into()]), tokio::io::sink())
         .await
         .expect("run");

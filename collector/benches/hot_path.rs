@@ -5,10 +5,10 @@
 
 use bytes::Bytes;
 use collector::ingest::decode::{decode_body, frame, FrameOptions, Framing};
-use collector::kpl::Aggregator;
-use collector::output::kinesis_api::PutEntry;
-use collector::output::kinesis_direct::encode;
-use collector::partition::field_value;
+use collector::output::kinesis::api::PutEntry;
+use collector::output::kinesis::direct::encode;
+use collector::output::kinesis::kpl::Aggregator;
+use collector::output::kinesis::partition::field_value;
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{black_box, Bencher};
 use std::io::Write;

@@ -6,7 +6,6 @@
 //! `bytes`, and `line` (UTF-8) or `line_base64` (anything else).
 
 use crate::metrics::Metrics;
-use base64::Engine;
 use bytes::Bytes;
 use serde::Serialize;
 use std::io::Write;
@@ -81,7 +80,7 @@ impl DeadLetter {
                 line: text,
                 line_base64: match text {
                     Some(_) => None,
-                    None => Some(base64::engine::general_purpose::STANDARD.encode(&l.line)),
+                    None => Some(base64_simd::STANDARD.encode_to_string(&l.line)),
                 },
             };
             serde_json::to_writer(&mut out, &rec)?;

@@ -2,31 +2,35 @@
 //! Amazon Kinesis Data Streams.
 //!
 //! Data path: `ingest` (HTTP, challenge, auth, decoding) -> `buffer` (durable, bounded) ->
-//! `output` (batching, partitioning, retries) -> Kinesis. `deadletter` keeps what cannot be
-//! delivered, `metrics` counts everything, `tail` streams lines live. [`run`] wires them and is
-//! what both `main` and the tests start, on a listener they bind.
+//! `output` (batching, partitioning, pacing, retries) -> Kinesis. `deadletter` keeps what cannot
+//! be delivered, `metrics` counts everything, `health` answers readiness, `tail` streams lines
+//! live, `routes` is the route table and `server` the listener. [`run`] wires them and is what
+//! both `main` and the tests start, on a listener they bind.
 
+pub mod auth;
 pub mod buffer;
 pub mod config;
 pub mod deadletter;
+pub mod health;
 pub mod ingest;
-pub mod kpl;
 pub mod lines;
 pub mod metrics;
 pub mod output;
-pub mod partition;
-pub mod retry;
+pub mod ratelimit;
+pub mod routes;
 pub mod server;
 pub mod tail;
 
 use buffer::{Buffer, BufferError};
 use config::{BufferKind, Config, OutputConfig};
 use deadletter::DeadLetter;
-use ingest::{Health, IngestState};
+use health::Health;
+use ingest::IngestState;
 use metrics::Metrics;
-use output::{Acks, Output, OutputError};
+use output::acks::Acks;
+use output::driver::{Driver, Output};
+use output::error::OutputError;
 use std::future::Future;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -93,7 +97,7 @@ pub async fn run_with(
         );
     }
     let dead = Arc::new(DeadLetter::new(&config.dead_letter, metrics.clone()));
-    let health = Arc::new(Health::default());
+    let health = Arc::new(Health::new(metrics.clone()));
     let read_ahead = match config.buffer.kind {
         BufferKind::Disk => Some(DISK_READ_AHEAD_BYTES),
         BufferKind::Memory => None,
@@ -105,13 +109,13 @@ pub async fn run_with(
             Output::Stdio(output::stdio::StdioOutput::file(path.clone()))
         }
         OutputConfig::AwsKinesis(k) => {
-            let api = output::kinesis_api::SdkKinesis::new(k)
+            let api = output::kinesis::connect::connect(k)
                 .await
                 .map_err(OutputError::Start)?;
             Output::Kinesis(Box::new(
-                output::kinesis::KinesisOutput::start(
+                output::kinesis::output::KinesisOutput::start(
                     k,
-                    Arc::new(api),
+                    api,
                     acks.clone(),
                     dead.clone(),
                     health.clone(),
@@ -122,17 +126,27 @@ pub async fn run_with(
         }
     };
     if matches!(output, Output::Stdio(_)) {
-        health.output_ready.store(true, Ordering::Release);
-        metrics.output_ready.set(1);
+        health.set_ready("stdio");
     }
-    let driver = tokio::spawn(output::drive(buffer.clone(), output, acks.clone()));
+    let driver = tokio::spawn(
+        Driver {
+            buffer: buffer.clone(),
+            acks: acks.clone(),
+            dead: dead.clone(),
+            max_line_bytes: config.ingest.max_line_bytes,
+        }
+        .drive(output),
+    );
     let persister = {
         let buffer = buffer.clone();
         tokio::spawn(async move {
+            let warnings = ratelimit::Every::default();
             loop {
                 tokio::time::sleep(ACK_PERSIST_EVERY).await;
                 if let Err(e) = buffer.persist_acks().await {
-                    tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
+                    if warnings.allow() {
+                        tracing::error!(error = %e, repeats = warnings.take_suppressed(), "buffer: cannot save the acknowledgement watermark");
+                    }
                 }
             }
         })
@@ -147,16 +161,21 @@ pub async fn run_with(
     let state = Arc::new(IngestState::new(
         &config,
         buffer.clone(),
-        dead,
         metrics.clone(),
         health.clone(),
-        tail,
+        tail.clone(),
     ));
     inspect(Handles {
         metrics: metrics.clone(),
         buffer: buffer.clone(),
     });
-    let app = ingest::router(state);
+    let app = routes::router(routes::App {
+        ingest: state,
+        tail,
+        health: health.clone(),
+        metrics: metrics.clone(),
+        acks: Some(acks.clone()),
+    });
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -172,9 +191,7 @@ pub async fn run_with(
     let health_for_signal = health.clone();
     let signalled = async move {
         shutdown.await;
-        health_for_signal
-            .shutting_down
-            .store(true, Ordering::Release);
+        health_for_signal.start_shutdown();
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         tokio::time::Instant::now() + shutdown_timeout
     };

@@ -144,6 +144,7 @@ pub struct Metrics {
     pub ingest_rejections: Labeled,
     pub ingest_duration: Histogram,
     pub ingest_in_flight: Gauge,
+    pub ingest_prefix_stripped: Counter,
     // dead letter
     pub dead_lettered: Labeled,
     // buffer
@@ -152,6 +153,7 @@ pub struct Metrics {
     pub buffer_corrupt_entries: Counter,
     pub buffer_appended_lines: Counter,
     pub buffer_syncs: Counter,
+    pub buffer_ack_syncs: Counter,
     // output
     pub output_lines: Counter,
     pub output_records: Counter,
@@ -167,6 +169,8 @@ pub struct Metrics {
     pub output_partition_fallback: Counter,
     pub output_shard_refreshes: Counter,
     pub output_ready: Gauge,
+    pub output_pacing_waits: Counter,
+    pub output_oldest_pending_ms: Gauge,
     // tail
     pub tail_clients: Gauge,
     pub tail_dropped: Counter,
@@ -183,12 +187,14 @@ impl Default for Metrics {
             ingest_rejections: Labeled::default(),
             ingest_duration: Histogram::new(SECONDS_BUCKETS),
             ingest_in_flight: Gauge::default(),
+            ingest_prefix_stripped: Counter::default(),
             dead_lettered: Labeled::default(),
             buffer_bytes: Gauge::default(),
             buffer_entries: Gauge::default(),
             buffer_corrupt_entries: Counter::default(),
             buffer_appended_lines: Counter::default(),
             buffer_syncs: Counter::default(),
+            buffer_ack_syncs: Counter::default(),
             output_lines: Counter::default(),
             output_records: Counter::default(),
             output_bytes: Counter::default(),
@@ -203,6 +209,8 @@ impl Default for Metrics {
             output_partition_fallback: Counter::default(),
             output_shard_refreshes: Counter::default(),
             output_ready: Gauge::default(),
+            output_pacing_waits: Counter::default(),
+            output_oldest_pending_ms: Gauge::default(),
             tail_clients: Gauge::default(),
             tail_dropped: Counter::default(),
         }
@@ -263,6 +271,12 @@ impl Metrics {
             "Ingest requests being processed.",
             &self.ingest_in_flight,
         );
+        counter(
+            &mut o,
+            "edgelog_ingest_prefix_stripped_total",
+            "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed.",
+            &self.ingest_prefix_stripped,
+        );
         labeled(
             &mut o,
             "edgelog_dead_lettered_total",
@@ -296,6 +310,12 @@ impl Metrics {
         );
         counter(
             &mut o,
+            "edgelog_buffer_ack_syncs_total",
+            "Saves of the acknowledgement position synced to disk with their directory.",
+            &self.buffer_ack_syncs,
+        );
+        counter(
+            &mut o,
             "edgelog_output_lines_total",
             "Lines delivered by the output.",
             &self.output_lines,
@@ -311,6 +331,18 @@ impl Metrics {
             "edgelog_output_bytes_put_total",
             "Bytes (data and partition keys) put successfully.",
             &self.output_bytes,
+        );
+        counter(
+            &mut o,
+            "edgelog_output_pacing_waits_total",
+            "Times a sender waited for a shard's pace before its next call.",
+            &self.output_pacing_waits,
+        );
+        gauge(
+            &mut o,
+            "edgelog_output_oldest_pending_milliseconds",
+            "Age of the oldest line read from the buffer and not yet delivered.",
+            &self.output_oldest_pending_ms,
         );
         counter(
             &mut o,

@@ -4,8 +4,7 @@
 //! misses lines (it is told how many) rather than slowing ingest or holding memory; the endpoint
 //! exists only when `tail.token` is configured, and the token is checked like the ingest token.
 
-use crate::ingest::auth::TokenCheck;
-use crate::ingest::IngestState;
+use crate::auth::TokenCheck;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use axum::body::Body;
@@ -45,6 +44,16 @@ impl Tail {
 
     pub fn enabled(&self) -> bool {
         self.check.is_some()
+    }
+
+    /// Whether any client is connected (a batch is only worth copying for the tail then).
+    pub fn watching(&self) -> bool {
+        self.sender.receiver_count() > 0
+    }
+
+    /// A new receiver of the batches published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<LineBatch> {
+        self.sender.subscribe()
     }
 
     /// Offers a batch to connected clients (a no-op without any).
@@ -119,11 +128,10 @@ pub struct TailQuery {
 
 /// Streams matching lines, newline-terminated, until the client goes away.
 pub async fn handler(
-    State(s): State<Arc<IngestState>>,
+    State(tail): State<Arc<Tail>>,
     headers: HeaderMap,
     Query(q): Query<TailQuery>,
 ) -> Response {
-    let tail = s.tail.clone();
     let Some(check) = &tail.check else {
         return (StatusCode::NOT_FOUND, "tail is not enabled\n").into_response();
     };
@@ -131,7 +139,7 @@ pub async fn handler(
         return (StatusCode::UNAUTHORIZED, "missing or wrong tail token\n").into_response();
     }
     let filter = Filter::parse(&q.filter);
-    let mut rx = tail.sender.subscribe();
+    let mut rx = tail.subscribe();
     let metrics = tail.metrics.clone();
     let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
     metrics.tail_clients.add(1);

@@ -155,10 +155,20 @@ pub async fn spawn_collector_process_at(
     bin: &std::path::Path,
     config_path: &std::path::Path,
 ) -> CollectorProcess {
+    spawn_collector_process_with(bin, config_path, &[]).await
+}
+
+/// Like [`spawn_collector_process_at`] with extra environment variables.
+pub async fn spawn_collector_process_with(
+    bin: &std::path::Path,
+    config_path: &std::path::Path,
+    env: &[(&str, &str)],
+) -> CollectorProcess {
     let mut child = command(bin)
         .arg("serve")
         .arg("--config")
         .arg(config_path)
+        .envs(env.iter().copied())
         .env("EDGELOG_LOG", "collector=debug,info")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())

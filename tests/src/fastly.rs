@@ -83,7 +83,8 @@ impl Default for BatchFormat {
             json_format: JsonFormat::None,
             codec: Codec::None,
             content_encoding_header: true,
-            classic_prefix: false,
+            // Fastly's `message_type` defaults to classic.
+            classic_prefix: true,
             endpoint_name: "collector".into(),
             content_type: None,
         }
@@ -144,10 +145,9 @@ impl BatchFormat {
         }
         let body = compress(self.codec, &plain);
         let mut headers = Vec::new();
+        // Fastly sends a Content-Type only when the endpoint has one configured.
         if let Some(ct) = &self.content_type {
             headers.push(("content-type".to_string(), ct.clone()));
-        } else if self.json_format == JsonFormat::Array {
-            headers.push(("content-type".to_string(), "application/json".to_string()));
         }
         if self.content_encoding_header {
             if let Some(ce) = self.codec.content_encoding() {

@@ -9,7 +9,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use base64::Engine;
 use rand::Rng;
 use serde_json::{json, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -28,6 +27,11 @@ pub struct Faults {
     pub call_error: Option<(u16, String)>,
     /// Every request (any action) gets this answer: an outage, refused credentials...
     pub every_request: Option<(u16, String)>,
+    /// Like an IAM policy: when set, only these actions (`PutRecords`, `ListShards`, ...) are
+    /// allowed; any other gets AccessDeniedException.
+    pub allowed_actions: Option<Vec<String>>,
+    /// Each PutRecords call is held up to this long (a random delay), to mix up call order.
+    pub max_call_delay: Option<std::time::Duration>,
 }
 
 impl Faults {
@@ -47,6 +51,10 @@ pub struct FrontStats {
     pub entries: AtomicU64,
     pub failed_entries: AtomicU64,
     pub failed_calls: AtomicU64,
+    /// Every action asked for, in order (`PutRecords`, `ListShards`, ...).
+    pub actions: Mutex<Vec<String>>,
+    /// The data of every entry failed on purpose.
+    pub failed_data: Mutex<Vec<Vec<u8>>>,
 }
 
 pub struct KinesisFront {
@@ -144,8 +152,28 @@ async fn handle(State(s): State<FrontState>, headers: HeaderMap, body: Bytes) ->
         .unwrap_or("")
         .to_string();
     let faults = s.faults.lock().expect("faults").clone();
+    let action = target.rsplit('.').next().unwrap_or("").to_string();
+    s.stats
+        .actions
+        .lock()
+        .expect("actions")
+        .push(action.clone());
     if let Some((status, code)) = &faults.every_request {
         return error(*status, code);
+    }
+    if let Some(allowed) = &faults.allowed_actions {
+        if !allowed.contains(&action) {
+            return (
+                StatusCode::BAD_REQUEST,
+                [("content-type", "application/x-amz-json-1.1")],
+                json!({"__type": "AccessDeniedException", "message": format!("User: arn:aws:iam::123456789012:user/edgelog is not authorized to perform: kinesis:{action} on resource: stream")}).to_string(),
+            )
+                .into_response();
+        }
+    }
+    if let Some(max) = faults.max_call_delay {
+        let d = rand::rng().random_range(0..=max.as_micros() as u64);
+        tokio::time::sleep(std::time::Duration::from_micros(d)).await;
     }
     if !target.ends_with(".PutRecords") {
         return match forward(&s, &headers, body).await {
@@ -181,8 +209,8 @@ async fn handle(State(s): State<FrontState>, headers: HeaderMap, body: Bytes) ->
         let mut rng = rand::rng();
         for (i, r) in records.iter().enumerate() {
             if let Some((needle, code)) = &faults.poison {
-                let data = base64::engine::general_purpose::STANDARD
-                    .decode(r["Data"].as_str().unwrap_or(""))
+                let data = base64_simd::STANDARD
+                    .decode_to_vec(r["Data"].as_str().unwrap_or(""))
                     .unwrap_or_default();
                 if data
                     .windows(needle.len().max(1))
@@ -222,6 +250,18 @@ async fn handle(State(s): State<FrontState>, headers: HeaderMap, body: Bytes) ->
         }
         let v: Value = serde_json::from_slice(&b).unwrap_or(Value::Null);
         upstream_results = v["Records"].as_array().cloned().unwrap_or_default();
+    }
+    {
+        let mut failed_data = s.stats.failed_data.lock().expect("failed data");
+        for (r, f) in records.iter().zip(&failures) {
+            if f.is_some() {
+                failed_data.push(
+                    base64_simd::STANDARD
+                        .decode_to_vec(r["Data"].as_str().unwrap_or(""))
+                        .unwrap_or_default(),
+                );
+            }
+        }
     }
     let mut passed = upstream_results.into_iter();
     let mut failed = 0;

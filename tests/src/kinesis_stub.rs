@@ -13,7 +13,6 @@ use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::Router;
-use base64::Engine;
 use serde::Serialize;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -163,9 +162,7 @@ fn put_records(s: &Stub, body: &[u8]) -> Response {
             lines += 1;
             probe(s, b64, now);
         } else if b64.starts_with(KPL_B64) {
-            let raw = base64::engine::general_purpose::STANDARD
-                .decode(b64)
-                .unwrap_or_default();
+            let raw = base64_simd::STANDARD.decode_to_vec(b64).unwrap_or_default();
             match count_user_records(&raw, |data| {
                 if data.starts_with(crate::load::PROBE_PREFIX.as_bytes()) {
                     probe_plain(s, data, now);
@@ -248,7 +245,7 @@ fn count_user_records(raw: &[u8], mut seen: impl FnMut(&[u8])) -> Option<u64> {
 }
 
 fn probe(s: &Stub, b64: &[u8], now: u64) {
-    if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64) {
+    if let Ok(raw) = base64_simd::STANDARD.decode_to_vec(b64) {
         probe_plain(s, &raw, now);
     }
 }

@@ -6,6 +6,7 @@
 
 pub mod certs;
 pub mod collector;
+pub mod delivery;
 pub mod fastly;
 pub mod kinesis;
 pub mod kinesis_front;

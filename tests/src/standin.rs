@@ -32,6 +32,37 @@ pub struct StandinConfig {
     pub retry_wait: Duration,
 }
 
+/// Fastly's `request_max_entries` when 0 (or unset).
+pub const DEFAULT_REQUEST_MAX_ENTRIES: usize = 10_000;
+/// Fastly's `request_max_bytes` when 0 (or unset): 100 MB.
+pub const DEFAULT_REQUEST_MAX_BYTES: usize = 100 * 1000 * 1000;
+/// Fastly's `period` when 0 (or unset).
+pub const DEFAULT_PERIOD: Duration = Duration::from_secs(5);
+
+/// The batching limits as Fastly applies them: 0 means the default, for each one.
+pub fn fastly_limits(
+    period_secs: f64,
+    max_entries: usize,
+    max_bytes: usize,
+) -> (Duration, usize, usize) {
+    let period = if period_secs > 0.0 {
+        Duration::from_secs_f64(period_secs)
+    } else {
+        DEFAULT_PERIOD
+    };
+    let entries = if max_entries == 0 {
+        DEFAULT_REQUEST_MAX_ENTRIES
+    } else {
+        max_entries
+    };
+    let bytes = if max_bytes == 0 {
+        DEFAULT_REQUEST_MAX_BYTES
+    } else {
+        max_bytes
+    };
+    (period, entries, bytes)
+}
+
 impl Default for StandinConfig {
     fn default() -> Self {
         StandinConfig {
@@ -41,9 +72,9 @@ impl Default for StandinConfig {
             method: "POST".into(),
             header: None,
             format: BatchFormat::default(),
-            period: Duration::from_secs(5),
-            request_max_entries: 10_000,
-            request_max_bytes: 100 * 1024 * 1024,
+            period: DEFAULT_PERIOD,
+            request_max_entries: DEFAULT_REQUEST_MAX_ENTRIES,
+            request_max_bytes: DEFAULT_REQUEST_MAX_BYTES,
             max_retries: 5,
             retry_wait: Duration::from_secs(1),
         }

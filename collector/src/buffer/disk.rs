@@ -12,62 +12,25 @@
 //! covers new data; the reader never passes the writer's published position; a segment is deleted
 //! only once the watermark has passed it.
 
+use super::ackfile::{read_ack, write_ack};
+use super::capacity::Capacity;
+use super::entry::{now_ms, BufferError, Entry, EntryId, Recovery};
 use super::segment::{self, Scan, HEADER_LEN, MAGIC};
-use super::{BufferError, Capacity, Entry, EntryId, Recovery};
+use super::writer::{
+    create_segment, lock, seg_path, Append, Pos, Recent, SegmentWriter, WriteError, WritePos,
+};
 use crate::config::{BufferConfig, FsyncPolicy};
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use std::collections::{BTreeMap, VecDeque};
 use std::fs::{File, OpenOptions};
-use std::io::Write;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio::sync::{oneshot, watch};
-
-/// A position in the buffer: segment number and byte offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Pos {
-    pub seg: u64,
-    pub offset: u64,
-}
-
-/// The writer's published progress.
-#[derive(Clone, Copy, Debug, Default)]
-struct WritePos {
-    pos: Pos,
-    /// The writer has stopped; nothing more will come.
-    done: bool,
-}
-
-struct Append {
-    header: [u8; HEADER_LEN],
-    batch: LineBatch,
-    arrived_ms: u64,
-    reply: oneshot::Sender<Result<(), WriteError>>,
-}
-
-/// Entries just written, kept in memory for a reader that is caught up, so that it does not read
-/// back from disk what it was just handed: `(start, next offset, batch, arrival)`, in write order.
-#[derive(Default)]
-struct Recent {
-    entries: VecDeque<(Pos, u64, LineBatch, u64)>,
-    bytes: usize,
-}
-
-/// Most payload bytes [`Recent`] holds; a reader further behind reads from disk.
-const RECENT_BYTES: usize = 16 * 1024 * 1024;
-
-#[derive(Debug)]
-enum WriteError {
-    /// Nothing usable reached the file.
-    NotWritten(String),
-    /// Written, but the sync failed: it may or may not survive a crash.
-    NotSynced(String),
-}
 
 /// Acknowledgement bookkeeping shared by the reader and whoever acks.
 #[derive(Default)]
@@ -111,15 +74,10 @@ pub struct DiskBuffer {
     closed: AtomicBool,
     recovery: Recovery,
     metrics: Arc<Metrics>,
+    /// Whether the ack file is synced, with its directory, before it counts (not with
+    /// `fsync: never`).
+    sync_ack: bool,
     _lock: File,
-}
-
-fn seg_path(dir: &Path, seg: u64) -> PathBuf {
-    dir.join(format!("{seg:016}.seg"))
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl DiskBuffer {
@@ -232,6 +190,7 @@ impl DiskBuffer {
             ..Acks::default()
         };
         Ok(DiskBuffer {
+            sync_ack: cfg.fsync != FsyncPolicy::Never,
             dir,
             capacity,
             writer: Mutex::new(Some(tx)),
@@ -265,7 +224,7 @@ impl DiskBuffer {
         if self.closed.load(Ordering::Acquire) {
             return Err(BufferError::Closed);
         }
-        let arrived_ms = super::now_ms();
+        let arrived_ms = now_ms();
         let header = segment::header(batch.joined(), arrived_ms);
         let size = (HEADER_LEN + batch.joined().len()) as u64;
 
@@ -492,8 +451,13 @@ impl DiskBuffer {
                 .collect()
         };
         let removed = doomed.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            write_ack(&dir, wm)?;
+        let sync = self.sync_ack;
+        let metrics = self.metrics.clone();
+        let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            write_ack(&dir, wm, sync)?;
+            if sync {
+                metrics.buffer_ack_syncs.inc();
+            }
             for (s, _) in &removed {
                 match std::fs::remove_file(seg_path(&dir, *s)) {
                     Ok(()) => {}
@@ -504,7 +468,21 @@ impl DiskBuffer {
             Ok(())
         })
         .await
-        .map_err(|e| BufferError::Io(e.to_string()))??;
+        .map_err(|e| BufferError::Io(e.to_string()))
+        .and_then(|r| r.map_err(BufferError::from));
+        if let Err(e) = written {
+            // Not saved: the segments stay (on disk and in the map), and the next save deletes
+            // them; nothing leaks until a restart.
+            let mut segs = lock(&self.segments);
+            for (s, size) in doomed {
+                if seg_path(&self.dir, s).exists() {
+                    segs.insert(s, size);
+                } else {
+                    self.capacity.release(size);
+                }
+            }
+            return Err(e);
+        }
         for (_, size) in doomed {
             self.capacity.release(size);
         }
@@ -607,407 +585,5 @@ fn count_entries(data: &Bytes, start: usize) -> (u64, u64) {
     }
 }
 
-fn read_ack(dir: &Path) -> Pos {
-    let Ok(text) = std::fs::read_to_string(dir.join("ack")) else {
-        return Pos::default();
-    };
-    let mut parts = text.split_whitespace().map(str::parse::<u64>);
-    match (parts.next(), parts.next()) {
-        (Some(Ok(seg)), Some(Ok(offset))) => Pos { seg, offset },
-        _ => {
-            tracing::warn!(dir = %dir.display(), "unreadable ack file; sending the whole buffer again");
-            Pos::default()
-        }
-    }
-}
-
-fn write_ack(dir: &Path, pos: Pos) -> std::io::Result<()> {
-    let tmp = dir.join("ack.tmp");
-    std::fs::write(&tmp, format!("{} {}\n", pos.seg, pos.offset))?;
-    std::fs::rename(tmp, dir.join("ack"))
-}
-
-fn create_segment(dir: &Path, seg: u64, sync_dir: bool) -> std::io::Result<File> {
-    let f = OpenOptions::new()
-        .create_new(true)
-        .append(true)
-        .open(seg_path(dir, seg))?;
-    if sync_dir {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(f)
-}
-
-/// The writer thread: appends, groups and syncs.
-struct SegmentWriter {
-    dir: PathBuf,
-    seg: u64,
-    file: File,
-    offset: u64,
-    segment_bytes: u64,
-    fsync: FsyncPolicy,
-    interval: Duration,
-    /// `interval` syncs early once this many bytes are unsynced.
-    sync_bytes: u64,
-    unsynced: u64,
-    syncs: Arc<Metrics>,
-    published: watch::Sender<WritePos>,
-    segments: Arc<Mutex<BTreeMap<u64, u64>>>,
-    recent: Arc<Mutex<Recent>>,
-}
-
-type Reply = oneshot::Sender<Result<(), WriteError>>;
-
-impl SegmentWriter {
-    fn run(mut self, rx: mpsc::Receiver<Append>) {
-        let mut waiting: Vec<Reply> = Vec::new();
-        let mut last_sync = Instant::now();
-        loop {
-            let first = if waiting.is_empty() {
-                match rx.recv() {
-                    Ok(m) => Some(m),
-                    Err(_) => break,
-                }
-            } else {
-                match rx.recv_timeout(self.interval.saturating_sub(last_sync.elapsed())) {
-                    Ok(m) => Some(m),
-                    Err(mpsc::RecvTimeoutError::Timeout) => None,
-                    Err(mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            };
-            let mut group: Vec<Append> = first.into_iter().collect();
-            while group.len() < 1024 {
-                match rx.try_recv() {
-                    Ok(m) => group.push(m),
-                    Err(_) => break,
-                }
-            }
-            for m in group {
-                match self.write(&m) {
-                    Ok(()) => waiting.push(m.reply),
-                    Err(e) => {
-                        let _ = m.reply.send(Err(e));
-                    }
-                }
-            }
-            self.publish(false);
-            let due = match self.fsync {
-                FsyncPolicy::Never | FsyncPolicy::Always => true,
-                FsyncPolicy::Interval => {
-                    self.unsynced >= self.sync_bytes || last_sync.elapsed() >= self.interval
-                }
-            };
-            if due && !waiting.is_empty() {
-                let synced = self.sync();
-                last_sync = Instant::now();
-                for r in waiting.drain(..) {
-                    let _ = r.send(synced.clone().map_err(WriteError::NotSynced));
-                }
-            }
-        }
-        let synced = self.sync();
-        for r in waiting.drain(..) {
-            let _ = r.send(synced.clone().map_err(WriteError::NotSynced));
-        }
-        self.publish(true);
-    }
-
-    fn write(&mut self, m: &Append) -> Result<(), WriteError> {
-        let payload = m.batch.joined();
-        let len = (HEADER_LEN + payload.len()) as u64;
-        if self.offset > 0 && self.offset + len > self.segment_bytes {
-            self.roll()
-                .map_err(|e| WriteError::NotWritten(e.to_string()))?;
-        }
-        let res = self
-            .file
-            .write_all(&m.header)
-            .and_then(|_| self.file.write_all(payload));
-        match res {
-            Ok(()) => {
-                let start = Pos {
-                    seg: self.seg,
-                    offset: self.offset,
-                };
-                self.offset += len;
-                self.unsynced += len;
-                *lock(&self.segments).entry(self.seg).or_insert(0) += len;
-                // Before the position is published, so a caught-up reader always finds it.
-                let mut recent = lock(&self.recent);
-                while recent.bytes + payload.len() > RECENT_BYTES {
-                    match recent.entries.pop_front() {
-                        Some(old) => recent.bytes -= old.2.joined().len(),
-                        None => break,
-                    }
-                }
-                if payload.len() <= RECENT_BYTES {
-                    recent.bytes += payload.len();
-                    recent
-                        .entries
-                        .push_back((start, self.offset, m.batch.clone(), m.arrived_ms));
-                }
-                Ok(())
-            }
-            Err(e) => {
-                // Never append after a partial entry: continue in a fresh segment.
-                let _ = self.roll();
-                Err(WriteError::NotWritten(e.to_string()))
-            }
-        }
-    }
-
-    fn roll(&mut self) -> std::io::Result<()> {
-        if self.fsync != FsyncPolicy::Never {
-            self.file.sync_data()?;
-            self.unsynced = 0;
-        }
-        let next = self.seg + 1;
-        let file = create_segment(&self.dir, next, self.fsync != FsyncPolicy::Never)?;
-        lock(&self.segments).insert(next, 0);
-        self.file = file;
-        self.seg = next;
-        self.offset = 0;
-        self.publish(false);
-        Ok(())
-    }
-
-    fn sync(&mut self) -> Result<(), String> {
-        if self.fsync == FsyncPolicy::Never {
-            return Ok(());
-        }
-        self.unsynced = 0;
-        self.syncs.buffer_syncs.inc();
-        self.file.sync_data().map_err(|e| e.to_string())
-    }
-
-    fn publish(&self, done: bool) {
-        self.published.send_replace(WritePos {
-            pos: Pos {
-                seg: self.seg,
-                offset: self.offset,
-            },
-            done,
-        });
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::BufferKind;
-
-    fn cfg(dir: &Path, fsync: FsyncPolicy, segment_bytes: u64) -> BufferConfig {
-        BufferConfig {
-            kind: BufferKind::Disk,
-            dir: dir.to_path_buf(),
-            fsync,
-            segment_bytes,
-            ..BufferConfig::for_tests(1 << 30)
-        }
-    }
-
-    fn batch(i: usize) -> LineBatch {
-        LineBatch::from_lines([format!("line {i} a"), format!("line {i} b")])
-    }
-
-    async fn drain(b: &DiskBuffer, n: usize) -> Vec<Entry> {
-        let mut out = Vec::new();
-        for _ in 0..n {
-            let e = tokio::time::timeout(Duration::from_secs(5), b.next())
-                .await
-                .expect("entry in time")
-                .expect("entry");
-            out.push(e);
-        }
-        out
-    }
-
-    #[tokio::test]
-    async fn append_read_ack_restart_across_segments() {
-        let dir = tempfile::tempdir().expect("tmp");
-        for policy in [
-            FsyncPolicy::Always,
-            FsyncPolicy::Interval,
-            FsyncPolicy::Never,
-        ] {
-            let d = dir.path().join(format!("{policy:?}"));
-            let m = Arc::new(Metrics::default());
-            let b = DiskBuffer::open(&cfg(&d, policy, 100), m.clone()).expect("open");
-            for i in 0..10 {
-                b.append(batch(i)).await.expect("append");
-            }
-            let entries = drain(&b, 10).await;
-            for (i, e) in entries.iter().enumerate() {
-                assert_eq!(e.batch, batch(i));
-            }
-            // Ack the first 4 and the 6th: the watermark stops at the 5th.
-            for e in entries.iter().take(4) {
-                b.ack(e.id);
-            }
-            b.ack(entries[5].id);
-            b.persist_acks().await.expect("persist");
-            let segs_before = std::fs::read_dir(&d).expect("dir").count();
-            b.close();
-            drop(b);
-            let b = DiskBuffer::open(&cfg(&d, policy, 100), m).expect("reopen");
-            assert_eq!(
-                b.recovery().entries,
-                6,
-                "{policy:?}: entries 4..10 come again"
-            );
-            assert_eq!(b.recovery().corrupt_entries, 0);
-            let again = drain(&b, 6).await;
-            for (k, e) in again.iter().enumerate() {
-                assert_eq!(e.batch, batch(k + 4), "{policy:?}");
-            }
-            for e in &again {
-                b.ack(e.id);
-            }
-            b.persist_acks().await.expect("persist");
-            let segs_after = std::fs::read_dir(&d).expect("dir").count();
-            assert!(
-                segs_after < segs_before,
-                "{policy:?}: acked segments deleted"
-            );
-        }
-    }
-
-    #[tokio::test]
-    async fn torn_and_damaged_entries_are_skipped_counted_and_reported() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let m = Arc::new(Metrics::default());
-        let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 1 << 20), m.clone())
-            .expect("open");
-        for i in 0..5 {
-            b.append(batch(i)).await.expect("append");
-        }
-        b.close();
-        drop(b);
-        let seg = std::fs::read_dir(dir.path())
-            .expect("dir")
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .find(|p| {
-                p.extension().is_some_and(|x| x == "seg")
-                    && std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false)
-            })
-            .expect("segment");
-        let mut data = std::fs::read(&seg).expect("read");
-        let one = segment::encode(&batch(0), 0).len();
-        data[one + HEADER_LEN + 1] ^= 0xff; // damage entry 1
-        data.truncate(data.len() - 3); // tear entry 4
-        std::fs::write(&seg, &data).expect("write");
-
-        let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 1 << 20), m.clone())
-            .expect("reopen");
-        assert_eq!(b.recovery().entries, 3);
-        assert_eq!(b.recovery().corrupt_entries, 2);
-        assert_eq!(m.buffer_corrupt_entries.get(), 2);
-        b.append(batch(99)).await.expect("append after recovery");
-        let got = drain(&b, 4).await;
-        let lines: Vec<LineBatch> = got.into_iter().map(|e| e.batch).collect();
-        assert_eq!(lines, vec![batch(0), batch(2), batch(3), batch(99)]);
-        assert_eq!(m.buffer_corrupt_entries.get(), 2, "not counted twice");
-    }
-
-    #[tokio::test]
-    async fn a_second_collector_cannot_share_the_directory() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let m = Arc::new(Metrics::default());
-        let _a = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Never, 1 << 20), m.clone())
-            .expect("open");
-        let err = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Never, 1 << 20), m)
-            .err()
-            .expect("refused");
-        assert!(
-            err.to_string().contains("in use by another collector"),
-            "{err}"
-        );
-    }
-
-    #[tokio::test]
-    async fn full_disk_buffer_rejects_until_acks_delete_segments() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let mut c = cfg(dir.path(), FsyncPolicy::Never, 64);
-        c.max_bytes = 200;
-        let b = DiskBuffer::open(&c, Arc::new(Metrics::default())).expect("open");
-        let mut n = 0;
-        while b.append(batch(n)).await.is_ok() {
-            n += 1;
-        }
-        assert!(n >= 3, "{n}");
-        assert_eq!(b.append(batch(0)).await, Err(BufferError::Full));
-        for e in drain(&b, n).await {
-            b.ack(e.id);
-        }
-        b.persist_acks().await.expect("persist");
-        b.append(batch(0)).await.expect("space again");
-    }
-
-    /// `interval` answers at the end of the period or as soon as `fsync_bytes` wait, whichever
-    /// comes first; a sync starts the count again.
-    #[tokio::test]
-    async fn interval_syncs_early_once_enough_bytes_wait() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let m = Arc::new(Metrics::default());
-        let mut c = cfg(dir.path(), FsyncPolicy::Interval, 1 << 20);
-        c.fsync_interval = Duration::from_secs(3600);
-        c.fsync_bytes = 4096;
-        let b = DiskBuffer::open(&c, m.clone()).expect("open");
-        let sized = |n: usize| LineBatch::from_lines(["x".repeat(n)]);
-        let answered = Duration::from_secs(10);
-        let still_waiting = Duration::from_millis(100);
-
-        let mut small = Box::pin(b.append(sized(10)));
-        assert!(
-            tokio::time::timeout(still_waiting, &mut small)
-                .await
-                .is_err(),
-            "a small batch waits for the period"
-        );
-        assert_eq!(m.buffer_syncs.get(), 0);
-        let big = tokio::time::timeout(answered, b.append(sized(5000)))
-            .await
-            .expect("enough bytes sync at once");
-        assert_eq!(big, Ok(()));
-        let small = tokio::time::timeout(answered, small)
-            .await
-            .expect("the same sync answers the earlier batch");
-        assert_eq!(small, Ok(()));
-        assert_eq!(m.buffer_syncs.get(), 1);
-
-        let mut below = Box::pin(b.append(sized(3000)));
-        assert!(
-            tokio::time::timeout(still_waiting, &mut below)
-                .await
-                .is_err(),
-            "the sync reset the count"
-        );
-        let over = tokio::time::timeout(answered, b.append(sized(2000)))
-            .await
-            .expect("the count passes the limit again");
-        assert_eq!(over, Ok(()));
-        assert_eq!(
-            tokio::time::timeout(answered, below)
-                .await
-                .expect("answered"),
-            Ok(())
-        );
-        assert_eq!(m.buffer_syncs.get(), 2);
-    }
-
-    #[tokio::test]
-    async fn close_drains_then_ends() {
-        let dir = tempfile::tempdir().expect("tmp");
-        let b = DiskBuffer::open(
-            &cfg(dir.path(), FsyncPolicy::Interval, 1 << 20),
-            Arc::new(Metrics::default()),
-        )
-        .expect("open");
-        b.append(batch(1)).await.expect("append");
-        b.close();
-        assert_eq!(b.append(batch(2)).await, Err(BufferError::Closed));
-        assert!(b.next().await.is_some());
-        assert!(b.next().await.is_none());
-    }
-}
+mod tests;

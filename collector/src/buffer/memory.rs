@@ -3,7 +3,8 @@
 //! Invariant: the bytes of every entry count against `max_bytes` from `append` until `ack`, so the
 //! memory held by batches waiting, batches being sent and batches being retried is bounded.
 
-use super::{BufferError, Capacity, Entry, EntryId};
+use super::capacity::Capacity;
+use super::entry::{now_ms, BufferError, Entry, EntryId};
 use crate::config::BufferConfig;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
@@ -68,7 +69,7 @@ impl MemoryBuffer {
         s.queue.push_back(Entry {
             id,
             batch,
-            arrived_ms: super::now_ms(),
+            arrived_ms: now_ms(),
         });
         self.metrics.buffer_entries.set(s.held.len() as i64);
         drop(s);

@@ -2,13 +2,17 @@
 //!
 //! Stages: pick the codec (Content-Encoding, else the magic bytes), decompress with a hard size
 //! limit (a gzip bomb stops at the limit, never inflates further), then frame: newline-delimited
-//! lines (json_format 0 and 2) or one JSON array (json_format 1), optionally without Fastly's
-//! `classic` syslog prefix. Pure functions over bytes; this is the fuzzed surface.
+//! lines (json_format 0 and 2) or one JSON array (json_format 1), without the syslog-style
+//! prefix Fastly puts before each line for `message_type` classic, loggly or logplex (unless
+//! `strip_prefix: false`). Pure functions over bytes; this is the fuzzed surface.
 //!
-//! Invariants: every non-empty input line ends up either in the batch or in `oversized`, never
-//! both and never lost; bytes are passed through unchanged (logs are bytes, not text) except for
-//! a trailing `\r` and the prefix when asked; JSON-array elements become compact JSON lines.
+//! Invariants: every non-empty input line ends up in the batch, in order (lines over
+//! `max_line_bytes` too: they are counted in `oversized`, and set aside later, on the output
+//! side); bytes are passed through unchanged (logs are bytes, not text) except for a trailing
+//! `\r` and a prefix of exactly one of the known shapes; JSON-array elements become compact JSON
+//! lines.
 
+pub use crate::config::Framing;
 use crate::lines::{LineBatch, LineBatchBuilder};
 use bytes::Bytes;
 use std::io::Read;
@@ -44,20 +48,6 @@ impl Codec {
     }
 }
 
-/// How the decompressed body is cut into lines.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Framing {
-    /// A JSON array when the body starts like one (`[` then `{`, `"`, `[` or `]`) or the
-    /// Content-Type is JSON and the body starts with `[`; newline-delimited otherwise.
-    #[default]
-    Auto,
-    /// Always newline-delimited (json_format 0 and 2).
-    Lines,
-    /// Always one JSON array of entries (json_format 1).
-    JsonArray,
-}
-
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
     #[error("unsupported Content-Encoding {0:?} (supported: gzip, zstd, snappy, identity)")]
@@ -78,9 +68,9 @@ pub struct FrameOptions {
     pub framing: Framing,
     /// The request's Content-Type says JSON.
     pub json_content_type: bool,
-    /// Remove Fastly's `classic` syslog-style prefix.
+    /// Remove Fastly's syslog-style prefix (classic, loggly, logplex) where a line has one.
     pub strip_prefix: bool,
-    /// Lines longer than this go to `oversized`.
+    /// Lines longer than this are counted in `oversized`.
     pub max_line_bytes: usize,
 }
 
@@ -88,8 +78,10 @@ pub struct FrameOptions {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Framed {
     pub batch: LineBatch,
-    /// Lines over `max_line_bytes`, for the dead-letter file.
-    pub oversized: Vec<Bytes>,
+    /// Lines over `max_line_bytes` (kept in the batch; the output side dead-letters them).
+    pub oversized: usize,
+    /// Lines whose prefix was removed.
+    pub stripped: usize,
     /// Whether the body was a JSON array.
     pub json_array: bool,
 }
@@ -253,7 +245,8 @@ fn looks_like_json_array(body: &[u8], opts: &FrameOptions) -> bool {
 
 fn frame_lines(body: Bytes, opts: &FrameOptions) -> Framed {
     let mut ends: Vec<u32> = Vec::with_capacity(body.len() / 256 + 1);
-    let mut oversized = Vec::new();
+    let mut oversized = 0usize;
+    let mut stripped = 0usize;
     // Until the first line that needs rewriting, the body itself is the batch (zero copy).
     let mut rewritten: Option<LineBatchBuilder> = None;
     let mut start = 0usize;
@@ -264,11 +257,14 @@ fn frame_lines(body: Bytes, opts: &FrameOptions) -> Framed {
         let Some(nl) = pos_iter.next() else { break };
         let raw = &body[start..nl];
         let mut line = raw;
-        if let Some(stripped) = line.strip_suffix(b"\r") {
-            line = stripped;
+        if let Some(s) = line.strip_suffix(b"\r") {
+            line = s;
         }
         if opts.strip_prefix {
-            line = strip_classic_prefix(line);
+            if let Some(s) = strip_syslog_prefix(line) {
+                line = s;
+                stripped += 1;
+            }
         }
         let line_start = start + (line.as_ptr() as usize - raw.as_ptr() as usize);
         start = nl + 1;
@@ -279,11 +275,7 @@ fn frame_lines(body: Bytes, opts: &FrameOptions) -> Framed {
             continue;
         }
         if line.len() > opts.max_line_bytes {
-            oversized.push(body.slice(line_start..line_start + line.len()));
-            if rewritten.is_none() {
-                rewritten = Some(builder_from(&body, &ends));
-            }
-            continue;
+            oversized += 1;
         }
         match &mut rewritten {
             Some(b) => b.push(line),
@@ -314,6 +306,7 @@ fn frame_lines(body: Bytes, opts: &FrameOptions) -> Framed {
     Framed {
         batch,
         oversized,
+        stripped,
         json_array: false,
     }
 }
@@ -331,56 +324,102 @@ fn builder_from(body: &[u8], ends: &[u32]) -> LineBatchBuilder {
     b
 }
 
-/// Removes `<134>2016-07-04T22:37:26Z cache-sjc3128 LogTest[62959]: ` (priority, time, cache
-/// node, endpoint name and pid). A line without that exact shape is returned unchanged.
-pub fn strip_classic_prefix(line: &[u8]) -> &[u8] {
+/// Most bytes an endpoint name (with `[pid]: `) may take in a classic prefix.
+const MAX_ENDPOINT_NAME: usize = 512;
+
+/// Removes the syslog-style prefix Fastly puts before a line, when the line starts with exactly
+/// one of these shapes, and returns the rest; `None` leaves the line as it is.
+/// - classic: `<134>2016-07-04T22:37:26Z cache-sjc3128 LogTest[62959]: ` (priority, RFC 3339
+///   time, cache node, endpoint name, which may contain spaces, and pid);
+/// - loggly (RFC 5424 with structured data):
+///   `<134>1 2016-07-04T22:37:26Z cache-sjc3128 LogTest 62959 - [token@41058] ` or with `-`
+///   for no structured data;
+/// - logplex (RFC 5424 without structured data):
+///   `<134>1 2016-07-04T22:37:26Z cache-sjc3128 LogTest 62959 - `.
+pub fn strip_syslog_prefix(line: &[u8]) -> Option<&[u8]> {
     fn token(s: &[u8]) -> Option<(&[u8], &[u8])> {
         let sp = memchr::memchr(b' ', s)?;
         (sp > 0).then(|| (&s[..sp], &s[sp + 1..]))
     }
-    let Some(rest) = line.strip_prefix(b"<") else {
-        return line;
-    };
-    let Some(close) = rest.iter().take(4).position(|&b| b == b'>') else {
-        return line;
-    };
+    fn is_time(t: &[u8]) -> bool {
+        t.len() >= 20
+            && t[..4].iter().all(u8::is_ascii_digit)
+            && t[4] == b'-'
+            && t[7] == b'-'
+            && t[10] == b'T'
+            && t[13] == b':'
+    }
+    let rest = line.strip_prefix(b"<")?;
+    let close = rest.iter().take(4).position(|&b| b == b'>')?;
     if close == 0 || !rest[..close].iter().all(u8::is_ascii_digit) {
-        return line;
+        return None;
     }
     let rest = &rest[close + 1..];
-    let Some((time, rest)) = token(rest) else {
-        return line;
-    };
-    if !time[0].is_ascii_digit() {
-        return line;
+    if let Some(r5424) = rest.strip_prefix(b"1 ") {
+        let (time, r) = token(r5424)?;
+        if !is_time(time) {
+            return None;
+        }
+        let (_host, r) = token(r)?;
+        let (_app, r) = token(r)?;
+        let (_procid, r) = token(r)?;
+        let (_msgid, r) = token(r)?;
+        // Structured data: `-`, or one or more `[id ...]` elements.
+        if let Some(m) = r.strip_prefix(b"- ") {
+            return Some(m);
+        }
+        if r.first() == Some(&b'[') {
+            let mut i = 0;
+            while r.get(i) == Some(&b'[') {
+                let end = r[i..]
+                    .iter()
+                    .scan(false, |esc, &b| {
+                        let stop = b == b']' && !*esc;
+                        *esc = b == b'\\' && !*esc;
+                        Some(stop)
+                    })
+                    .position(|stop| stop)?;
+                i += end + 1;
+            }
+            return r[i..].strip_prefix(b" ");
+        }
+        return Some(r);
     }
-    let Some((_host, rest)) = token(rest) else {
-        return line;
-    };
-    match token(rest) {
-        Some((tag, msg)) if tag.ends_with(b":") => msg,
-        _ => line,
+    let (time, r) = token(rest)?;
+    if !is_time(time) {
+        return None;
     }
+    let (_host, r) = token(r)?;
+    // The endpoint name may hold spaces: the prefix ends at the first `[digits]: `.
+    let window = &r[..r.len().min(MAX_ENDPOINT_NAME)];
+    for at in memchr::memmem::find_iter(window, b"]: ") {
+        let open = window[..at].iter().rposition(|&b| b == b'[')?;
+        let pid = &window[open + 1..at];
+        if open > 0 && !pid.is_empty() && pid.iter().all(u8::is_ascii_digit) {
+            return Some(&r[at + 3..]);
+        }
+    }
+    None
 }
 
 fn frame_json_array(body: &[u8], opts: &FrameOptions) -> Result<Framed, DecodeError> {
     let elements: Vec<&serde_json::value::RawValue> =
         serde_json::from_slice(body).map_err(|e| DecodeError::InvalidJsonArray(e.to_string()))?;
     let mut b = LineBatchBuilder::with_capacity(body.len());
-    let mut oversized = Vec::new();
+    let mut oversized = 0;
     let mut line = Vec::new();
     for e in elements {
         line.clear();
         minify_into(e.get().as_bytes(), &mut line);
         if line.len() > opts.max_line_bytes {
-            oversized.push(Bytes::copy_from_slice(&line));
-        } else {
-            b.push(&line);
+            oversized += 1;
         }
+        b.push(&line);
     }
     Ok(Framed {
         batch: b.finish(),
         oversized,
+        stripped: 0,
         json_array: true,
     })
 }
@@ -479,13 +518,15 @@ pub mod fuzzing {
         for line in framed.batch.iter() {
             assert!(!line.is_empty(), "empty line kept");
             assert!(!line.contains(&b'\n'), "newline inside a line");
-            assert!(line.len() <= opts.max_line_bytes, "oversized line kept");
             total += line.len();
         }
         assert_eq!(total, framed.batch.line_bytes());
-        for line in &framed.oversized {
-            assert!(line.len() > opts.max_line_bytes, "short line dead-lettered");
-        }
+        let long = framed
+            .batch
+            .iter()
+            .filter(|l| l.len() > opts.max_line_bytes)
+            .count();
+        assert_eq!(long, framed.oversized, "over-long lines counted");
         // Plain newline-delimited text: every non-empty segment is kept or set aside, in order.
         let plain = matches!(encoding, None | Some(b"identity"))
             && !body.starts_with(&[0x1f, 0x8b])
@@ -499,308 +540,10 @@ pub mod fuzzing {
                 .map(|s| s.strip_suffix(b"\r").unwrap_or(s))
                 .filter(|s| !s.is_empty())
                 .collect();
-            assert_eq!(segments.len(), framed.batch.len() + framed.oversized.len());
-            let kept: Vec<&[u8]> = segments
-                .iter()
-                .copied()
-                .filter(|s| s.len() <= opts.max_line_bytes)
-                .collect();
-            assert_eq!(kept, framed.batch.iter().collect::<Vec<_>>());
+            assert_eq!(segments, framed.batch.iter().collect::<Vec<_>>());
         }
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use std::io::Write;
-
-    fn opts() -> FrameOptions {
-        FrameOptions {
-            framing: Framing::Auto,
-            json_content_type: false,
-            strip_prefix: false,
-            max_line_bytes: 1 << 20,
-        }
-    }
-
-    fn lines(f: &Framed) -> Vec<String> {
-        f.batch
-            .iter()
-            .map(|l| String::from_utf8_lossy(l).into_owned())
-            .collect()
-    }
-
-    fn yes(_: usize) -> bool {
-        true
-    }
-
-    fn gzip(data: &[u8]) -> Vec<u8> {
-        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        e.write_all(data).expect("gzip");
-        e.finish().expect("gzip")
-    }
-
-    #[test]
-    fn clean_ndjson_is_zero_copy() {
-        let body = Bytes::from_static(b"{\"a\":1}\n{\"b\":2}\n");
-        let f = frame(body.clone(), &opts()).expect("frame");
-        assert_eq!(lines(&f), vec!["{\"a\":1}", "{\"b\":2}"]);
-        assert_eq!(f.batch.joined().as_ptr(), body.as_ptr(), "no copy");
-        let f = frame(Bytes::from_static(b"x"), &opts()).expect("frame");
-        assert_eq!(lines(&f), vec!["x"]);
-    }
-
-    #[test]
-    fn empty_lines_and_crlf_are_handled() {
-        let f = frame(Bytes::from_static(b"\n\na\r\n\r\nb\n\n"), &opts()).expect("frame");
-        assert_eq!(lines(&f), vec!["a", "b"]);
-        assert!(frame(Bytes::new(), &opts())
-            .expect("empty")
-            .batch
-            .is_empty());
-        assert!(frame(Bytes::from_static(b"\n\r\n"), &opts())
-            .expect("blank")
-            .batch
-            .is_empty());
-    }
-
-    #[test]
-    fn non_utf8_lines_pass_through_as_bytes() {
-        let f = frame(Bytes::from_static(b"ok\n\xff\xfe\x00raw\n"), &opts()).expect("frame");
-        assert_eq!(f.batch.line_ref(1), b"\xff\xfe\x00raw");
-    }
-
-    #[test]
-    fn oversized_lines_are_set_aside_and_the_rest_kept() {
-        let o = FrameOptions {
-            max_line_bytes: 4,
-            ..opts()
-        };
-        let f = frame(Bytes::from_static(b"abc\ntoolong\nxy\n"), &o).expect("frame");
-        assert_eq!(lines(&f), vec!["abc", "xy"]);
-        assert_eq!(f.oversized, vec![Bytes::from_static(b"toolong")]);
-    }
-
-    #[test]
-    fn classic_prefix_is_stripped_when_asked() {
-        let body = Bytes::from_static(
-            b"<134>2016-07-04T22:37:26Z cache-sjc3128 LogTest[62959]: {\"a\":1}\n\
-              no prefix here\n\
-              <134>2016-07-04T22:37:26Z cache-sjc3128 LogTest[62959]: 1.2.3.4 - - [x] \"GET /\" 200 5\n",
-        );
-        let f = frame(
-            body.clone(),
-            &FrameOptions {
-                strip_prefix: true,
-                ..opts()
-            },
-        )
-        .expect("frame");
-        assert_eq!(
-            lines(&f),
-            vec![
-                "{\"a\":1}",
-                "no prefix here",
-                "1.2.3.4 - - [x] \"GET /\" 200 5"
-            ]
-        );
-        let kept = frame(body, &opts()).expect("frame");
-        assert!(lines(&kept)[0].starts_with("<134>"));
-        for not_prefix in [
-            &b"<abc>x y z: m"[..],
-            b"<134>",
-            b"<134>2016 host",
-            b"<134>T h tag m",
-            b"<1234>2 h t: m",
-        ] {
-            assert_eq!(strip_classic_prefix(not_prefix), not_prefix);
-        }
-    }
-
-    #[test]
-    fn json_arrays_become_compact_lines() {
-        let body = Bytes::from_static(
-            b"[ {\"a\": 1, \"s\": \"x y\\\" z\"},\n {\"b\" : [1, 2]}, \"str\" ]",
-        );
-        let f = frame(body, &opts()).expect("frame");
-        assert!(f.json_array);
-        assert_eq!(
-            lines(&f),
-            vec!["{\"a\":1,\"s\":\"x y\\\" z\"}", "{\"b\":[1,2]}", "\"str\""]
-        );
-        assert!(frame(Bytes::from_static(b"[]"), &opts())
-            .expect("empty")
-            .batch
-            .is_empty());
-    }
-
-    #[test]
-    fn a_broken_json_array_is_an_error_but_clf_lines_are_not_arrays() {
-        let err = frame(Bytes::from_static(b"[{\"a\":1},"), &opts()).unwrap_err();
-        assert!(matches!(err, DecodeError::InvalidJsonArray(_)));
-        let err = frame(
-            Bytes::from_static(b"[1, 2"),
-            &FrameOptions {
-                json_content_type: true,
-                ..opts()
-            },
-        )
-        .unwrap_err();
-        assert!(matches!(err, DecodeError::InvalidJsonArray(_)));
-        // A text format that starts with %t is lines, not an array.
-        let f = frame(
-            Bytes::from_static(b"[10/Oct/2000:13:55:36 +0000] GET /\n"),
-            &opts(),
-        )
-        .expect("frame");
-        assert_eq!(f.batch.len(), 1);
-        assert!(!f.json_array);
-        let f = frame(
-            Bytes::from_static(b"[\"x\"]\n"),
-            &FrameOptions {
-                framing: Framing::Lines,
-                ..opts()
-            },
-        )
-        .expect("frame");
-        assert_eq!(lines(&f), vec!["[\"x\"]"]);
-    }
-
-    #[test]
-    fn codecs_by_header_and_by_magic() {
-        let data = b"line one\nline two\n";
-        let gz = gzip(data);
-        let zs = zstd::encode_all(&data[..], 1).expect("zstd");
-        let mut framed = snap::write::FrameEncoder::new(Vec::new());
-        framed.write_all(data).expect("snappy");
-        let framed = framed.into_inner().expect("snappy");
-        let raw = snap::raw::Encoder::new()
-            .compress_vec(data)
-            .expect("snappy raw");
-        type Case<'a> = (Option<&'a [u8]>, Vec<u8>, Codec);
-        let cases: Vec<Case> = vec![
-            (Some(b"gzip"), gz.clone(), Codec::Gzip),
-            (None, gz, Codec::Gzip),
-            (Some(b"zstd"), zs.clone(), Codec::Zstd),
-            (None, zs, Codec::Zstd),
-            (Some(b"snappy"), framed.clone(), Codec::SnappyFramed),
-            (None, framed, Codec::SnappyFramed),
-            (Some(b"snappy"), raw, Codec::SnappyRaw),
-            (Some(b"identity"), data.to_vec(), Codec::Identity),
-            (None, data.to_vec(), Codec::Identity),
-        ];
-        for (header, body, want) in cases {
-            assert_eq!(select_codec(header, &body).expect("codec"), want);
-            let f =
-                decode_body(header, Bytes::from(body), 1 << 20, &opts(), &mut yes).expect("decode");
-            assert_eq!(lines(&f), vec!["line one", "line two"], "{want:?}");
-        }
-        assert_eq!(
-            select_codec(Some(b"br"), b"x").unwrap_err(),
-            DecodeError::UnsupportedEncoding("br".into())
-        );
-        assert!(select_codec(Some(b"gzip, zstd"), b"x").is_err());
-    }
-
-    #[test]
-    fn corrupt_bodies_name_their_codec() {
-        let mut gz = gzip(b"hello world, hello world, hello world\n");
-        let n = gz.len();
-        gz[n / 2] ^= 0xff;
-        gz.truncate(n - 3);
-        for (header, body, codec) in [
-            (&b"gzip"[..], gz, "gzip"),
-            (b"zstd", b"\x28\xb5\x2f\xfdgarbage".to_vec(), "zstd"),
-            (
-                b"snappy",
-                b"\xff\x06\x00\x00sNaPpY\x01\x02".to_vec(),
-                "snappy",
-            ),
-            (b"snappy", b"\x0a\xff\xff\xff".to_vec(), "snappy"),
-            (b"gzip", b"not gzip at all".to_vec(), "gzip"),
-        ] {
-            match decode_body(Some(header), Bytes::from(body), 1 << 20, &opts(), &mut yes) {
-                Err(DecodeError::Corrupt { codec: c, .. }) => assert_eq!(c, codec),
-                other => panic!("{codec}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn a_gzip_bomb_stops_at_the_limit() {
-        let bomb = gzip(&vec![b'a'; 50 << 20]); // 50 MiB of 'a', ~50 KiB compressed
-        let mut reserved = 0usize;
-        let err = decode_body(
-            Some(b"gzip"),
-            Bytes::from(bomb),
-            1 << 20,
-            &opts(),
-            &mut |n| {
-                reserved += n;
-                true
-            },
-        )
-        .unwrap_err();
-        assert_eq!(err, DecodeError::TooLarge { limit: 1 << 20 });
-        assert!(
-            reserved <= (1 << 20) + 1,
-            "inflated only up to the limit: {reserved}"
-        );
-        let err =
-            decode_body(None, Bytes::from(vec![b'x'; 100]), 99, &opts(), &mut yes).unwrap_err();
-        assert_eq!(err, DecodeError::TooLarge { limit: 99 });
-        let raw = snap::raw::Encoder::new()
-            .compress_vec(&vec![0u8; 10_000])
-            .expect("snappy");
-        assert_eq!(
-            decode_body(Some(b"snappy"), Bytes::from(raw), 1000, &opts(), &mut yes).unwrap_err(),
-            DecodeError::TooLarge { limit: 1000 }
-        );
-    }
-
-    #[test]
-    fn the_memory_budget_can_refuse() {
-        let gz = gzip(&vec![b'a'; 3 << 20]);
-        let mut calls = 0;
-        let err = decode_body(
-            Some(b"gzip"),
-            Bytes::from(gz),
-            10 << 20,
-            &opts(),
-            &mut |_| {
-                calls += 1;
-                calls < 2
-            },
-        )
-        .unwrap_err();
-        assert_eq!(err, DecodeError::OverBudget);
-    }
-
-    #[test]
-    fn exact_limit_is_accepted() {
-        let data = vec![b'a'; 1000];
-        let f = decode_body(
-            Some(b"gzip"),
-            Bytes::from(gzip(&data)),
-            1000,
-            &opts(),
-            &mut yes,
-        )
-        .expect("fits");
-        assert_eq!(f.batch.line_bytes(), 1000);
-    }
-
-    #[test]
-    fn saved_fuzz_inputs_still_pass() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz/regressions");
-        let mut n = 0;
-        for entry in std::fs::read_dir(&dir).expect("fuzz/regressions exists") {
-            let path = entry.expect("entry").path();
-            let data = std::fs::read(&path).expect("read input");
-            fuzzing::check(&data);
-            n += 1;
-        }
-        assert!(n > 0, "no regression inputs in {}", dir.display());
-    }
-}
+mod tests;

@@ -1,49 +1,36 @@
-//! The HTTP side: Fastly's challenge, the ingest endpoint, health, readiness and metrics.
+//! The ingest endpoint: one request is one batch. It is authenticated before its body is read,
+//! received within a time limit and a memory budget, decoded, and appended to the buffer as one
+//! entry; the answer is 204 only once the buffer holds the whole batch.
 //!
-//! One ingest request is one batch: it is authenticated before its body is read, received within
-//! a time limit and a memory budget, decoded, and appended to the buffer as one entry; the answer
-//! is 204 only once the buffer has taken every line (lines too long for Kinesis go to the
-//! dead-letter file first). Invariant: a 2xx means every line of the batch is either in the buffer
-//! or in the dead-letter file; any refusal means none of it was kept.
+//! Invariant: a 2xx means every line of the batch is in the buffer (lines over
+//! `ingest.max_line_bytes` included: the output side sets them aside for the dead-letter file);
+//! any refusal means none of it was kept, dead-lettered or shown on the live tail.
 
-pub mod auth;
+pub mod body;
 pub mod challenge;
 pub mod decode;
 pub mod error;
 
+use crate::auth::TokenCheck;
 use crate::buffer::Buffer;
 use crate::config::Config;
-use crate::deadletter::{DeadLetter, DeadLine};
+use crate::health::Health;
 use crate::metrics::Metrics;
 use crate::tail::Tail;
 use axum::body::Body;
-use axum::extract::{Request, State};
+use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
-use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::Router;
-use bytes::{Bytes, BytesMut};
-use decode::FrameOptions;
+use body::{read_body, Budget, KIB};
+use decode::{FrameOptions, Framed};
 use error::IngestError;
-use http_body_util::BodyExt;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::sync::Semaphore;
 
 /// Bodies at least this large (or compressed) are decoded off the async threads.
 const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
-/// The memory budget counts in KiB so `u32` permits cover gigabytes.
-const KIB: usize = 1024;
-
-/// Liveness and readiness as `/readyz` reports them.
-#[derive(Default)]
-pub struct Health {
-    /// The output's last check succeeded (stream reachable).
-    pub output_ready: AtomicBool,
-    pub shutting_down: AtomicBool,
-}
 
 /// Everything a request handler needs.
 pub struct IngestState {
@@ -52,9 +39,8 @@ pub struct IngestState {
     pub request_timeout: Duration,
     pub frame: FrameOptions,
     pub challenge: String,
-    pub auth: Option<auth::TokenCheck>,
+    pub auth: Option<TokenCheck>,
     pub buffer: Arc<Buffer>,
-    pub dead: Arc<DeadLetter>,
     pub metrics: Arc<Metrics>,
     pub in_flight: Arc<Semaphore>,
     pub budget: Arc<Semaphore>,
@@ -66,7 +52,6 @@ impl IngestState {
     pub fn new(
         cfg: &Config,
         buffer: Arc<Buffer>,
-        dead: Arc<DeadLetter>,
         metrics: Arc<Metrics>,
         health: Arc<Health>,
         tail: Arc<Tail>,
@@ -76,7 +61,7 @@ impl IngestState {
             a.header
                 .parse::<HeaderName>()
                 .ok()
-                .map(|h| auth::TokenCheck::new(h, a.token.expose()))
+                .map(|h| TokenCheck::new(h, a.token.expose()))
         });
         let budget_kib = (ing.max_in_flight_bytes / KIB).min(Semaphore::MAX_PERMITS);
         IngestState {
@@ -92,7 +77,6 @@ impl IngestState {
             challenge: challenge::body(&cfg.service_ids),
             auth,
             buffer,
-            dead,
             metrics,
             in_flight: Arc::new(Semaphore::new(ing.max_in_flight)),
             budget: Arc::new(Semaphore::new(budget_kib)),
@@ -102,59 +86,17 @@ impl IngestState {
     }
 }
 
-/// The collector's routes.
-pub fn router(state: Arc<IngestState>) -> Router {
-    let mut r = Router::new()
-        .route(challenge::PATH, get(challenge))
-        .route(&state.path, post(ingest).put(ingest))
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics));
-    if state.tail.enabled() {
-        r = r.route(crate::tail::PATH, get(crate::tail::handler));
-    }
-    r.fallback(|| async { (StatusCode::NOT_FOUND, "not found\n") })
-        .layer(middleware::from_fn_with_state(state.clone(), count_status))
-        .with_state(state)
-}
-
-async fn count_status(State(s): State<Arc<IngestState>>, req: Request, next: Next) -> Response {
-    let resp = next.run(req).await;
-    s.metrics.http_requests.inc(resp.status().as_str());
-    resp
-}
-
-async fn challenge(State(s): State<Arc<IngestState>>) -> Response {
+/// `GET /.well-known/fastly/logging/challenge`.
+pub async fn challenge(State(s): State<Arc<IngestState>>) -> Response {
     ([(header::CONTENT_TYPE, "text/plain")], s.challenge.clone()).into_response()
 }
 
-async fn readyz(State(s): State<Arc<IngestState>>) -> Response {
-    if s.health.shutting_down.load(Ordering::Acquire) {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: shutting down\n",
-        )
-            .into_response()
-    } else if !s.health.output_ready.load(Ordering::Acquire) {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: output unreachable\n",
-        )
-            .into_response()
-    } else {
-        "ready\n".into_response()
-    }
-}
-
-async fn metrics(State(s): State<Arc<IngestState>>) -> Response {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        s.metrics.render(),
-    )
-        .into_response()
-}
-
-async fn ingest(State(s): State<Arc<IngestState>>, headers: HeaderMap, body: Body) -> Response {
+/// `POST` (or `PUT`) of one batch.
+pub async fn handler(
+    State(s): State<Arc<IngestState>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
     let started = Instant::now();
     s.metrics.ingest_in_flight.add(1);
     let result = accept(&s, &headers, body).await;
@@ -168,13 +110,20 @@ async fn ingest(State(s): State<Arc<IngestState>>, headers: HeaderMap, body: Bod
             s.metrics.ingest_rejections.inc(e.reason());
             match &e {
                 IngestError::Storage(detail) => {
-                    tracing::error!(error = %detail, "buffer write failed; answered 500")
+                    tracing::error!(error = %detail, "batch not stored; answered 500")
                 }
                 other => tracing::debug!(reason = other.reason(), "batch refused: {other}"),
             }
             e.into_response()
         }
     }
+}
+
+/// Runs the decoder, turning a panic into a storage error (answered 500 and counted) instead of
+/// a dropped connection.
+fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, IngestError> {
+    std::panic::catch_unwind(AssertUnwindSafe(f))
+        .map_err(|_| IngestError::Storage("the body decoder failed unexpectedly".into()))
 }
 
 async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result<(), IngestError> {
@@ -188,7 +137,7 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
             return Err(IngestError::Unauthorized);
         }
     }
-    if s.health.shutting_down.load(Ordering::Acquire) {
+    if s.health.shutting_down() {
         return Err(IngestError::ShuttingDown);
     }
     let declared = headers
@@ -204,7 +153,7 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     let mut held = Budget::new(s.budget.clone());
     let raw = tokio::time::timeout(
         s.request_timeout,
-        read_body(body, s.max_body_bytes, declared, &mut held),
+        read_body(body, s.max_body_bytes, &mut held),
     )
     .await
     .map_err(|_| IngestError::Timeout)??;
@@ -227,8 +176,10 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     let limit = s.max_body_bytes;
     let big = raw.len() >= BLOCKING_DECODE_BYTES || encoding.is_some();
     let decode = move |mut held: Budget| {
-        let framed = decode::decode_body(encoding.as_deref(), raw, limit, &frame, &mut |n| {
-            held.grow_by(n)
+        let framed = guarded(|| {
+            decode::decode_body(encoding.as_deref(), raw, limit, &frame, &mut |n| {
+                held.grow_by(n)
+            })
         });
         (framed, held)
     };
@@ -239,34 +190,28 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     } else {
         decode(held)
     };
-    let framed = framed?;
+    let Framed {
+        batch,
+        oversized,
+        stripped,
+        ..
+    } = framed??;
 
-    if !framed.oversized.is_empty() {
-        let max = s.frame.max_line_bytes;
-        let dead: Vec<DeadLine> = framed
-            .oversized
-            .iter()
-            .map(|l| DeadLine {
-                line: l.clone(),
-                reason: "line_too_long",
-                error_code: None,
-                detail: Some(format!("{} bytes > ingest.max_line_bytes {max}", l.len())),
-            })
-            .collect();
-        s.metrics
-            .ingest_rejections
-            .add("line_too_long", dead.len() as u64);
-        s.dead
-            .write(dead)
-            .await
-            .map_err(|e| IngestError::Storage(format!("dead-letter write: {e}")))?;
-    }
-
-    let batch = framed.batch;
     let lines = batch.len() as u64;
     let bytes = batch.line_bytes() as u64;
-    s.tail.publish(&batch);
+    // The batch is kept whole or not at all: only once the buffer holds it is anything counted
+    // or shown.
+    let shown = s.tail.watching().then(|| batch.clone());
     s.buffer.append(batch).await?;
+    if let Some(b) = shown {
+        s.tail.publish(&b);
+    }
+    if oversized > 0 {
+        s.metrics
+            .ingest_rejections
+            .add("line_too_long", oversized as u64);
+    }
+    s.metrics.ingest_prefix_stripped.add(stripped as u64);
     s.metrics.ingest_batches.inc();
     s.metrics.ingest_lines.add(lines);
     s.metrics.ingest_line_bytes.add(bytes);
@@ -274,124 +219,61 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     Ok(())
 }
 
-/// Memory reserved from the shared budget for one request; returned when dropped.
-struct Budget {
-    sem: Arc<Semaphore>,
-    held: Option<OwnedSemaphorePermit>,
-    bytes: usize,
-}
-
-impl Budget {
-    fn new(sem: Arc<Semaphore>) -> Self {
-        Budget {
-            sem,
-            held: None,
-            bytes: 0,
-        }
-    }
-
-    /// Reserves `n` more bytes; false when the budget is spent.
-    fn grow_by(&mut self, n: usize) -> bool {
-        let before = self.bytes.div_ceil(KIB);
-        let after = (self.bytes + n).div_ceil(KIB);
-        let want = (after - before) as u32;
-        if want > 0 {
-            match self.sem.clone().try_acquire_many_owned(want) {
-                Ok(p) => match &mut self.held {
-                    Some(h) => h.merge(p),
-                    None => self.held = Some(p),
-                },
-                Err(_) => return false,
-            }
-        }
-        self.bytes += n;
-        true
-    }
-}
-
-async fn read_body(
-    mut body: Body,
-    limit: usize,
-    declared: Option<usize>,
-    budget: &mut Budget,
-) -> Result<Bytes, IngestError> {
-    let mut first: Option<Bytes> = None;
-    let mut buf: Option<BytesMut> = None;
-    let mut total = 0usize;
-    while let Some(frame) = body.frame().await {
-        let frame = frame.map_err(|_| IngestError::BodyRead)?;
-        let Ok(data) = frame.into_data() else {
-            continue;
-        };
-        if data.is_empty() {
-            continue;
-        }
-        total += data.len();
-        if total > limit {
-            return Err(IngestError::TooLarge { limit });
-        }
-        if !budget.grow_by(data.len()) {
-            return Err(IngestError::OverBudget);
-        }
-        match (&mut first, &mut buf) {
-            (None, _) => first = Some(data),
-            (Some(f), None) => {
-                let mut b =
-                    BytesMut::with_capacity(declared.unwrap_or(0).max(f.len() + data.len()));
-                b.extend_from_slice(f);
-                b.extend_from_slice(&data);
-                buf = Some(b);
-            }
-            (Some(_), Some(b)) => b.extend_from_slice(&data),
-        }
-    }
-    Ok(match (first, buf) {
-        (_, Some(b)) => b.freeze(),
-        (Some(f), None) => f,
-        (None, None) => Bytes::new(),
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::config::Config;
+    use crate::routes::{router, App};
     use axum::http::Request as HttpRequest;
+    use http_body_util::BodyExt;
     use tower::ServiceExt;
 
     struct Fixture {
         state: Arc<IngestState>,
+        app: App,
         _dir: tempfile::TempDir,
     }
 
     fn fixture(extra: &str) -> Fixture {
         let dir = tempfile::tempdir().expect("tmp");
+        let buffer = if extra.contains("buffer:") {
+            ""
+        } else {
+            "buffer: {type: memory}\n"
+        };
         let yaml = format!(
-            "fastly: {{service_ids: [\"SVC1\", \"*\"]}}\noutput: {{stdout: {{}}}}\nbuffer: {{type: memory}}\n\
+            "fastly: {{service_ids: [\"SVC1\", \"*\"]}}\noutput: {{stdout: {{}}}}\n{buffer}\
              dead_letter: {{path: {}}}\ningest: {{auth: {{header: X-Token, token: sekret}}, max_body_bytes: 1000, max_in_flight_bytes: 100000, max_line_bytes: 50}}\n{extra}",
             dir.path().join("dead.ndjson").display()
         );
         let cfg = Config::from_yaml(&yaml, &|_| None).expect("config");
         let metrics = Arc::new(Metrics::default());
         let buffer = Arc::new(Buffer::open(&cfg.buffer, metrics.clone()).expect("buffer"));
-        let dead = Arc::new(DeadLetter::new(&cfg.dead_letter, metrics.clone()));
         let tail = Arc::new(Tail::new(None, metrics.clone()));
+        let health = Arc::new(Health::new(metrics.clone()));
         let state = Arc::new(IngestState::new(
             &cfg,
             buffer,
-            dead,
-            metrics,
-            Arc::new(Health::default()),
-            tail,
+            metrics.clone(),
+            health.clone(),
+            tail.clone(),
         ));
-        Fixture { state, _dir: dir }
+        let app = App {
+            ingest: state.clone(),
+            tail,
+            health,
+            metrics,
+            acks: None,
+        };
+        Fixture {
+            state,
+            app,
+            _dir: dir,
+        }
     }
 
     async fn call(f: &Fixture, req: HttpRequest<Body>) -> (StatusCode, HeaderMap, String) {
-        let resp = router(f.state.clone())
-            .oneshot(req)
-            .await
-            .expect("response");
+        let resp = router(f.app.clone()).oneshot(req).await.expect("response");
         let status = resp.status();
         let headers = resp.headers().clone();
         let body = resp.into_body().collect().await.expect("body").to_bytes();
@@ -556,8 +438,20 @@ mod tests {
         assert_eq!(status, StatusCode::NOT_FOUND, "tail is off without a token");
     }
 
+    #[test]
+    fn a_panic_in_the_decoder_is_a_storage_error_not_a_dropped_connection() {
+        let r: Result<(), IngestError> = guarded(|| panic!("decoder bug"));
+        let e = r.expect_err("caught");
+        assert_eq!(e.reason(), "storage");
+        assert_eq!(
+            e.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+        assert_eq!(guarded(|| 7).ok(), Some(7));
+    }
+
     #[tokio::test]
-    async fn too_long_lines_go_to_the_dead_letter_file() {
+    async fn too_long_lines_travel_with_their_batch_and_are_counted() {
         let f = fixture("");
         let long = "L".repeat(60);
         let req = post(())
@@ -565,12 +459,44 @@ mod tests {
             .expect("req");
         assert_eq!(call(&f, req).await.0, StatusCode::NO_CONTENT);
         let e = f.state.buffer.next().await.expect("entry");
-        assert_eq!(e.batch.len(), 2);
-        let dead = std::fs::read_to_string(f.state.dead.path()).expect("dead letter");
-        let rec: serde_json::Value = serde_json::from_str(dead.trim()).expect("json");
-        assert_eq!(rec["reason"], "line_too_long");
-        assert_eq!(rec["line"], long);
-        assert_eq!(f.state.metrics.dead_lettered.get("line_too_long"), 1);
+        assert_eq!(
+            e.batch.len(),
+            3,
+            "kept whole; the output side sets the long line aside"
+        );
+        assert_eq!(f.state.metrics.ingest_rejections.get("line_too_long"), 1);
+    }
+
+    #[tokio::test]
+    async fn a_refused_batch_keeps_nothing_and_shows_nothing() {
+        let f = fixture("buffer: {type: memory, max_bytes: 1000}\n");
+        let mut watcher = f.state.tail.subscribe();
+        let first = post(())
+            .body(Body::from(format!("{}\n", "x".repeat(29)).repeat(20)))
+            .expect("req");
+        assert_eq!(call(&f, first).await.0, StatusCode::NO_CONTENT);
+        assert!(watcher.try_recv().is_ok(), "a stored batch is shown");
+        let long = "L".repeat(60);
+        let refused = post(())
+            .body(Body::from(format!("ok1\n{long}\n{}\n", "y".repeat(400))))
+            .expect("req");
+        let (status, headers, _) = call(&f, refused).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(headers.contains_key(header::RETRY_AFTER));
+        assert!(
+            watcher.try_recv().is_err(),
+            "nothing of the refused batch on the tail"
+        );
+        assert_eq!(
+            f.state.metrics.ingest_rejections.get("line_too_long"),
+            0,
+            "its long line is not counted as set aside"
+        );
+        assert_eq!(f.state.metrics.ingest_lines.get(), 20);
+        assert!(
+            !f._dir.path().join("dead.ndjson").exists(),
+            "nothing of it in the dead-letter file"
+        );
     }
 
     #[tokio::test]
@@ -580,11 +506,21 @@ mod tests {
         assert_eq!(call(&f, get("/healthz")).await.0, StatusCode::OK);
         assert_eq!(
             call(&f, get("/readyz")).await.0,
-            StatusCode::SERVICE_UNAVAILABLE
+            StatusCode::OK,
+            "no output reports a problem"
         );
-        f.state.health.output_ready.store(true, Ordering::Release);
+        f.state
+            .health
+            .set_not_ready("aws_kinesis", "Kinesis unreachable: x".into());
+        let (status, _, body) = call(&f, get("/readyz")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("not ready: aws_kinesis: Kinesis unreachable: x\n"),
+            "{body}"
+        );
+        f.state.health.set_ready("aws_kinesis");
         assert_eq!(call(&f, get("/readyz")).await.0, StatusCode::OK);
-        f.state.health.shutting_down.store(true, Ordering::Release);
+        f.state.health.start_shutdown();
         let (status, _, body) = call(&f, get("/readyz")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("shutting down"));

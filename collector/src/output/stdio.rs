@@ -4,7 +4,7 @@
 //! written and flushed. A failed write is retried (with a pause) until it succeeds: the lines
 //! stay in the buffer meanwhile, never dropped.
 
-use super::Acks;
+use super::acks::Acks;
 use crate::buffer::Entry;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use edgelog_testkit::fastly::{BatchFormat, Codec, JsonFormat};
-use edgelog_testkit::standin::{run, StandinConfig};
+use edgelog_testkit::standin::{fastly_limits, run, StandinConfig};
 use std::time::Duration;
 
 /// Stands in for Fastly's HTTPS log streaming on a development machine. This is a development
@@ -36,8 +36,8 @@ struct Args {
     /// `0` (lines as formatted), `1` (one JSON array) or `2` (newline-delimited JSON).
     #[arg(long, default_value = "0")]
     json_format: String,
-    /// `classic` (syslog-style prefix on each line) or `blank`.
-    #[arg(long, default_value = "blank")]
+    /// `classic` (syslog-style prefix on each line, Fastly's default) or `blank`.
+    #[arg(long, default_value = "classic")]
     message_type: String,
     /// none, gzip, zstd or snappy.
     #[arg(long, default_value = "none")]
@@ -45,15 +45,19 @@ struct Args {
     /// Do not send Content-Encoding (the receiver must recognise the codec by its magic bytes).
     #[arg(long)]
     no_content_encoding: bool,
-    /// Seconds between batches.
-    #[arg(long, default_value = "5")]
+    /// Seconds between batches; 0 means Fastly's default, 5.
+    #[arg(long, default_value = "0")]
     period: f64,
-    #[arg(long, default_value = "10000")]
+    /// Entries per request; 0 means Fastly's default, 10,000.
+    #[arg(long, default_value = "0")]
     request_max_entries: usize,
-    #[arg(long, default_value = "104857600")]
+    /// Bytes per request; 0 means Fastly's default, 100 MB.
+    #[arg(long, default_value = "0")]
     request_max_bytes: usize,
+    /// Attempts after the first for a failed request.
     #[arg(long, default_value = "5")]
     max_retries: u32,
+    /// Content-Type of each request; none is sent unless set (as on Fastly).
     #[arg(long)]
     content_type: Option<String>,
 }
@@ -77,6 +81,12 @@ async fn main() -> std::process::ExitCode {
             return std::process::ExitCode::from(2);
         }
     };
+    if !["classic", "blank"].contains(&a.message_type.as_str()) {
+        eprintln!("fastly-standin: --message-type must be classic or blank");
+        return std::process::ExitCode::from(2);
+    }
+    let (period, request_max_entries, request_max_bytes) =
+        fastly_limits(a.period, a.request_max_entries, a.request_max_bytes);
     let cfg = StandinConfig {
         url: a.url,
         service_id: a.service_id,
@@ -91,9 +101,9 @@ async fn main() -> std::process::ExitCode {
             endpoint_name: a.endpoint,
             content_type: a.content_type,
         },
-        period: Duration::from_secs_f64(a.period.max(0.01)),
-        request_max_entries: a.request_max_entries.max(1),
-        request_max_bytes: a.request_max_bytes.max(1),
+        period,
+        request_max_entries,
+        request_max_bytes,
         max_retries: a.max_retries,
         retry_wait: Duration::from_secs(1),
     };

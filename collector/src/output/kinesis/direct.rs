@@ -3,15 +3,16 @@
 //! The request body is encoded straight from the lines' bytes into one buffer (base64 with SIMD,
 //! no per-record allocation or copy), hashed for SigV4 in the same pass, and signed with the
 //! official `aws-sigv4` signer; the response is read without building a value per entry.
-//! Credentials and region come from `aws-config` (the SDK's chains); control-plane calls
-//! (DescribeStreamSummary, ListShards) still go through `aws-sdk-kinesis`. The SDK's own
-//! PutRecords stays available (`put_records_client: sdk`); both are tested against kinesalite.
+//! Credentials, region and the endpoint come from `aws-config` and the SDK's endpoint rules (see
+//! `connect.rs`); ListShards still goes through `aws-sdk-kinesis`. The SDK's own PutRecords stays
+//! available (`put_records_client: sdk`); both are tested against kinesalite and benchmarked.
 //!
 //! Invariant: the encoder writes exactly what the SDK's serializer would accept as JSON 1.1
 //! (`StreamName`, `Records[].Data|PartitionKey|ExplicitHashKey`), and the decoder reports one
 //! outcome per entry, in order, or a [`CallError`].
 
-use super::kinesis_api::{classify_code, CallError, PutEntry, PutResult};
+use super::api::{CallError, PutEntry, PutResult};
+use super::classify;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -107,17 +108,17 @@ struct ErrorBody<'a> {
 
 /// Reads a 200 response: the failed entries (index, code) and the distinct shards named.
 pub fn decode(body: &[u8], sent: usize) -> Result<PutResult, CallError> {
-    let resp: Response = serde_json::from_slice(body).map_err(|e| CallError::Transient {
-        code: "ResponseError".into(),
-        message: format!("unreadable PutRecords response: {e}"),
-        throttled: false,
+    let resp: Response = serde_json::from_slice(body).map_err(|e| {
+        classify::outage(
+            "ResponseError",
+            format!("unreadable PutRecords response: {e}"),
+        )
     })?;
     if resp.records.len() != sent {
-        return Err(CallError::Transient {
-            code: "MismatchedResponse".into(),
-            message: format!("{} results for {sent} records", resp.records.len()),
-            throttled: false,
-        });
+        return Err(classify::outage(
+            "MismatchedResponse",
+            format!("{} results for {sent} records", resp.records.len()),
+        ));
     }
     let mut out = PutResult::default();
     for (i, r) in resp.records.iter().enumerate() {
@@ -169,7 +170,7 @@ pub fn decode_error(status: u16, header_type: Option<&str>, body: &[u8]) -> Call
     let message = parsed
         .and_then(|b| b.message.map(|m| m.into_owned()))
         .unwrap_or_else(|| format!("HTTP {status}"));
-    classify_code(code, message, status >= 500)
+    classify::call_error(code, message, status >= 500)
 }
 
 /// The direct PutRecords client.
@@ -183,21 +184,16 @@ pub struct DirectPut {
 }
 
 impl DirectPut {
-    /// `endpoint`: the configured endpoint URL, else `https://kinesis.{region}.amazonaws.com`.
+    /// `endpoint`: the URL the SDK's endpoint rules resolved (or the configured one).
     pub fn new(
-        endpoint: Option<&str>,
+        endpoint: &str,
         region: &str,
         provider: aws_credential_types::provider::SharedCredentialsProvider,
         timeout: Duration,
+        connect_timeout: Duration,
         connections: usize,
     ) -> Result<DirectPut, String> {
-        let url = match endpoint {
-            Some(u) => u.trim_end_matches('/').to_string() + "/",
-            None if region.starts_with("cn-") => {
-                format!("https://kinesis.{region}.amazonaws.com.cn/")
-            }
-            None => format!("https://kinesis.{region}.amazonaws.com/"),
-        };
+        let url = endpoint.trim_end_matches('/').to_string() + "/";
         let parsed: reqwest::Url = url
             .parse()
             .map_err(|e| format!("output.aws_kinesis.endpoint_url: {e}"))?;
@@ -207,7 +203,7 @@ impl DirectPut {
         };
         let http = reqwest::Client::builder()
             .timeout(timeout)
-            .connect_timeout(Duration::from_secs(5))
+            .connect_timeout(connect_timeout)
             .pool_max_idle_per_host(connections.max(1))
             .tcp_nodelay(true)
             .build()
@@ -236,11 +232,7 @@ impl DirectPut {
             .provider
             .provide_credentials()
             .await
-            .map_err(|e| CallError::Transient {
-                code: "NoCredentials".into(),
-                message: e.to_string(),
-                throttled: false,
-            })?;
+            .map_err(|e| classify::call_error("NoCredentials".into(), e.to_string(), false))?;
         *cached = Some(c.clone());
         Ok(c)
     }
@@ -249,9 +241,8 @@ impl DirectPut {
         let (body, hash) = encode(stream, entries);
         let creds = self.credentials().await?;
         let identity: Identity = creds.into();
-        let signing_err = |e: &dyn std::fmt::Display| CallError::Permanent {
-            code: "SigningError".into(),
-            message: e.to_string(),
+        let signing_err = |e: &dyn std::fmt::Display| {
+            classify::call_error("SigningError".into(), e.to_string(), false)
         };
         let params = v4::SigningParams::builder()
             .identity(&identity)
@@ -285,30 +276,26 @@ impl DirectPut {
         for (name, value) in instructions.headers() {
             req = req.header(name, value);
         }
-        let resp = req
-            .body(body)
-            .send()
-            .await
-            .map_err(|e| CallError::Transient {
-                code: if e.is_timeout() {
-                    "Timeout".into()
+        let resp = req.body(body).send().await.map_err(|e| {
+            classify::outage(
+                if e.is_timeout() {
+                    "Timeout"
                 } else {
-                    "ConnectionError".into()
+                    "ConnectionError"
                 },
-                message: e.to_string(),
-                throttled: false,
-            })?;
+                e.to_string(),
+            )
+        })?;
         let status = resp.status().as_u16();
         let header_type = resp
             .headers()
             .get("x-amzn-errortype")
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let bytes = resp.bytes().await.map_err(|e| CallError::Transient {
-            code: "ConnectionError".into(),
-            message: e.to_string(),
-            throttled: false,
-        })?;
+        let bytes = resp
+            .bytes()
+            .await
+            .map_err(|e| classify::outage("ConnectionError", e.to_string()))?;
         if status == 200 {
             decode(&bytes, entries.len())
         } else {
@@ -319,6 +306,7 @@ impl DirectPut {
 
 #[cfg(test)]
 mod tests {
+    use super::super::api::Fault;
     use super::*;
     use bytes::Bytes;
     use std::sync::Arc;
@@ -348,17 +336,16 @@ mod tests {
         assert_eq!(v["StreamName"], "my\"stream");
         let recs = v["Records"].as_array().expect("records");
         assert_eq!(recs.len(), 3);
-        use base64::Engine;
-        let b64 = base64::engine::general_purpose::STANDARD;
+        let b64 = base64_simd::STANDARD;
         assert_eq!(
-            b64.decode(recs[0]["Data"].as_str().expect("data"))
+            b64.decode_to_vec(recs[0]["Data"].as_str().expect("data"))
                 .expect("b64"),
             b"{\"a\":1}"
         );
         assert_eq!(recs[0]["PartitionKey"], "k\"ey\\\u{1}");
         assert!(recs[0].get("ExplicitHashKey").is_none());
         assert_eq!(
-            b64.decode(recs[1]["Data"].as_str().expect("data"))
+            b64.decode_to_vec(recs[1]["Data"].as_str().expect("data"))
                 .expect("b64"),
             b"\xff\x00raw"
         );
@@ -381,45 +368,40 @@ mod tests {
             r.shards,
             vec!["shardId-000000000000", "shardId-000000000001"]
         );
-        assert!(
-            matches!(decode(body, 5), Err(CallError::Transient { .. })),
+        assert_eq!(
+            decode(body, 5).map_err(|e| e.fault),
+            Err(Fault::Outage),
             "count mismatch"
         );
-        assert!(matches!(
-            decode(b"not json", 1),
-            Err(CallError::Transient { .. })
-        ));
+        assert_eq!(
+            decode(b"not json", 1).map_err(|e| e.fault),
+            Err(Fault::Outage)
+        );
     }
 
     #[test]
     fn error_answers_are_classified() {
         let e = decode_error(400, None, br#"{"__type":"com.amazonaws.kinesis.v20131202#ResourceNotFoundException","message":"Stream x not found"}"#);
         assert_eq!(e.code(), "ResourceNotFoundException");
-        assert!(matches!(
-            e,
-            CallError::Transient {
-                throttled: false,
-                ..
-            }
-        ));
+        assert_eq!(e.fault, Fault::NotFound);
         let e = decode_error(
             400,
             None,
             br#"{"__type":"ProvisionedThroughputExceededException","message":"slow down"}"#,
         );
-        assert!(matches!(
-            e,
-            CallError::Transient {
-                throttled: true,
-                ..
-            }
-        ));
+        assert_eq!(e.fault, Fault::Throttled);
         let e = decode_error(
             400,
             None,
             br#"{"__type":"InvalidArgumentException","Message":"bad key"}"#,
         );
-        assert!(matches!(e, CallError::Permanent { .. }));
+        assert_eq!(e.fault, Fault::Invalid);
+        let e = decode_error(
+            400,
+            None,
+            br#"{"__type":"AccessDeniedException","message":"not authorized to perform kinesis:PutRecords"}"#,
+        );
+        assert_eq!(e.fault, Fault::AccessDenied);
         assert_eq!(
             decode_error(503, Some("ServiceUnavailable:http://x"), b"").code(),
             "ServiceUnavailable"

@@ -1,0 +1,238 @@
+//! The disk buffer: tests.
+
+use super::*;
+use crate::config::BufferKind;
+use std::path::Path;
+
+fn cfg(dir: &Path, fsync: FsyncPolicy, segment_bytes: u64) -> BufferConfig {
+    BufferConfig {
+        kind: BufferKind::Disk,
+        dir: dir.to_path_buf(),
+        fsync,
+        segment_bytes,
+        ..BufferConfig::for_tests(1 << 30)
+    }
+}
+
+fn batch(i: usize) -> LineBatch {
+    LineBatch::from_lines([format!("line {i} a"), format!("line {i} b")])
+}
+
+async fn drain(b: &DiskBuffer, n: usize) -> Vec<Entry> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        let e = tokio::time::timeout(Duration::from_secs(5), b.next())
+            .await
+            .expect("entry in time")
+            .expect("entry");
+        out.push(e);
+    }
+    out
+}
+
+#[tokio::test]
+async fn append_read_ack_restart_across_segments() {
+    let dir = tempfile::tempdir().expect("tmp");
+    for policy in [
+        FsyncPolicy::Always,
+        FsyncPolicy::Interval,
+        FsyncPolicy::Never,
+    ] {
+        let d = dir.path().join(format!("{policy:?}"));
+        let m = Arc::new(Metrics::default());
+        let b = DiskBuffer::open(&cfg(&d, policy, 100), m.clone()).expect("open");
+        for i in 0..10 {
+            b.append(batch(i)).await.expect("append");
+        }
+        let entries = drain(&b, 10).await;
+        for (i, e) in entries.iter().enumerate() {
+            assert_eq!(e.batch, batch(i));
+        }
+        // Ack the first 4 and the 6th: the watermark stops at the 5th.
+        for e in entries.iter().take(4) {
+            b.ack(e.id);
+        }
+        b.ack(entries[5].id);
+        b.persist_acks().await.expect("persist");
+        let segs_before = std::fs::read_dir(&d).expect("dir").count();
+        b.close();
+        drop(b);
+        let b = DiskBuffer::open(&cfg(&d, policy, 100), m).expect("reopen");
+        assert_eq!(
+            b.recovery().entries,
+            6,
+            "{policy:?}: entries 4..10 come again"
+        );
+        assert_eq!(b.recovery().corrupt_entries, 0);
+        let again = drain(&b, 6).await;
+        for (k, e) in again.iter().enumerate() {
+            assert_eq!(e.batch, batch(k + 4), "{policy:?}");
+        }
+        for e in &again {
+            b.ack(e.id);
+        }
+        b.persist_acks().await.expect("persist");
+        let segs_after = std::fs::read_dir(&d).expect("dir").count();
+        assert!(
+            segs_after < segs_before,
+            "{policy:?}: acked segments deleted"
+        );
+    }
+}
+
+#[tokio::test]
+async fn torn_and_damaged_entries_are_skipped_counted_and_reported() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = Arc::new(Metrics::default());
+    let b =
+        DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 1 << 20), m.clone()).expect("open");
+    for i in 0..5 {
+        b.append(batch(i)).await.expect("append");
+    }
+    b.close();
+    drop(b);
+    let seg = std::fs::read_dir(dir.path())
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .find(|p| {
+            p.extension().is_some_and(|x| x == "seg")
+                && std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false)
+        })
+        .expect("segment");
+    let mut data = std::fs::read(&seg).expect("read");
+    let one = segment::encode(&batch(0), 0).len();
+    data[one + HEADER_LEN + 1] ^= 0xff; // damage entry 1
+    data.truncate(data.len() - 3); // tear entry 4
+    std::fs::write(&seg, &data).expect("write");
+
+    let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 1 << 20), m.clone())
+        .expect("reopen");
+    assert_eq!(b.recovery().entries, 3);
+    assert_eq!(b.recovery().corrupt_entries, 2);
+    assert_eq!(m.buffer_corrupt_entries.get(), 2);
+    b.append(batch(99)).await.expect("append after recovery");
+    let got = drain(&b, 4).await;
+    let lines: Vec<LineBatch> = got.into_iter().map(|e| e.batch).collect();
+    assert_eq!(lines, vec![batch(0), batch(2), batch(3), batch(99)]);
+    assert_eq!(m.buffer_corrupt_entries.get(), 2, "not counted twice");
+}
+
+#[tokio::test]
+async fn a_second_collector_cannot_share_the_directory() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = Arc::new(Metrics::default());
+    let _a =
+        DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Never, 1 << 20), m.clone()).expect("open");
+    let err = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Never, 1 << 20), m)
+        .err()
+        .expect("refused");
+    assert!(
+        err.to_string().contains("in use by another collector"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn full_disk_buffer_rejects_until_acks_delete_segments() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let mut c = cfg(dir.path(), FsyncPolicy::Never, 64);
+    c.max_bytes = 200;
+    let b = DiskBuffer::open(&c, Arc::new(Metrics::default())).expect("open");
+    let mut n = 0;
+    while b.append(batch(n)).await.is_ok() {
+        n += 1;
+    }
+    assert!(n >= 3, "{n}");
+    assert_eq!(b.append(batch(0)).await, Err(BufferError::Full));
+    for e in drain(&b, n).await {
+        b.ack(e.id);
+    }
+    b.persist_acks().await.expect("persist");
+    b.append(batch(0)).await.expect("space again");
+}
+
+/// `interval` answers at the end of the period or as soon as `fsync_bytes` wait, whichever
+/// comes first; a sync starts the count again.
+#[tokio::test]
+async fn interval_syncs_early_once_enough_bytes_wait() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = Arc::new(Metrics::default());
+    let mut c = cfg(dir.path(), FsyncPolicy::Interval, 1 << 20);
+    c.fsync_interval = Duration::from_secs(3600);
+    c.fsync_bytes = 4096;
+    let b = DiskBuffer::open(&c, m.clone()).expect("open");
+    let sized = |n: usize| LineBatch::from_lines(["x".repeat(n)]);
+    let answered = Duration::from_secs(10);
+    let still_waiting = Duration::from_millis(100);
+
+    let mut small = Box::pin(b.append(sized(10)));
+    assert!(
+        tokio::time::timeout(still_waiting, &mut small)
+            .await
+            .is_err(),
+        "a small batch waits for the period"
+    );
+    assert_eq!(m.buffer_syncs.get(), 0);
+    let big = tokio::time::timeout(answered, b.append(sized(5000)))
+        .await
+        .expect("enough bytes sync at once");
+    assert_eq!(big, Ok(()));
+    let small = tokio::time::timeout(answered, small)
+        .await
+        .expect("the same sync answers the earlier batch");
+    assert_eq!(small, Ok(()));
+    assert_eq!(m.buffer_syncs.get(), 1);
+
+    let mut below = Box::pin(b.append(sized(3000)));
+    assert!(
+        tokio::time::timeout(still_waiting, &mut below)
+            .await
+            .is_err(),
+        "the sync reset the count"
+    );
+    let over = tokio::time::timeout(answered, b.append(sized(2000)))
+        .await
+        .expect("the count passes the limit again");
+    assert_eq!(over, Ok(()));
+    assert_eq!(
+        tokio::time::timeout(answered, below)
+            .await
+            .expect("answered"),
+        Ok(())
+    );
+    assert_eq!(m.buffer_syncs.get(), 2);
+}
+
+#[tokio::test]
+async fn the_ack_position_is_synced_with_its_directory_unless_fsync_is_never() {
+    for (policy, synced) in [(FsyncPolicy::Always, true), (FsyncPolicy::Never, false)] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let m = Arc::new(Metrics::default());
+        let b = DiskBuffer::open(&cfg(dir.path(), policy, 1 << 20), m.clone()).expect("open");
+        b.append(LineBatch::from_lines(["a"]))
+            .await
+            .expect("append");
+        let e = b.next().await.expect("entry");
+        b.ack(e.id);
+        b.persist_acks().await.expect("persist");
+        assert_eq!(m.buffer_ack_syncs.get(), u64::from(synced), "{policy:?}");
+        assert!(dir.path().join("ack").exists());
+        assert!(!dir.path().join("ack.tmp").exists());
+    }
+}
+
+#[tokio::test]
+async fn close_drains_then_ends() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let b = DiskBuffer::open(
+        &cfg(dir.path(), FsyncPolicy::Interval, 1 << 20),
+        Arc::new(Metrics::default()),
+    )
+    .expect("open");
+    b.append(batch(1)).await.expect("append");
+    b.close();
+    assert_eq!(b.append(batch(2)).await, Err(BufferError::Closed));
+    assert!(b.next().await.is_some());
+    assert!(b.next().await.is_none());
+}

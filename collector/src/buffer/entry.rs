@@ -1,0 +1,49 @@
+//! What the buffer holds and answers: entries, their ids, its errors, what a start recovered.
+
+use crate::lines::LineBatch;
+
+/// Entries are numbered in the order the output reads them.
+pub type EntryId = u64;
+
+/// One accepted batch, as the output reads it.
+#[derive(Debug)]
+pub struct Entry {
+    pub id: EntryId,
+    pub batch: LineBatch,
+    /// When ingest accepted the batch, Unix milliseconds.
+    pub arrived_ms: u64,
+}
+
+/// Now, in Unix milliseconds.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+pub enum BufferError {
+    #[error("the buffer is full")]
+    Full,
+    #[error("the buffer is closed (shutting down)")]
+    Closed,
+    #[error("buffer storage failed: {0}")]
+    Io(String),
+}
+
+impl From<std::io::Error> for BufferError {
+    fn from(e: std::io::Error) -> Self {
+        BufferError::Io(e.to_string())
+    }
+}
+
+/// What opening a disk buffer found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recovery {
+    /// Entries left from a previous run, to be sent (again).
+    pub entries: u64,
+    pub bytes: u64,
+    /// Damaged or torn entries skipped.
+    pub corrupt_entries: u64,
+}

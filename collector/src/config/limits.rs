@@ -1,0 +1,74 @@
+//! Every limit and default of the configuration, in one place.
+
+use std::time::Duration;
+
+/// Kinesis PutRecords: records per call.
+pub const KINESIS_MAX_RECORDS_PER_CALL: usize = 500;
+/// Kinesis PutRecords: bytes per call (data and partition keys).
+pub const KINESIS_MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
+/// Kinesis: bytes per record (data and partition key).
+pub const KINESIS_MAX_RECORD_BYTES: usize = 1024 * 1024;
+/// Kinesis: characters in a partition key.
+pub const KINESIS_MAX_PARTITION_KEY_CHARS: usize = 256;
+/// Kinesis: records a shard takes per second (provisioned streams).
+pub const KINESIS_SHARD_RECORDS_PER_SECOND: f64 = 1000.0;
+/// Kinesis: bytes a shard takes per second (provisioned streams).
+pub const KINESIS_SHARD_BYTES_PER_SECOND: f64 = 1024.0 * 1024.0;
+
+/// `listen`.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
+/// `shutdown_timeout`.
+pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "30s";
+/// `tail.header`.
+pub const DEFAULT_TAIL_HEADER: &str = "X-Edgelog-Tail-Token";
+
+/// `ingest.path`.
+pub const DEFAULT_INGEST_PATH: &str = "/logs";
+/// `ingest.max_body_bytes`: Fastly's largest request (`request_max_bytes` 0 means 100 MB).
+pub const DEFAULT_MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
+/// The largest `ingest.max_body_bytes` accepted: line offsets are 32-bit.
+pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
+/// `ingest.max_in_flight`.
+pub const DEFAULT_INGEST_MAX_IN_FLIGHT: usize = 64;
+/// `ingest.max_in_flight_bytes`, at least `max_body_bytes`.
+pub const DEFAULT_INGEST_MAX_IN_FLIGHT_BYTES: usize = 256 * 1024 * 1024;
+/// `ingest.request_timeout`.
+pub const DEFAULT_INGEST_REQUEST_TIMEOUT: &str = "30s";
+
+/// `buffer.dir`.
+pub const DEFAULT_BUFFER_DIR: &str = "data";
+/// `buffer.max_bytes` for the disk buffer.
+pub const DEFAULT_DISK_BUFFER_BYTES: u64 = 1 << 30;
+/// `buffer.max_bytes` for the memory buffer, at least `max_body_bytes`.
+pub const DEFAULT_MEMORY_BUFFER_BYTES: u64 = 64 << 20;
+/// `buffer.fsync_interval`.
+pub const DEFAULT_FSYNC_INTERVAL: &str = "100ms";
+/// `fsync: interval`: unsynced bytes that trigger a sync before the period ends. One sync per
+/// MiB costs little on any disk and keeps a busy collector from waiting out the period.
+pub const DEFAULT_FSYNC_BYTES: u64 = 1024 * 1024;
+/// `buffer.block_timeout`.
+pub const DEFAULT_BLOCK_TIMEOUT: &str = "5s";
+/// `buffer.segment_bytes`: an eighth of `max_bytes`, within these bounds.
+pub const MIN_DEFAULT_SEGMENT_BYTES: u64 = 1 << 20;
+pub const MAX_DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;
+
+/// `dead_letter.path`.
+pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.ndjson";
+
+/// `output.aws_kinesis.batch.duration`.
+pub const DEFAULT_BATCH_DURATION: &str = "5s";
+/// `output.aws_kinesis.max_in_flight`.
+pub const DEFAULT_KINESIS_MAX_IN_FLIGHT: usize = 4;
+/// `output.aws_kinesis.shard_refresh`.
+pub const DEFAULT_SHARD_REFRESH: &str = "60s";
+/// `output.aws_kinesis.request_timeout`.
+pub const DEFAULT_KINESIS_REQUEST_TIMEOUT: &str = "30s";
+/// `output.aws_kinesis.health_check_interval`.
+pub const DEFAULT_HEALTH_CHECK_INTERVAL: &str = "10s";
+/// `output.aws_kinesis.max_in_flight_bytes`.
+pub const DEFAULT_KINESIS_MAX_IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
+
+/// `output.retry`.
+pub const DEFAULT_MAX_RETRIES: u32 = 3;
+pub const DEFAULT_INITIAL_WAIT: Duration = Duration::from_secs(1);
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);

@@ -1,0 +1,20 @@
+//! The collector's configuration: one YAML file, read once and validated into typed values.
+//!
+//! One concern per file: `schema.rs` (the file as written, every key documented), `limits.rs`
+//! (every default and limit), `interpolate.rs` (`${VAR}`), `secret.rs` (values that never print),
+//! `validate.rs` (typed values), `error.rs` (errors naming their key), `model.rs` (the typed values).
+
+pub mod error;
+pub mod interpolate;
+pub mod limits;
+pub mod model;
+pub mod schema;
+pub mod secret;
+#[cfg(test)]
+mod tests;
+pub mod validate;
+
+pub use error::ConfigError;
+pub use limits::*;
+pub use model::*;
+pub use secret::Secret;

@@ -1,0 +1,285 @@
+//! The configuration file as written: every key, its documentation and its default.
+//!
+//! Invariant: unknown keys are errors (`deny_unknown_fields` everywhere).
+
+use super::limits::*;
+use super::model::{
+    Backoff, BufferKind, Framing, FsyncPolicy, LogFormat, PutRecordsClient, StreamMode, WhenFull,
+};
+use super::secret::Secret;
+use serde::Deserialize;
+use std::path::PathBuf;
+
+/// The configuration file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawConfig {
+    /// Address and port the HTTP(S) server listens on.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The collector's own log on stderr: `text` or `json`.
+    #[serde(default)]
+    pub log_format: LogFormat,
+    /// Serve HTTPS; absent means plain HTTP (e.g. behind a TLS-terminating proxy).
+    pub tls: Option<RawTls>,
+    /// Which Fastly services may post here (answered on the challenge endpoint).
+    pub fastly: RawFastly,
+    #[serde(default)]
+    pub ingest: RawIngest,
+    #[serde(default)]
+    pub buffer: RawBuffer,
+    #[serde(default)]
+    pub dead_letter: RawDeadLetter,
+    /// Where lines go: exactly one of `stdout`, `file`, `aws_kinesis`; plus `retry`.
+    pub output: RawOutput,
+    /// The live tail endpoint (`collector tail`); absent means disabled.
+    pub tail: Option<RawTail>,
+    /// How long a graceful shutdown may take to flush before leaving the rest in the buffer.
+    #[serde(default = "default_shutdown_timeout")]
+    pub shutdown_timeout: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTls {
+    /// PEM certificate chain.
+    pub cert: PathBuf,
+    /// PEM private key.
+    pub key: PathBuf,
+    /// PEM CA bundle: when set, clients must present a certificate it signed (Fastly's
+    /// `tls_client_cert`).
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFastly {
+    /// Service ids allowed to post, or `["*"]` for any.
+    pub service_ids: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawIngest {
+    /// Path batches are posted to (POST and PUT).
+    pub path: String,
+    /// Fastly's `header_name` / `header_value`: a shared token.
+    pub auth: Option<RawAuth>,
+    /// Remove the syslog-style prefix Fastly puts before each line (`message_type` classic,
+    /// loggly or logplex) from the lines that have one exactly; true by default.
+    pub strip_prefix: bool,
+    /// Largest body accepted, after decompression (at most 1 GiB).
+    pub max_body_bytes: usize,
+    /// Longer lines go to the dead-letter file; capped at the Kinesis record limit.
+    pub max_line_bytes: usize,
+    /// `auto`, `lines` or `json_array`.
+    pub framing: Framing,
+    /// Requests processed at once; more get 503 with Retry-After.
+    pub max_in_flight: usize,
+    /// Memory for bodies in flight (raw and decompressed); when spent, 503 with Retry-After.
+    /// Default: 256 MiB, or `max_body_bytes` if that is larger.
+    pub max_in_flight_bytes: Option<usize>,
+    /// Time allowed to receive a whole body; slower clients get 408.
+    pub request_timeout: String,
+}
+
+impl Default for RawIngest {
+    fn default() -> Self {
+        RawIngest {
+            path: DEFAULT_INGEST_PATH.into(),
+            auth: None,
+            strip_prefix: true,
+            max_body_bytes: DEFAULT_MAX_BODY_BYTES,
+            max_line_bytes: KINESIS_MAX_RECORD_BYTES,
+            framing: Framing::default(),
+            max_in_flight: DEFAULT_INGEST_MAX_IN_FLIGHT,
+            max_in_flight_bytes: None,
+            request_timeout: DEFAULT_INGEST_REQUEST_TIMEOUT.into(),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAuth {
+    /// Header carrying the token.
+    pub header: String,
+    /// The token; compare is constant-time, and it is never logged.
+    pub token: Secret,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawBuffer {
+    /// `disk` (durable, the default) or `memory` (bounded, lost on exit).
+    #[serde(rename = "type")]
+    pub kind: BufferKind,
+    /// Directory of the disk buffer's segment files.
+    pub dir: Option<PathBuf>,
+    /// Most bytes buffered; default 1 GiB on disk, in memory 64 MiB or `ingest.max_body_bytes`
+    /// if that is larger.
+    pub max_bytes: Option<u64>,
+    /// `always`, `interval` or `never`.
+    pub fsync: FsyncPolicy,
+    /// Group-commit period for `fsync: interval`.
+    pub fsync_interval: String,
+    /// `fsync: interval` also syncs once this many bytes wait for it, so heavy load is not held
+    /// to one group per period; default 1 MiB.
+    pub fsync_bytes: Option<u64>,
+    /// `reject` (503 at once) or `block` (wait up to `block_timeout`, then 503).
+    pub when_full: WhenFull,
+    /// With `when_full: block`, how long a batch may wait for room before its 503.
+    pub block_timeout: String,
+    /// Size at which the disk buffer starts a new segment file.
+    pub segment_bytes: Option<u64>,
+}
+
+impl Default for RawBuffer {
+    fn default() -> Self {
+        RawBuffer {
+            kind: BufferKind::Disk,
+            dir: None,
+            max_bytes: None,
+            fsync: FsyncPolicy::Interval,
+            fsync_interval: DEFAULT_FSYNC_INTERVAL.into(),
+            fsync_bytes: None,
+            when_full: WhenFull::Reject,
+            block_timeout: DEFAULT_BLOCK_TIMEOUT.into(),
+            segment_bytes: None,
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDeadLetter {
+    /// NDJSON file for lines that cannot be delivered, each with its reason.
+    pub path: PathBuf,
+}
+
+impl Default for RawDeadLetter {
+    fn default() -> Self {
+        RawDeadLetter {
+            path: PathBuf::from(DEFAULT_DEAD_LETTER_PATH),
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawOutput {
+    /// Print each line on stdout.
+    pub stdout: Option<Empty>,
+    /// Append each line to a file.
+    pub file: Option<RawFileOutput>,
+    /// Put each line to a Kinesis data stream.
+    pub aws_kinesis: Option<RawKinesis>,
+    /// Retry policy for failed writes.
+    pub retry: Option<RawRetry>,
+}
+
+/// `{}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Empty {}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawFileOutput {
+    /// The file lines are appended to.
+    pub path: PathBuf,
+}
+
+/// The `aws_kinesis` block of seed 003, plus this collector's extensions.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawKinesis {
+    /// The stream to write to.
+    pub stream_name: String,
+    /// Absent: shard-balanced. A field name (dotted path into JSON lines), `static:VALUE`,
+    /// `random` or `timestamp`.
+    pub partition_key: Option<String>,
+    /// AWS region; absent: the SDK's region chain.
+    pub region: Option<String>,
+    /// Custom endpoint (emulator, LocalStack).
+    pub endpoint_url: Option<String>,
+    /// Explicit credentials; absent: the SDK credential chain.
+    pub credentials: Option<RawCredentials>,
+    #[serde(default)]
+    pub batch: RawBatch,
+    /// Pack many lines per Kinesis record (KPL aggregated format).
+    #[serde(default)]
+    pub aggregate: bool,
+    /// PutRecords calls in flight at once.
+    pub max_in_flight: Option<usize>,
+    /// How often the shard map is refreshed (shard-balanced and aggregated modes).
+    pub shard_refresh: Option<String>,
+    /// Timeout of one PutRecords call.
+    pub request_timeout: Option<String>,
+    /// How often ListShards checks the stream for `/readyz` (modes that use ListShards).
+    pub health_check_interval: Option<String>,
+    /// Most bytes of records in PutRecords calls being sent or waiting for a lane.
+    pub max_in_flight_bytes: Option<usize>,
+    /// `direct` (the JSON 1.1 encoder signed with aws-sigv4) or `sdk` (aws-sdk-kinesis).
+    #[serde(default)]
+    pub put_records_client: PutRecordsClient,
+    /// `on_demand` (default: each shard is paced by what Kinesis answers) or `provisioned`
+    /// (each shard is also held to 1,000 records and 1 MiB a second).
+    #[serde(default)]
+    pub stream_mode: StreamMode,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCredentials {
+    /// AWS access key id.
+    pub access_key_id: Secret,
+    /// AWS secret access key.
+    pub secret_access_key: Secret,
+    /// Session token of temporary credentials.
+    pub session_token: Option<Secret>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawBatch {
+    /// Records per PutRecords call (max 500).
+    pub size: Option<usize>,
+    /// Longest a record waits for its batch to fill.
+    pub duration: Option<String>,
+    /// Bytes per PutRecords call (max 5 MiB).
+    pub max_batch_bytes: Option<usize>,
+}
+
+#[derive(Debug, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct RawRetry {
+    /// Times a record Kinesis refuses as invalid is sent again before it is dead-lettered.
+    pub max_retries: Option<u32>,
+    /// First wait before a retry.
+    pub initial_wait: Option<String>,
+    /// Longest wait before a retry.
+    pub max_wait: Option<String>,
+    /// `constant`, `linear` or `exponential`.
+    pub backoff: Option<Backoff>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTail {
+    /// Header carrying the tail token.
+    #[serde(default = "default_tail_header")]
+    pub header: String,
+    /// Token a `collector tail` client must present.
+    pub token: Secret,
+}
+
+fn default_listen() -> String {
+    DEFAULT_LISTEN.into()
+}
+fn default_shutdown_timeout() -> String {
+    DEFAULT_SHUTDOWN_TIMEOUT.into()
+}
+fn default_tail_header() -> String {
+    DEFAULT_TAIL_HEADER.into()
+}

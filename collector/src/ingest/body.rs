@@ -1,0 +1,91 @@
+//! Receiving a request body: within the size limit and the shared memory budget, growing only
+//! as bytes arrive (nothing is reserved from a declared Content-Length).
+//!
+//! Invariant: every byte held for a body is covered by the budget; a body over the limit or the
+//! budget is refused as soon as the first byte too many arrives.
+
+use super::error::IngestError;
+use axum::body::Body;
+use bytes::{Bytes, BytesMut};
+use http_body_util::BodyExt;
+use std::sync::Arc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+
+/// The memory budget counts in KiB so `u32` permits cover gigabytes.
+pub const KIB: usize = 1024;
+
+/// Memory reserved from the shared budget for one request; returned when dropped.
+pub struct Budget {
+    sem: Arc<Semaphore>,
+    held: Option<OwnedSemaphorePermit>,
+    bytes: usize,
+}
+
+impl Budget {
+    pub fn new(sem: Arc<Semaphore>) -> Self {
+        Budget {
+            sem,
+            held: None,
+            bytes: 0,
+        }
+    }
+
+    /// Reserves `n` more bytes; false when the budget is spent.
+    pub fn grow_by(&mut self, n: usize) -> bool {
+        let before = self.bytes.div_ceil(KIB);
+        let after = (self.bytes + n).div_ceil(KIB);
+        let want = (after - before) as u32;
+        if want > 0 {
+            match self.sem.clone().try_acquire_many_owned(want) {
+                Ok(p) => match &mut self.held {
+                    Some(h) => h.merge(p),
+                    None => self.held = Some(p),
+                },
+                Err(_) => return false,
+            }
+        }
+        self.bytes += n;
+        true
+    }
+}
+
+pub async fn read_body(
+    mut body: Body,
+    limit: usize,
+    budget: &mut Budget,
+) -> Result<Bytes, IngestError> {
+    let mut first: Option<Bytes> = None;
+    let mut buf: Option<BytesMut> = None;
+    let mut total = 0usize;
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|_| IngestError::BodyRead)?;
+        let Ok(data) = frame.into_data() else {
+            continue;
+        };
+        if data.is_empty() {
+            continue;
+        }
+        total += data.len();
+        if total > limit {
+            return Err(IngestError::TooLarge { limit });
+        }
+        if !budget.grow_by(data.len()) {
+            return Err(IngestError::OverBudget);
+        }
+        match (&mut first, &mut buf) {
+            (None, _) => first = Some(data),
+            (Some(f), None) => {
+                let mut b = BytesMut::with_capacity(f.len() + data.len());
+                b.extend_from_slice(f);
+                b.extend_from_slice(&data);
+                buf = Some(b);
+            }
+            (Some(_), Some(b)) => b.extend_from_slice(&data),
+        }
+    }
+    Ok(match (first, buf) {
+        (_, Some(b)) => b.freeze(),
+        (Some(f), None) => f,
+        (None, None) => Bytes::new(),
+    })
+}

@@ -1,0 +1,179 @@
+//! The driver: reads entries from the buffer in order and feeds them to the configured output.
+//!
+//! Lines longer than `ingest.max_line_bytes` travel through the buffer with their batch (so a
+//! batch is kept whole or not at all) and are set aside here, before the output sees them: they
+//! go to the dead-letter file with reason `line_too_long`, and count as accounted for.
+//!
+//! Invariant: every line of every entry read is handed to the output or dead-lettered, and the
+//! entry is registered with [`Acks`] before any of its lines can be acknowledged.
+
+use super::acks::Acks;
+use super::kinesis::output::KinesisOutput;
+use super::stdio::StdioOutput;
+use crate::buffer::{Buffer, Entry};
+use crate::deadletter::{DeadLetter, DeadLine};
+use crate::lines::LineBatchBuilder;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long the driver waits before writing the dead-letter file again after a failure.
+const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
+
+/// The configured output.
+pub enum Output {
+    Stdio(StdioOutput),
+    Kinesis(Box<KinesisOutput>),
+}
+
+impl Output {
+    /// Takes an entry; may wait (backpressure) but never drops it.
+    async fn submit(&mut self, entry: Entry, acks: &Arc<Acks>) {
+        match self {
+            Output::Stdio(o) => o.submit(entry, acks).await,
+            Output::Kinesis(o) => o.submit(entry).await,
+        }
+    }
+
+    /// Sends what has waited long enough (the batch duration).
+    async fn tick(&mut self) {
+        if let Output::Kinesis(o) = self {
+            o.flush_due().await;
+        }
+    }
+
+    fn tick_every(&self) -> Duration {
+        match self {
+            Output::Stdio(_) => Duration::from_secs(3600),
+            Output::Kinesis(o) => o.tick_every(),
+        }
+    }
+
+    /// Sends everything held and waits until it is delivered.
+    async fn finish(&mut self) {
+        match self {
+            Output::Stdio(o) => o.finish().await,
+            Output::Kinesis(o) => o.finish().await,
+        }
+    }
+}
+
+/// What the driver needs besides the output.
+pub struct Driver {
+    pub buffer: Arc<Buffer>,
+    pub acks: Arc<Acks>,
+    pub dead: Arc<DeadLetter>,
+    pub max_line_bytes: usize,
+}
+
+impl Driver {
+    /// Feeds buffered entries to the output until the buffer is closed and drained.
+    pub async fn drive(self, mut output: Output) {
+        let mut tick = tokio::time::interval(output.tick_every());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                entry = self.buffer.next() => match entry {
+                    Some(e) => {
+                        self.acks.register(&e).await;
+                        let e = self.set_aside_long_lines(e).await;
+                        if !e.batch.is_empty() {
+                            output.submit(e, &self.acks).await;
+                        }
+                    }
+                    None => break,
+                },
+                _ = tick.tick() => output.tick().await,
+            }
+        }
+        output.finish().await;
+    }
+
+    /// Dead-letters the entry's over-long lines and returns the entry without them.
+    async fn set_aside_long_lines(&self, entry: Entry) -> Entry {
+        let max = self.max_line_bytes;
+        if entry.batch.iter().all(|l| l.len() <= max) {
+            return entry;
+        }
+        let mut kept = LineBatchBuilder::default();
+        let mut dead = Vec::new();
+        for i in 0..entry.batch.len() {
+            let line = entry.batch.line(i);
+            if line.len() > max {
+                dead.push(DeadLine {
+                    detail: Some(format!(
+                        "{} bytes > ingest.max_line_bytes {max}",
+                        line.len()
+                    )),
+                    line,
+                    reason: "line_too_long",
+                    error_code: None,
+                });
+            } else {
+                kept.push(&line);
+            }
+        }
+        let n = dead.len();
+        while let Err(e) = self.dead.write(dead.clone()).await {
+            tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file; retrying");
+            tokio::time::sleep(DEAD_LETTER_RETRY).await;
+        }
+        self.acks.done(entry.id, n);
+        Entry {
+            batch: kept.finish(),
+            ..entry
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::BufferConfig;
+    use crate::lines::LineBatch;
+    use crate::metrics::Metrics;
+
+    #[tokio::test]
+    async fn long_lines_are_dead_lettered_and_the_rest_delivered_in_order() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let metrics = Arc::new(Metrics::default());
+        let buffer = Arc::new(
+            Buffer::open(&BufferConfig::for_tests(1 << 20), metrics.clone()).expect("buffer"),
+        );
+        let acks = Arc::new(Acks::new(buffer.clone(), None, metrics.clone()));
+        let dead = Arc::new(DeadLetter::new(
+            &dir.path().join("dead.ndjson"),
+            metrics.clone(),
+        ));
+        let long = "L".repeat(20);
+        buffer
+            .append(LineBatch::from_lines(["a", long.as_str(), "b"]))
+            .await
+            .expect("append");
+        buffer
+            .append(LineBatch::from_lines([long.as_str()]))
+            .await
+            .expect("append");
+        buffer.close();
+        let out = dir.path().join("out.txt");
+        Driver {
+            buffer: buffer.clone(),
+            acks: acks.clone(),
+            dead,
+            max_line_bytes: 10,
+        }
+        .drive(Output::Stdio(StdioOutput::file(out.clone())))
+        .await;
+        assert_eq!(std::fs::read_to_string(&out).expect("out"), "a\nb\n");
+        let dead = std::fs::read_to_string(dir.path().join("dead.ndjson")).expect("dead");
+        let recs: Vec<serde_json::Value> = dead
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("json"))
+            .collect();
+        assert_eq!(recs.len(), 2);
+        assert!(recs
+            .iter()
+            .all(|r| r["reason"] == "line_too_long" && r["line"] == long));
+        assert_eq!(acks.outstanding(), 0, "every entry acknowledged");
+        assert_eq!(metrics.dead_lettered.get("line_too_long"), 2);
+    }
+}

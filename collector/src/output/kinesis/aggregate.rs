@@ -1,0 +1,120 @@
+//! Aggregation (`aggregate: true`): lines bound for the same shard are packed into KPL
+//! aggregated records, filled up to the Kinesis record limit.
+//!
+//! Invariant: an open aggregate remembers exactly which entries its lines came from, so its
+//! record acknowledges them once delivered or dead-lettered; a line too big to aggregate is
+//! returned to be sent as a plain record (deaggregators pass those through).
+
+use super::api::PutEntry;
+use super::batch::{add_counts, Carried, Meta};
+use super::kpl::Aggregator;
+use super::partition::Placement;
+use crate::buffer::EntryId;
+use crate::config::KINESIS_MAX_RECORD_BYTES;
+use bytes::Bytes;
+use std::collections::HashMap;
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// An aggregated record being filled for one shard.
+struct OpenAgg {
+    agg: Aggregator,
+    counts: Vec<(EntryId, usize)>,
+    lines: Vec<Bytes>,
+    since: Instant,
+}
+
+/// The open aggregates, one per shard.
+#[derive(Default)]
+pub struct Aggregates {
+    open: HashMap<usize, OpenAgg>,
+}
+
+/// What adding a line produced.
+pub enum Added {
+    /// The line joined an open aggregate.
+    Joined,
+    /// The line joined a new aggregate; the shard's previous one is full and ready to send.
+    Flushed(PutEntry, Meta),
+    /// Too big to aggregate: send it as a plain record.
+    Alone(PutEntry, Meta),
+}
+
+impl Aggregates {
+    /// Adds one line for `place` (its shard is the aggregate's).
+    pub fn add(&mut self, id: EntryId, line: Bytes, place: Placement) -> Added {
+        let shard = place.shard.unwrap_or(0);
+        let limit = KINESIS_MAX_RECORD_BYTES;
+        let alone_fits = Aggregator::default().fits(
+            &place.partition_key,
+            place.explicit_hash_key.as_ref(),
+            line.len(),
+            limit,
+        );
+        if !alone_fits {
+            let put = PutEntry {
+                data: line,
+                partition_key: place.partition_key,
+                explicit_hash_key: place.explicit_hash_key,
+            };
+            return Added::Alone(put, Meta::new(Carried::Line(id), place.shard, false));
+        }
+        let fits = self.open.get(&shard).is_none_or(|o| {
+            o.agg.fits(
+                &place.partition_key,
+                place.explicit_hash_key.as_ref(),
+                line.len(),
+                limit,
+            )
+        });
+        let flushed = if fits { None } else { self.finish(shard) };
+        let open = self.open.entry(shard).or_insert_with(|| OpenAgg {
+            agg: Aggregator::default(),
+            counts: Vec::new(),
+            lines: Vec::new(),
+            since: Instant::now(),
+        });
+        open.agg
+            .add(place.partition_key, place.explicit_hash_key, line.clone());
+        add_counts(&mut open.counts, id, 1);
+        open.lines.push(line);
+        match flushed {
+            Some((put, meta)) => Added::Flushed(put, meta),
+            None => Added::Joined,
+        }
+    }
+
+    /// Closes shard `shard`'s aggregate into a record.
+    pub fn finish(&mut self, shard: usize) -> Option<(PutEntry, Meta)> {
+        let mut open = self.open.remove(&shard)?;
+        if open.agg.is_empty() {
+            return None;
+        }
+        let partition_key = open.agg.first_key().cloned()?;
+        let explicit_hash_key = open.agg.first_hash_key().cloned();
+        let data = open.agg.finish();
+        let put = PutEntry {
+            data,
+            partition_key,
+            explicit_hash_key,
+        };
+        let carried = Carried::Lines {
+            counts: open.counts,
+            lines: open.lines,
+        };
+        Some((put, Meta::new(carried, Some(shard), false)))
+    }
+
+    /// Shards whose aggregate has waited `max_age`.
+    pub fn due(&self, max_age: Duration, now: Instant) -> Vec<usize> {
+        self.open
+            .iter()
+            .filter(|(_, o)| now.duration_since(o.since) >= max_age)
+            .map(|(s, _)| *s)
+            .collect()
+    }
+
+    pub fn shards(&self) -> Vec<usize> {
+        self.open.keys().copied().collect()
+    }
+}

@@ -1,0 +1,383 @@
+//! The Kinesis output's batching stage: lines become records, records fill batches, full
+//! batches go to the sender lanes.
+//!
+//! Stages, one file each: `partition.rs` places each line (partition key, hash key, shard);
+//! `aggregate.rs` packs lines per shard into KPL records (`aggregate: true`); this file fills
+//! batches by count, bytes and age; `budget.rs` bounds the bytes in flight; `lanes.rs` runs the
+//! senders; `deliver.rs` sends a batch until it is done, paced per shard by `pacing.rs`;
+//! `background.rs` refreshes the shard map. `api.rs` is the client contract, `classify.rs` the
+//! one place error codes are read, `sdk.rs` and `direct.rs` the two clients, `connect.rs` the
+//! wiring.
+//!
+//! Start-up calls only what the partition strategy needs (least privilege): ListShards for
+//! shard-balanced and aggregated sending (required), and for a field key (optional: without it,
+//! records are paced as one); nothing for `random`, `static:` and `timestamp`.
+//!
+//! Invariant: every line handed to [`KinesisOutput::submit`] is acknowledged exactly once, after
+//! Kinesis accepted it or after its dead-letter record is written.
+
+use super::aggregate::{Added, Aggregates};
+use super::api::{CallError, Fault, KinesisApi, PutEntry};
+use super::background::{list_shards_problem, Refresher};
+use super::batch::{record_size, Batch, Carried, Meta};
+use super::budget::{Budget, Cover};
+use super::deliver::{Sender, OUTPUT_NAME};
+use super::lanes::Lanes;
+use super::pacing::Pacing;
+use super::partition::{Fallback, Partitioner, Placement, ShardMap, SharedShardMap};
+use crate::buffer::{Entry, EntryId};
+use crate::config::{
+    BatchPolicy, KinesisConfig, PartitionKeySpec, RetryPolicy, KINESIS_MAX_RECORD_BYTES,
+};
+use crate::deadletter::DeadLetter;
+use crate::health::Health;
+use crate::output::acks::Acks;
+use crate::output::error::OutputError;
+use crate::ratelimit::Every;
+use bytes::Bytes;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::Semaphore;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+/// Lanes per allowed call in flight, for keyed strategies.
+const KEYED_LANES_PER_CALL: usize = 4;
+
+/// An open batch waiting to fill.
+#[derive(Default)]
+struct OpenBatch {
+    batch: Batch,
+    since: Option<Instant>,
+}
+
+pub struct KinesisOutput {
+    sender: Arc<Sender>,
+    partitioner: Partitioner,
+    batch: BatchPolicy,
+    aggregate: bool,
+    lanes: Option<Lanes>,
+    lane_count: usize,
+    budget: Arc<Budget>,
+    open: Vec<OpenBatch>,
+    aggs: Aggregates,
+    workers: Vec<JoinHandle<()>>,
+    background: Vec<JoinHandle<()>>,
+    next_lane: usize,
+}
+
+/// The start-up error for a failed ListShards that the strategy cannot do without.
+fn start_error(cfg: &KinesisConfig, e: &CallError) -> OutputError {
+    let why = match e.fault {
+        Fault::NotFound => format!(
+            "output.aws_kinesis.stream_name: stream {:?} does not exist ({e})",
+            cfg.stream_name
+        ),
+        Fault::Credentials => {
+            format!("output.aws_kinesis.credentials: Kinesis refused the credentials ({e})")
+        }
+        Fault::AccessDenied => format!(
+            "output.aws_kinesis: the credentials are not allowed kinesis:ListShards on stream {:?}, which shard-balanced and aggregated sending need ({e})",
+            cfg.stream_name
+        ),
+        _ => format!(
+            "output.aws_kinesis: ListShards on stream {:?} failed ({e})",
+            cfg.stream_name
+        ),
+    };
+    OutputError::Start(why)
+}
+
+impl KinesisOutput {
+    /// Loads the shard map when the strategy needs it, and starts the sender lanes and the
+    /// background checks.
+    pub async fn start(
+        cfg: &KinesisConfig,
+        api: Arc<dyn KinesisApi>,
+        acks: Arc<Acks>,
+        dead: Arc<DeadLetter>,
+        health: Arc<Health>,
+        retry_policy: RetryPolicy,
+    ) -> Result<KinesisOutput, OutputError> {
+        let metrics = acks.metrics().clone();
+        let shards = Arc::new(SharedShardMap::default());
+        let required = cfg.aggregate || cfg.partition_key == PartitionKeySpec::ShardBalanced;
+        let wants_map = required || Partitioner::needs_shard_map(&cfg.partition_key);
+        health.set_ready(OUTPUT_NAME);
+        if wants_map {
+            match api.list_shards(&cfg.stream_name).await {
+                Ok(list) if !list.is_empty() => {
+                    tracing::info!(stream = %cfg.stream_name, open_shards = list.len(), "Kinesis stream checked");
+                    shards.set(ShardMap::new(list));
+                }
+                Ok(_) => tracing::warn!("ListShards returned no open shard"),
+                // Out of reach for the moment: start anyway (not ready); lines are buffered.
+                Err(e) if matches!(e.fault, Fault::Outage | Fault::Throttled | Fault::Kms) => {
+                    tracing::warn!(error = %e, "cannot reach Kinesis yet; starting not ready, lines are buffered");
+                    health.set_not_ready(OUTPUT_NAME, list_shards_problem(&e));
+                }
+                Err(e) if required || e.fault != Fault::AccessDenied => {
+                    return Err(start_error(cfg, &e))
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "ListShards is not allowed; records are placed by their key alone and paced as one")
+                }
+            }
+        }
+
+        let keyed = cfg.aggregate
+            || matches!(
+                cfg.partition_key,
+                PartitionKeySpec::Field(_)
+                    | PartitionKeySpec::Static(_)
+                    | PartitionKeySpec::Timestamp
+            );
+        let sender = Arc::new(Sender {
+            api: api.clone(),
+            stream: cfg.stream_name.clone(),
+            retry: retry_policy,
+            pacing: Pacing::new(cfg.stream_mode),
+            metrics: metrics.clone(),
+            dead,
+            acks,
+            shards: shards.clone(),
+            watch_shards: wants_map,
+            health: health.clone(),
+            calls: Semaphore::new(cfg.max_in_flight),
+            call_warnings: Every::default(),
+            dead_warnings: Every::default(),
+        });
+        // Keyed: a lane per order domain, 4 per call in flight, so that a few busy keys rarely
+        // share a lane (one call at a time per lane); the calls semaphore caps concurrency.
+        let lane_count = if keyed {
+            cfg.max_in_flight * KEYED_LANES_PER_CALL
+        } else {
+            cfg.max_in_flight
+        };
+        let (lanes, workers) = Lanes::start(sender.clone(), keyed, lane_count);
+        let mut background = Vec::new();
+        if wants_map {
+            background.push(
+                Refresher {
+                    api,
+                    stream: cfg.stream_name.clone(),
+                    shards: shards.clone(),
+                    every: cfg.shard_refresh.min(cfg.health_check_interval),
+                    health,
+                    metrics,
+                }
+                .spawn(),
+            );
+        }
+        let open_count = if keyed { lane_count } else { 1 };
+        Ok(KinesisOutput {
+            sender,
+            partitioner: Partitioner::new(cfg.partition_key.clone(), shards),
+            batch: cfg.batch,
+            aggregate: cfg.aggregate,
+            lanes: Some(lanes),
+            lane_count,
+            budget: Budget::new(cfg.max_in_flight_bytes),
+            open: (0..open_count).map(|_| OpenBatch::default()).collect(),
+            aggs: Aggregates::default(),
+            workers,
+            background,
+            next_lane: 0,
+        })
+    }
+
+    /// How often [`KinesisOutput::flush_due`] should run.
+    pub fn tick_every(&self) -> Duration {
+        (self.batch.duration / 4).clamp(Duration::from_millis(5), Duration::from_millis(250))
+    }
+
+    pub async fn submit(&mut self, entry: Entry) {
+        let map = self.partitioner.shard_map();
+        for i in 0..entry.batch.len() {
+            let line = entry.batch.line(i);
+            let (place, fallback) = self.partitioner.place(&map, &line, entry.arrived_ms);
+            if fallback == Fallback::MissingField {
+                self.sender.metrics.output_partition_fallback.inc();
+            }
+            if self.aggregate {
+                self.add_aggregated(entry.id, line, place).await;
+            } else {
+                let lane = self.lane_for(&place);
+                let movable = place.affinity.is_none()
+                    && place.explicit_hash_key.is_some()
+                    && place.shard.is_some();
+                let meta = Meta::new(Carried::Line(entry.id), place.shard, movable);
+                let put = PutEntry {
+                    data: line,
+                    partition_key: place.partition_key,
+                    explicit_hash_key: place.explicit_hash_key,
+                };
+                self.add_record(lane, put, meta).await;
+            }
+        }
+    }
+
+    /// The first lane of shard `shard`'s group (aggregates: one lane per shard).
+    fn shard_lane(&self, shard: usize) -> usize {
+        let lanes = self.lane_count;
+        let shards = self.partitioner.shard_map().len().max(1);
+        (shard % shards * (lanes / shards).max(1)) % lanes
+    }
+
+    /// The lane of a keyed record. With the shard map known, lanes are split among shards, so
+    /// that keys of different shards never share a lane while there are at least as many lanes
+    /// as shards: a shard that must wait holds up only its own keys.
+    fn lane_for(&mut self, place: &Placement) -> usize {
+        let Some(Lanes::Keyed(_)) = self.lanes else {
+            return 0;
+        };
+        let lanes = self.lane_count as u64;
+        let shards = self.partitioner.shard_map().len() as u64;
+        match (place.shard, place.affinity) {
+            (Some(s), affinity) if shards > 0 => {
+                let per = (lanes / shards).max(1);
+                let within = if self.aggregate {
+                    0
+                } else {
+                    affinity.unwrap_or(0) % per
+                };
+                ((s as u64 % shards * per + within) % lanes) as usize
+            }
+            (_, Some(k)) => (k % lanes) as usize,
+            // Lines without a key (field missing) share one lane until its batch goes, so they
+            // fill batches instead of trickling into every lane.
+            (_, None) => self.next_lane,
+        }
+    }
+
+    async fn add_record(&mut self, lane: usize, put: PutEntry, mut meta: Meta) {
+        let size = record_size(&put);
+        if size > KINESIS_MAX_RECORD_BYTES {
+            meta.last_error = Some(format!(
+                "{size} bytes with its partition key > {KINESIS_MAX_RECORD_BYTES}"
+            ));
+            self.sender
+                .dead_letter_one(put, meta, "record_too_large")
+                .await;
+            return;
+        }
+        let full = {
+            let ob = &self.open[lane].batch;
+            !ob.is_empty()
+                && (ob.len() >= self.batch.size || ob.bytes + size > self.batch.max_batch_bytes)
+        };
+        if full {
+            self.send(lane).await;
+        }
+        self.reserve(lane, size).await;
+        let ob = &mut self.open[lane];
+        ob.batch.push(put, meta);
+        ob.since.get_or_insert_with(Instant::now);
+        if ob.batch.len() >= self.batch.size {
+            self.send(lane).await;
+        }
+    }
+
+    async fn add_aggregated(&mut self, id: EntryId, line: Bytes, place: Placement) {
+        match self.aggs.add(id, line, place) {
+            Added::Joined => {}
+            Added::Flushed(put, meta) | Added::Alone(put, meta) => {
+                let lane = self.shard_lane(meta.shard.unwrap_or(0));
+                self.add_record(lane, put, meta).await;
+            }
+        }
+    }
+
+    /// Turns the shard's open aggregate into a record in its lane's batch.
+    async fn emit_aggregate(&mut self, shard: usize) -> Option<usize> {
+        let (put, meta) = self.aggs.finish(shard)?;
+        let lane = self.shard_lane(shard);
+        self.add_record(lane, put, meta).await;
+        Some(lane)
+    }
+
+    /// Covers `size` more bytes of lane `lane`'s open batch with budget; waits while the
+    /// in-flight byte budget is spent (backpressure down to the buffer).
+    async fn reserve(&mut self, lane: usize, size: usize) {
+        let bytes = self.open[lane].batch.bytes + size;
+        let cover = self
+            .budget
+            .try_cover(&mut self.open[lane].batch.reservation, bytes);
+        if let Cover::Spent { nothing_sent } = cover {
+            // If only open batches hold budget, nothing would give it back: send them first.
+            // Otherwise batches on their way will, so just wait (keeping the open batches).
+            if nothing_sent {
+                for l in 0..self.open.len() {
+                    Box::pin(self.send(l)).await;
+                }
+            }
+            let budget = self.budget.clone();
+            budget
+                .wait_cover(&mut self.open[lane].batch.reservation, size)
+                .await;
+        }
+    }
+
+    /// Hands lane `lane`'s open batch to its sender; waits while the lane is busy.
+    async fn send(&mut self, lane: usize) {
+        let mut ob = std::mem::take(&mut self.open[lane]).batch;
+        if ob.is_empty() {
+            return;
+        }
+        self.budget.mark_sent(&mut ob.reservation);
+        if lane == self.next_lane {
+            self.next_lane = (self.next_lane + 1) % self.lane_count;
+        }
+        let sent = match &self.lanes {
+            Some(l) => l.send(lane, ob).await,
+            None => false,
+        };
+        if !sent {
+            tracing::error!("Kinesis sender lanes are closed; lines stay in the buffer");
+        }
+    }
+
+    /// Sends what has waited for `batch.duration`.
+    pub async fn flush_due(&mut self) {
+        let now = Instant::now();
+        let mut touched = Vec::new();
+        for s in self.aggs.due(self.batch.duration, now) {
+            if let Some(lane) = self.emit_aggregate(s).await {
+                touched.push(lane);
+            }
+        }
+        for lane in 0..self.open.len() {
+            let due = self.open[lane]
+                .since
+                .is_some_and(|t| now.duration_since(t) >= self.batch.duration);
+            if due || touched.contains(&lane) {
+                self.send(lane).await;
+            }
+        }
+    }
+
+    /// Sends everything and waits until it is delivered or dead-lettered.
+    pub async fn finish(&mut self) {
+        for s in self.aggs.shards() {
+            self.emit_aggregate(s).await;
+        }
+        for lane in 0..self.open.len() {
+            self.send(lane).await;
+        }
+        self.lanes = None; // closes the queues; lanes exit when drained
+        for w in self.workers.drain(..) {
+            let _ = w.await;
+        }
+        for b in self.background.drain(..) {
+            b.abort();
+        }
+    }
+}
+
+impl Drop for KinesisOutput {
+    fn drop(&mut self) {
+        for b in &self.background {
+            b.abort();
+        }
+    }
+}
