@@ -1,96 +1,98 @@
-//! Counters, gauges and histograms for `/metrics`, in the Prometheus text format.
+//! Counters, gauges and histograms for `/metrics`, kept in a `prometheus-client` registry and
+//! rendered in its text format.
 //!
-//! Invariant: recording is a few atomic operations (labelled counters take a short lock on a
-//! small map), so metrics cost nothing that matters on the hot path; one [`Metrics`] per running
-//! collector, shared by `Arc`, so tests can run several collectors in one process.
+//! Invariant: recording is an atomic operation (labelled counters look their series up under a
+//! read lock), so metrics cost nothing that matters on the hot path; one [`Metrics`] per running
+//! collector, shared by `Arc` and holding its own registry (no global state), so tests can run
+//! several collectors in one process.
 
-use std::collections::BTreeMap;
-use std::fmt::Write;
+use prometheus_client::encoding::text::encode;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::registry::Registry;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Mutex;
 use std::time::Duration;
 
-#[derive(Default)]
-pub struct Counter(AtomicU64);
+/// A counter.
+#[derive(Default, Clone)]
+pub struct Counter(prometheus_client::metrics::counter::Counter<u64, AtomicU64>);
 
 impl Counter {
     pub fn inc(&self) {
-        self.add(1)
+        self.0.inc();
     }
 
     pub fn add(&self, n: u64) {
-        self.0.fetch_add(n, Ordering::Relaxed);
+        self.0.inc_by(n);
     }
 
     pub fn get(&self) -> u64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-#[derive(Default)]
-pub struct Gauge(AtomicI64);
+/// A gauge.
+#[derive(Default, Clone)]
+pub struct Gauge(prometheus_client::metrics::gauge::Gauge<i64, AtomicI64>);
 
 impl Gauge {
     pub fn set(&self, v: i64) {
-        self.0.store(v, Ordering::Relaxed);
+        self.0.set(v);
     }
 
     pub fn add(&self, v: i64) {
-        self.0.fetch_add(v, Ordering::Relaxed);
+        self.0.inc_by(v);
     }
 
     pub fn get(&self) -> i64 {
-        self.0.load(Ordering::Relaxed)
+        self.0.get()
     }
 }
 
-/// A counter per label value (status code, reason, error code).
-#[derive(Default)]
-pub struct Labeled(Mutex<BTreeMap<String, u64>>);
+/// One label and its value.
+type Label = [(&'static str, String); 1];
+
+/// A counter per value of one label (status code, reason, error code).
+pub struct Labeled {
+    label: &'static str,
+    family: Family<Label, prometheus_client::metrics::counter::Counter<u64, AtomicU64>>,
+    total: AtomicU64,
+}
 
 impl Labeled {
-    pub fn inc(&self, label: &str) {
-        self.add(label, 1)
-    }
-
-    pub fn add(&self, label: &str, n: u64) {
-        if let Ok(mut m) = self.0.lock() {
-            match m.get_mut(label) {
-                Some(v) => *v += n,
-                None => {
-                    m.insert(label.to_string(), n);
-                }
-            }
+    pub fn new(label: &'static str) -> Self {
+        Labeled {
+            label,
+            family: Family::default(),
+            total: AtomicU64::new(0),
         }
     }
 
-    pub fn get(&self, label: &str) -> u64 {
-        self.0
-            .lock()
-            .map(|m| m.get(label).copied().unwrap_or(0))
-            .unwrap_or(0)
+    pub fn inc(&self, value: &str) {
+        self.add(value, 1)
     }
 
+    pub fn add(&self, value: &str, n: u64) {
+        self.family
+            .get_or_create(&[(self.label, value.to_string())])
+            .inc_by(n);
+        self.total.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn get(&self, value: &str) -> u64 {
+        self.family
+            .get(&[(self.label, value.to_string())])
+            .map_or(0, |c| c.get())
+    }
+
+    /// The sum over every value.
     pub fn total(&self) -> u64 {
-        self.0.lock().map(|m| m.values().sum()).unwrap_or(0)
-    }
-
-    fn snapshot(&self) -> Vec<(String, u64)> {
-        self.0
-            .lock()
-            .map(|m| m.iter().map(|(k, v)| (k.clone(), *v)).collect())
-            .unwrap_or_default()
+        self.total.load(Ordering::Relaxed)
     }
 }
 
 /// A histogram with fixed bucket bounds.
-pub struct Histogram {
-    bounds: &'static [f64],
-    buckets: Vec<AtomicU64>,
-    count: AtomicU64,
-    /// Sum in millionths of the unit, to stay atomic.
-    sum_micros: AtomicU64,
-}
+#[derive(Clone)]
+pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
 
 /// Seconds, for durations.
 pub const SECONDS_BUCKETS: &[f64] = &[
@@ -103,38 +105,23 @@ pub const FILL_BUCKETS: &[f64] = &[0.1, 0.25, 0.5, 0.75, 0.9, 0.95, 0.99, 1.0];
 
 impl Histogram {
     pub fn new(bounds: &'static [f64]) -> Self {
-        Histogram {
-            bounds,
-            buckets: bounds.iter().map(|_| AtomicU64::new(0)).collect(),
-            count: AtomicU64::new(0),
-            sum_micros: AtomicU64::new(0),
-        }
+        Histogram(prometheus_client::metrics::histogram::Histogram::new(
+            bounds.iter().copied(),
+        ))
     }
 
     pub fn observe(&self, v: f64) {
-        if let Some(i) = self.bounds.iter().position(|b| v <= *b) {
-            self.buckets[i].fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        self.sum_micros
-            .fetch_add((v.max(0.0) * 1e6) as u64, Ordering::Relaxed);
+        self.0.observe(v);
     }
 
     pub fn observe_duration(&self, d: Duration) {
         self.observe(d.as_secs_f64())
     }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    pub fn sum(&self) -> f64 {
-        self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
-    }
 }
 
 /// Everything the collector counts.
 pub struct Metrics {
+    registry: Registry,
     // ingest
     pub http_requests: Labeled,
     pub ingest_batches: Counter,
@@ -178,17 +165,18 @@ pub struct Metrics {
 
 impl Default for Metrics {
     fn default() -> Self {
-        Metrics {
-            http_requests: Labeled::default(),
+        let mut m = Metrics {
+            registry: Registry::default(),
+            http_requests: Labeled::new("code"),
             ingest_batches: Counter::default(),
             ingest_lines: Counter::default(),
             ingest_line_bytes: Counter::default(),
             ingest_body_bytes: Counter::default(),
-            ingest_rejections: Labeled::default(),
+            ingest_rejections: Labeled::new("reason"),
             ingest_duration: Histogram::new(SECONDS_BUCKETS),
             ingest_in_flight: Gauge::default(),
             ingest_prefix_stripped: Counter::default(),
-            dead_lettered: Labeled::default(),
+            dead_lettered: Labeled::new("reason"),
             buffer_bytes: Gauge::default(),
             buffer_entries: Gauge::default(),
             buffer_corrupt_entries: Counter::default(),
@@ -199,8 +187,8 @@ impl Default for Metrics {
             output_records: Counter::default(),
             output_bytes: Counter::default(),
             output_calls: Counter::default(),
-            output_call_errors: Labeled::default(),
-            output_failed_entries: Labeled::default(),
+            output_call_errors: Labeled::new("error"),
+            output_failed_entries: Labeled::new("code"),
             output_retries: Counter::default(),
             output_throttles: Counter::default(),
             output_batch_records: Histogram::new(RECORDS_BUCKETS),
@@ -213,256 +201,186 @@ impl Default for Metrics {
             output_oldest_pending_ms: Gauge::default(),
             tail_clients: Gauge::default(),
             tail_dropped: Counter::default(),
-        }
+        };
+        let r = &mut m.registry;
+        r.register(
+            "edgelog_http_requests",
+            "HTTP requests answered, by status code.",
+            m.http_requests.family.clone(),
+        );
+        r.register(
+            "edgelog_ingest_batches",
+            "Batches (request bodies) accepted.",
+            m.ingest_batches.0.clone(),
+        );
+        r.register(
+            "edgelog_ingest_lines",
+            "Lines accepted into the buffer.",
+            m.ingest_lines.0.clone(),
+        );
+        r.register(
+            "edgelog_ingest_line_bytes",
+            "Bytes of the lines accepted.",
+            m.ingest_line_bytes.0.clone(),
+        );
+        r.register(
+            "edgelog_ingest_body_bytes",
+            "Request body bytes received, as sent (compressed or not).",
+            m.ingest_body_bytes.0.clone(),
+        );
+        r.register(
+            "edgelog_ingest_rejections",
+            "Requests or lines refused, by reason.",
+            m.ingest_rejections.family.clone(),
+        );
+        r.register(
+            "edgelog_ingest_request_duration_seconds",
+            "Time to receive, decode and buffer one batch.",
+            m.ingest_duration.0.clone(),
+        );
+        r.register(
+            "edgelog_ingest_in_flight",
+            "Ingest requests being processed.",
+            m.ingest_in_flight.0.clone(),
+        );
+        r.register(
+            "edgelog_ingest_prefix_stripped",
+            "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed.",
+            m.ingest_prefix_stripped.0.clone(),
+        );
+        r.register(
+            "edgelog_dead_lettered",
+            "Lines written to the dead-letter file, by reason.",
+            m.dead_lettered.family.clone(),
+        );
+        r.register(
+            "edgelog_buffer_bytes",
+            "Bytes held by the buffer (not yet acknowledged by the output).",
+            m.buffer_bytes.0.clone(),
+        );
+        r.register(
+            "edgelog_buffer_entries",
+            "Batches held by the buffer.",
+            m.buffer_entries.0.clone(),
+        );
+        r.register(
+            "edgelog_buffer_corrupt_entries",
+            "Buffer entries skipped because their checksum failed.",
+            m.buffer_corrupt_entries.0.clone(),
+        );
+        r.register(
+            "edgelog_buffer_syncs",
+            "Syncs of the disk buffer's active segment (each answers one group of batches).",
+            m.buffer_syncs.0.clone(),
+        );
+        r.register(
+            "edgelog_buffer_ack_syncs",
+            "Saves of the acknowledgement position synced to disk with their directory.",
+            m.buffer_ack_syncs.0.clone(),
+        );
+        r.register(
+            "edgelog_output_lines",
+            "Lines delivered by the output.",
+            m.output_lines.0.clone(),
+        );
+        r.register(
+            "edgelog_output_records_put",
+            "Kinesis records put successfully.",
+            m.output_records.0.clone(),
+        );
+        r.register(
+            "edgelog_output_bytes_put",
+            "Bytes (data and partition keys) put successfully.",
+            m.output_bytes.0.clone(),
+        );
+        r.register(
+            "edgelog_output_pacing_waits",
+            "Times a sender waited for a shard's pace before its next call.",
+            m.output_pacing_waits.0.clone(),
+        );
+        r.register(
+            "edgelog_output_oldest_pending_milliseconds",
+            "Age of the oldest line read from the buffer and not yet delivered.",
+            m.output_oldest_pending_ms.0.clone(),
+        );
+        r.register(
+            "edgelog_output_calls",
+            "PutRecords calls made.",
+            m.output_calls.0.clone(),
+        );
+        r.register(
+            "edgelog_output_call_errors",
+            "PutRecords calls that failed as a whole, by error.",
+            m.output_call_errors.family.clone(),
+        );
+        r.register(
+            "edgelog_output_failed_entries",
+            "Entries a PutRecords response reported failed, by error code.",
+            m.output_failed_entries.family.clone(),
+        );
+        r.register(
+            "edgelog_output_retries",
+            "Records sent again after a failure.",
+            m.output_retries.0.clone(),
+        );
+        r.register(
+            "edgelog_output_throttles",
+            "Throttling responses (call or entry).",
+            m.output_throttles.0.clone(),
+        );
+        r.register(
+            "edgelog_output_batch_records",
+            "Records per PutRecords call.",
+            m.output_batch_records.0.clone(),
+        );
+        r.register(
+            "edgelog_output_batch_fill_ratio",
+            "Fill of each PutRecords call: the larger of records/500 and bytes/5MiB.",
+            m.output_batch_fill.0.clone(),
+        );
+        r.register(
+            "edgelog_output_put_latency_seconds",
+            "PutRecords call latency.",
+            m.output_put_latency.0.clone(),
+        );
+        r.register(
+            "edgelog_output_partition_key_fallback",
+            "Lines without the partition-key field, sent shard-balanced.",
+            m.output_partition_fallback.0.clone(),
+        );
+        r.register(
+            "edgelog_output_shard_map_refreshes",
+            "Shard map (ListShards) refreshes.",
+            m.output_shard_refreshes.0.clone(),
+        );
+        r.register(
+            "edgelog_output_ready",
+            "1 when the output's last check succeeded.",
+            m.output_ready.0.clone(),
+        );
+        r.register(
+            "edgelog_tail_clients",
+            "Connected tail clients.",
+            m.tail_clients.0.clone(),
+        );
+        r.register(
+            "edgelog_tail_dropped_lines",
+            "Lines a slow tail client missed.",
+            m.tail_dropped.0.clone(),
+        );
+        m
     }
 }
 
 impl Metrics {
-    /// The Prometheus text exposition of every metric.
+    /// The text exposition of every metric.
     pub fn render(&self) -> String {
         let mut o = String::with_capacity(8192);
-        labeled(
-            &mut o,
-            "edgelog_http_requests_total",
-            "HTTP requests answered, by status code.",
-            "code",
-            &self.http_requests,
-        );
-        counter(
-            &mut o,
-            "edgelog_ingest_batches_total",
-            "Batches (request bodies) accepted.",
-            &self.ingest_batches,
-        );
-        counter(
-            &mut o,
-            "edgelog_ingest_lines_total",
-            "Lines accepted into the buffer.",
-            &self.ingest_lines,
-        );
-        counter(
-            &mut o,
-            "edgelog_ingest_line_bytes_total",
-            "Bytes of the lines accepted.",
-            &self.ingest_line_bytes,
-        );
-        counter(
-            &mut o,
-            "edgelog_ingest_body_bytes_total",
-            "Request body bytes received, as sent (compressed or not).",
-            &self.ingest_body_bytes,
-        );
-        labeled(
-            &mut o,
-            "edgelog_ingest_rejections_total",
-            "Requests or lines refused, by reason.",
-            "reason",
-            &self.ingest_rejections,
-        );
-        histogram(
-            &mut o,
-            "edgelog_ingest_request_duration_seconds",
-            "Time to receive, decode and buffer one batch.",
-            &self.ingest_duration,
-        );
-        gauge(
-            &mut o,
-            "edgelog_ingest_in_flight",
-            "Ingest requests being processed.",
-            &self.ingest_in_flight,
-        );
-        counter(
-            &mut o,
-            "edgelog_ingest_prefix_stripped_total",
-            "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed.",
-            &self.ingest_prefix_stripped,
-        );
-        labeled(
-            &mut o,
-            "edgelog_dead_lettered_total",
-            "Lines written to the dead-letter file, by reason.",
-            "reason",
-            &self.dead_lettered,
-        );
-        gauge(
-            &mut o,
-            "edgelog_buffer_bytes",
-            "Bytes held by the buffer (not yet acknowledged by the output).",
-            &self.buffer_bytes,
-        );
-        gauge(
-            &mut o,
-            "edgelog_buffer_entries",
-            "Batches held by the buffer.",
-            &self.buffer_entries,
-        );
-        counter(
-            &mut o,
-            "edgelog_buffer_corrupt_entries_total",
-            "Buffer entries skipped because their checksum failed.",
-            &self.buffer_corrupt_entries,
-        );
-        counter(
-            &mut o,
-            "edgelog_buffer_syncs_total",
-            "Syncs of the disk buffer's active segment (each answers one group of batches).",
-            &self.buffer_syncs,
-        );
-        counter(
-            &mut o,
-            "edgelog_buffer_ack_syncs_total",
-            "Saves of the acknowledgement position synced to disk with their directory.",
-            &self.buffer_ack_syncs,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_lines_total",
-            "Lines delivered by the output.",
-            &self.output_lines,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_records_put_total",
-            "Kinesis records put successfully.",
-            &self.output_records,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_bytes_put_total",
-            "Bytes (data and partition keys) put successfully.",
-            &self.output_bytes,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_pacing_waits_total",
-            "Times a sender waited for a shard's pace before its next call.",
-            &self.output_pacing_waits,
-        );
-        gauge(
-            &mut o,
-            "edgelog_output_oldest_pending_milliseconds",
-            "Age of the oldest line read from the buffer and not yet delivered.",
-            &self.output_oldest_pending_ms,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_calls_total",
-            "PutRecords calls made.",
-            &self.output_calls,
-        );
-        labeled(
-            &mut o,
-            "edgelog_output_call_errors_total",
-            "PutRecords calls that failed as a whole, by error.",
-            "error",
-            &self.output_call_errors,
-        );
-        labeled(
-            &mut o,
-            "edgelog_output_failed_entries_total",
-            "Entries a PutRecords response reported failed, by error code.",
-            "code",
-            &self.output_failed_entries,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_retries_total",
-            "Records sent again after a failure.",
-            &self.output_retries,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_throttles_total",
-            "Throttling responses (call or entry).",
-            &self.output_throttles,
-        );
-        histogram(
-            &mut o,
-            "edgelog_output_batch_records",
-            "Records per PutRecords call.",
-            &self.output_batch_records,
-        );
-        histogram(
-            &mut o,
-            "edgelog_output_batch_fill_ratio",
-            "Fill of each PutRecords call: the larger of records/500 and bytes/5MiB.",
-            &self.output_batch_fill,
-        );
-        histogram(
-            &mut o,
-            "edgelog_output_put_latency_seconds",
-            "PutRecords call latency.",
-            &self.output_put_latency,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_partition_key_fallback_total",
-            "Lines without the partition-key field, sent shard-balanced.",
-            &self.output_partition_fallback,
-        );
-        counter(
-            &mut o,
-            "edgelog_output_shard_map_refreshes_total",
-            "Shard map (ListShards) refreshes.",
-            &self.output_shard_refreshes,
-        );
-        gauge(
-            &mut o,
-            "edgelog_output_ready",
-            "1 when the output's last check succeeded.",
-            &self.output_ready,
-        );
-        gauge(
-            &mut o,
-            "edgelog_tail_clients",
-            "Connected tail clients.",
-            &self.tail_clients,
-        );
-        counter(
-            &mut o,
-            "edgelog_tail_dropped_lines_total",
-            "Lines a slow tail client missed.",
-            &self.tail_dropped,
-        );
+        if let Err(e) = encode(&mut o, &self.registry) {
+            o.push_str(&format!("# cannot encode the metrics: {e}\n"));
+        }
         o
     }
-}
-
-fn head(o: &mut String, name: &str, help: &str, kind: &str) {
-    let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
-}
-
-fn counter(o: &mut String, name: &str, help: &str, c: &Counter) {
-    head(o, name, help, "counter");
-    let _ = writeln!(o, "{name} {}", c.get());
-}
-
-fn gauge(o: &mut String, name: &str, help: &str, g: &Gauge) {
-    head(o, name, help, "gauge");
-    let _ = writeln!(o, "{name} {}", g.get());
-}
-
-fn labeled(o: &mut String, name: &str, help: &str, label: &str, l: &Labeled) {
-    head(o, name, help, "counter");
-    for (k, v) in l.snapshot() {
-        let k = k
-            .replace('\\', "\\\\")
-            .replace('"', "\\\"")
-            .replace('\n', "\\n");
-        let _ = writeln!(o, "{name}{{{label}=\"{k}\"}} {v}");
-    }
-}
-
-fn histogram(o: &mut String, name: &str, help: &str, h: &Histogram) {
-    head(o, name, help, "histogram");
-    let mut cumulative = 0;
-    for (b, c) in h.bounds.iter().zip(&h.buckets) {
-        cumulative += c.load(Ordering::Relaxed);
-        let _ = writeln!(o, "{name}_bucket{{le=\"{b}\"}} {cumulative}");
-    }
-    let _ = writeln!(o, "{name}_bucket{{le=\"+Inf\"}} {}", h.count());
-    let _ = writeln!(o, "{name}_sum {}", h.sum());
-    let _ = writeln!(o, "{name}_count {}", h.count());
 }
 
 #[cfg(test)]

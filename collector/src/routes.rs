@@ -93,7 +93,10 @@ async fn metrics(State(app): State<App>) -> Response {
             .set(lag.oldest_age.as_millis() as i64);
     }
     (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         app.metrics.render(),
     )
         .into_response()

@@ -532,7 +532,7 @@ mod tests {
         assert!(headers[header::CONTENT_TYPE]
             .to_str()
             .expect("ct")
-            .starts_with("text/plain"));
+            .starts_with("application/openmetrics-text"));
         assert!(
             body.contains("edgelog_ingest_rejections_total{reason=\"shutting_down\"} 1"),
             "{body}"

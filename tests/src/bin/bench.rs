@@ -24,6 +24,8 @@ struct Scenario {
     /// `kinesis` (the no-op Kinesis server), `kinesalite` (the emulator, 4 shards) or `null`
     /// (file output to /dev/null).
     output: &'static str,
+    /// `put_records_client`: `direct` or `sdk`.
+    client: &'static str,
 }
 
 fn scenario(
@@ -43,6 +45,7 @@ fn scenario(
         partition,
         aggregate,
         output,
+        client: "direct",
     }
 }
 
@@ -50,6 +53,10 @@ fn all_scenarios() -> Vec<Scenario> {
     let s = scenario;
     vec![
         s("memory", "memory", "-", false, "shard", false, "kinesis"),
+        Scenario {
+            client: "sdk",
+            ..s("memory-sdk", "memory", "-", false, "shard", false, "kinesis")
+        },
         s(
             "memory-gzip",
             "memory",
@@ -245,6 +252,9 @@ fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str) -> String 
             }
             if s.aggregate {
                 k.push_str("    aggregate: true\n");
+            }
+            if s.client == "sdk" {
+                k.push_str("    put_records_client: sdk\n");
             }
             k.push_str("  retry: {max_retries: 5, initial_wait: 50ms, max_wait: 1s}\n");
             k
