@@ -55,7 +55,15 @@ fn all_scenarios() -> Vec<Scenario> {
         s("memory", "memory", "-", false, "shard", false, "kinesis"),
         Scenario {
             client: "sdk",
-            ..s("memory-sdk", "memory", "-", false, "shard", false, "kinesis")
+            ..s(
+                "memory-sdk",
+                "memory",
+                "-",
+                false,
+                "shard",
+                false,
+                "kinesis",
+            )
         },
         s(
             "memory-gzip",
