@@ -4,10 +4,8 @@
 //! and Fastly's default line prefix. Every line posted is read back from kinesalite.
 
 use edgelog_testkit::collector::{collector_bin, spawn_collector_process_with};
-use edgelog_testkit::delivery::{exactly_once, lines, post_all, yaml};
-use edgelog_testkit::{
-    spawn_collector, spawn_kinesalite, spawn_kinesis_front, Faults, KinesisClient,
-};
+use edgelog_testkit::delivery::{exactly_once, lines, post_all, stream, stream_behind_front, yaml};
+use edgelog_testkit::{spawn_collector, Faults};
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
@@ -22,10 +20,7 @@ async fn readyz(url: &str) -> (u16, String) {
 
 #[tokio::test]
 async fn heavy_throttling_is_a_pause_not_bad_data_and_delivery_recovers_by_itself() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("hot", 2).await;
-    let front = spawn_kinesis_front(&k.endpoint).await;
+    let (_k, kc, front) = stream_behind_front("hot", 2).await;
     // The default retry policy (max_retries 3): throttled entries must not use it up.
     let col = spawn_collector(&yaml(&front.endpoint, "hot", "", "").replace(FAST_RETRY, "")).await;
     front.set(Faults::throttle_entries(0.85));
@@ -60,10 +55,7 @@ async fn heavy_throttling_is_a_pause_not_bad_data_and_delivery_recovers_by_itsel
 
 #[tokio::test]
 async fn a_steady_one_percent_of_throttled_entries_does_not_slow_delivery_down() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("busy", 4).await;
-    let front = spawn_kinesis_front(&k.endpoint).await;
+    let (_k, kc, front) = stream_behind_front("busy", 4).await;
     front.set(Faults::throttle_entries(0.01));
     let col = spawn_collector(&yaml(&front.endpoint, "busy", "", "").replace(FAST_RETRY, "")).await;
     let all = lines("busy", 20_000);
@@ -87,10 +79,7 @@ async fn a_steady_one_percent_of_throttled_entries_does_not_slow_delivery_down()
 
 #[tokio::test]
 async fn each_mode_runs_with_only_the_permissions_it_needs() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("iam", 2).await;
-    let front = spawn_kinesis_front(&k.endpoint).await;
+    let (_k, kc, front) = stream_behind_front("iam", 2).await;
     let allow = |actions: &[&str]| Faults {
         allowed_actions: Some(actions.iter().map(|a| a.to_string()).collect()),
         ..Faults::default()
@@ -166,10 +155,7 @@ async fn each_mode_runs_with_only_the_permissions_it_needs() {
 
 #[tokio::test]
 async fn order_per_key_holds_between_calls_and_only_a_failed_line_can_move_within_its_call() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("ordered", 2).await;
-    let front = spawn_kinesis_front(&k.endpoint).await;
+    let (_k, kc, front) = stream_behind_front("ordered", 2).await;
     front.set(Faults {
         entry_failure_rate: 0.05,
         entry_error_code: "InternalFailure".into(),
@@ -240,9 +226,7 @@ async fn order_per_key_holds_between_calls_and_only_a_failed_line_can_move_withi
 
 #[tokio::test]
 async fn the_endpoint_can_come_from_the_environment() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("env", 1).await;
+    let (k, kc) = stream("env", 1).await;
     let dir = tempfile::tempdir().expect("tmp");
     let text = yaml("unused", "env", "", "")
         .replace("    endpoint_url: \"unused\"\n", "")
@@ -264,9 +248,7 @@ async fn the_endpoint_can_come_from_the_environment() {
 
 #[tokio::test]
 async fn fastlys_default_line_prefix_is_removed_and_counted() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("prefixed", 2).await;
+    let (k, kc) = stream("prefixed", 2).await;
     let col = spawn_collector(&yaml(&k.endpoint, "prefixed", "    partition_key: k\n", "")).await;
     let plain: Vec<String> = (0..20)
         .map(|i| format!("{{\"k\":\"key{}\",\"i\":{i}}}", i % 3))

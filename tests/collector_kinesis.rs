@@ -2,7 +2,7 @@
 //! front where Kinesis must throttle or fail: every line posted is read back from the stream.
 
 use edgelog_testkit::collector::config_in;
-use edgelog_testkit::delivery::{exactly_once, lines, post_all, yaml};
+use edgelog_testkit::delivery::{exactly_once, lines, post_all, stream, stream_behind_front, yaml};
 use edgelog_testkit::kpl::deaggregate;
 use edgelog_testkit::{
     spawn_collector, spawn_kinesalite, spawn_kinesis_front, Faults, KinesisClient,
@@ -12,9 +12,7 @@ use std::time::Duration;
 
 #[tokio::test]
 async fn shard_balanced_delivers_every_line_once_spread_evenly_over_the_shards() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("balanced", 4).await;
+    let (k, kc) = stream("balanced", 4).await;
     let col = spawn_collector(&yaml(&k.endpoint, "balanced", "", "")).await;
     let all = lines("b", 4000);
     post_all(&col.url, &all, 100).await;
@@ -41,9 +39,7 @@ async fn shard_balanced_delivers_every_line_once_spread_evenly_over_the_shards()
 
 #[tokio::test]
 async fn a_field_key_keeps_order_per_key_and_lines_without_it_fall_back() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("keyed", 4).await;
+    let (k, kc) = stream("keyed", 4).await;
     let col = spawn_collector(&yaml(
         &k.endpoint,
         "keyed",
@@ -161,9 +157,7 @@ async fn static_random_and_timestamp_keys() {
 
 #[tokio::test]
 async fn resharding_is_followed() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("grow", 2).await;
+    let (k, kc) = stream("grow", 2).await;
     let col = spawn_collector(&yaml(&k.endpoint, "grow", "    shard_refresh: 500ms\n", "")).await;
     let first = lines("before", 1000);
     post_all(&col.url, &first, 100).await;
@@ -212,10 +206,7 @@ async fn resharding_is_followed() {
 
 /// 30% of entries fail as throttled; `client` is the PutRecords client (`direct` or `sdk`).
 async fn thirty_percent_throttled(client: &str) {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("throttled", 4).await;
-    let front = spawn_kinesis_front(&k.endpoint).await;
+    let (_k, kc, front) = stream_behind_front("throttled", 4).await;
     front.set(Faults::throttle_entries(0.3));
     let col = spawn_collector(&yaml(
         &front.endpoint,
@@ -259,10 +250,7 @@ async fn the_sdk_put_records_client_does_the_same() {
 
 #[tokio::test]
 async fn whole_call_throttling_and_outages_are_retried_until_delivered() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("calls", 2).await;
-    let front = spawn_kinesis_front(&k.endpoint).await;
+    let (_k, kc, front) = stream_behind_front("calls", 2).await;
     let col = spawn_collector(&yaml(
         &front.endpoint,
         "calls",
@@ -341,10 +329,7 @@ async fn whole_call_throttling_and_outages_are_retried_until_delivered() {
 
 #[tokio::test]
 async fn entries_failing_past_max_retries_go_to_the_dead_letter_file_with_their_code() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("poison", 2).await;
-    let front = spawn_kinesis_front(&k.endpoint).await;
+    let (_k, kc, front) = stream_behind_front("poison", 2).await;
     front.set(Faults {
         poison: Some((b"POISON".to_vec(), "InvalidArgumentException".into())),
         ..Faults::default()
@@ -391,9 +376,7 @@ async fn entries_failing_past_max_retries_go_to_the_dead_letter_file_with_their_
 
 #[tokio::test]
 async fn aggregated_records_pack_many_lines_and_deaggregate_exactly() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("agg", 4).await;
+    let (k, kc) = stream("agg", 4).await;
     let col = spawn_collector(&yaml(&k.endpoint, "agg", "    aggregate: true\n", "")).await;
     let all: Vec<String> = (0..6000)
         .map(|i| format!("{{\"id\":{i},\"pad\":\"{}\"}}", "x".repeat(400)))

@@ -53,3 +53,21 @@ pub fn exactly_once(records: &[StoredRecord], expected: &[String]) {
     assert_eq!(got.len(), want.len(), "line count");
     assert!(got == want, "the stream holds other lines than were posted");
 }
+
+/// kinesalite with a stream of `shards` shards, and a client to read it back.
+pub async fn stream(name: &str, shards: i32) -> (crate::Kinesalite, crate::KinesisClient) {
+    let k = crate::spawn_kinesalite().await;
+    let kc = crate::KinesisClient::new(&k.endpoint).await;
+    kc.create_stream(name, shards).await;
+    (k, kc)
+}
+
+/// [`stream`], behind a fault-injecting front (the collector talks to the front).
+pub async fn stream_behind_front(
+    name: &str,
+    shards: i32,
+) -> (crate::Kinesalite, crate::KinesisClient, crate::KinesisFront) {
+    let (k, kc) = stream(name, shards).await;
+    let front = crate::spawn_kinesis_front(&k.endpoint).await;
+    (k, kc, front)
+}
