@@ -20,7 +20,9 @@ pub(super) fn read_ack(dir: &Path) -> Pos {
 
 /// Saves the ack position: a new file renamed over the old one, so a crash leaves one or the
 /// other whole. With `sync`, the file is synced before the rename and the directory after it,
-/// so that after a power loss the position is the one saved last or the one before, never lost.
+/// so that after a power loss the position is this one or a later one. A save without `sync`
+/// that a power loss undoes leaves an older position (or none): lines are sent again, never
+/// skipped.
 pub(super) fn write_ack(dir: &Path, pos: Pos, sync: bool) -> std::io::Result<()> {
     let tmp = dir.join("ack.tmp");
     {

@@ -29,7 +29,11 @@ use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{mpsc, Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The longest the saved ack position goes without a sync (it is also synced before any
+/// segment it frees is deleted).
+const ACK_SYNC_EVERY: Duration = Duration::from_secs(1);
 use tokio::sync::{oneshot, watch};
 
 /// Acknowledgement bookkeeping shared by the reader and whoever acks.
@@ -74,9 +78,10 @@ pub struct DiskBuffer {
     closed: AtomicBool,
     recovery: Recovery,
     metrics: Arc<Metrics>,
-    /// Whether the ack file is synced, with its directory, before it counts (not with
-    /// `fsync: never`).
+    /// Whether the ack file is synced, with its directory (not with `fsync: never`).
     sync_ack: bool,
+    /// When the ack file was last synced.
+    ack_synced: Mutex<Option<Instant>>,
     _lock: File,
 }
 
@@ -191,6 +196,7 @@ impl DiskBuffer {
         };
         Ok(DiskBuffer {
             sync_ack: cfg.fsync != FsyncPolicy::Never,
+            ack_synced: Mutex::new(None),
             dir,
             capacity,
             writer: Mutex::new(Some(tx)),
@@ -451,7 +457,11 @@ impl DiskBuffer {
                 .collect()
         };
         let removed = doomed.clone();
-        let sync = self.sync_ack;
+        // Synced before segments are deleted, and at least every ACK_SYNC_EVERY otherwise.
+        let sync = self.sync_ack && {
+            let last = *lock(&self.ack_synced);
+            !doomed.is_empty() || last.is_none_or(|t| t.elapsed() >= ACK_SYNC_EVERY)
+        };
         let metrics = self.metrics.clone();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             write_ack(&dir, wm, sync)?;
@@ -482,6 +492,9 @@ impl DiskBuffer {
                 }
             }
             return Err(e);
+        }
+        if sync {
+            *lock(&self.ack_synced) = Some(Instant::now());
         }
         for (_, size) in doomed {
             self.capacity.release(size);

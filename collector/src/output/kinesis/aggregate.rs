@@ -6,7 +6,7 @@
 //! returned to be sent as a plain record (deaggregators pass those through).
 
 use super::api::PutEntry;
-use super::batch::{add_counts, Carried, Meta};
+use super::batch::{add_counts, AggregatedLines, Carried, Meta};
 use super::kpl::Aggregator;
 use super::partition::Placement;
 use crate::buffer::EntryId;
@@ -98,10 +98,10 @@ impl Aggregates {
             partition_key,
             explicit_hash_key,
         };
-        let carried = Carried::Lines {
+        let carried = Carried::Lines(Box::new(AggregatedLines {
             counts: open.counts,
             lines: open.lines,
-        };
+        }));
         Some((put, Meta::new(carried, Some(shard), false)))
     }
 

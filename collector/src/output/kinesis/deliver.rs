@@ -73,6 +73,33 @@ impl Sender {
                 return None;
             }
             let map = self.shards.get();
+            let now = Instant::now();
+            // The common case: no shard is paced and no record waits out a backoff.
+            if self.pacing.nothing_paced() && batch.meta.iter().all(|m| m.not_before.is_none()) {
+                match self.call(&batch).await {
+                    Ok(r) => {
+                        outages = 0;
+                        self.answered(&map, &r.shards);
+                        batch = self
+                            .settle(batch, r.failed, Batch::default(), map.len())
+                            .await;
+                    }
+                    Err(e) => {
+                        outages += 1;
+                        self.call_failed(&e, outages, batch.len());
+                        if e.fault.retried_without_limit() {
+                            self.metrics.output_retries.add(batch.len() as u64);
+                            tokio::time::sleep(retry::delay(&self.retry, outages)).await;
+                            continue;
+                        }
+                        batch = self.refused_all(batch, &e.code).await;
+                    }
+                }
+                if let Some(later) = self.hand_back(&mut batch, hand_back) {
+                    return Some(later);
+                }
+                continue;
+            }
             let asks: Vec<Ask> = batch
                 .puts
                 .iter()
@@ -84,7 +111,6 @@ impl Sender {
                     not_before: m.not_before,
                 })
                 .collect();
-            let now = Instant::now();
             let split = self.pacing.split(&asks, map.len(), now);
             for &(i, j) in &split.moves {
                 if let Some(shard) = map.shards.get(j) {
@@ -127,16 +153,8 @@ impl Sender {
             match self.call(&now_batch).await {
                 Ok(r) => {
                     outages = 0;
-                    self.health.set_ready(OUTPUT_NAME);
-                    if self.watch_shards
-                        && !map.is_empty()
-                        && r.shards.iter().any(|s| !map.contains_id(s))
-                    {
-                        // A shard we do not know took a record: the stream was resharded.
-                        self.shards.mark_stale();
-                    }
-                    let retry = self.settle(now_batch, r.failed, held, map.len()).await;
-                    batch = retry;
+                    self.answered(&map, &r.shards);
+                    batch = self.settle(now_batch, r.failed, held, map.len()).await;
                 }
                 Err(e) => {
                     outages += 1;
@@ -157,15 +175,35 @@ impl Sender {
                     batch = self.refused_all(all, &e.code).await;
                 }
             }
-            if batch.is_empty() {
-                return None;
+            if let Some(later) = self.hand_back(&mut batch, hand_back) {
+                return Some(later);
             }
-            if hand_back {
-                let at = batch.meta.iter().filter_map(|m| m.not_before).min();
-                if let Some(at) = at.filter(|t| *t > Instant::now()) {
-                    return Some(Later { batch, at });
-                }
-            }
+        }
+    }
+
+    /// With `hand_back`, what is left of a batch whose every record must wait, to be queued
+    /// again when the first can go.
+    fn hand_back(&self, batch: &mut Batch, hand_back: bool) -> Option<Later> {
+        if !hand_back || batch.is_empty() {
+            return None;
+        }
+        let now = Instant::now();
+        let waiting = batch
+            .meta
+            .iter()
+            .all(|m| m.not_before.is_some_and(|t| t > now));
+        let at = batch.meta.iter().filter_map(|m| m.not_before).min()?;
+        waiting.then(|| Later {
+            batch: std::mem::take(batch),
+            at,
+        })
+    }
+
+    /// A call was answered: the output is ready, and a shard we do not know means a reshard.
+    fn answered(&self, map: &super::partition::ShardMap, shards: &[String]) {
+        self.health.set_ready(OUTPUT_NAME);
+        if self.watch_shards && !map.is_empty() && shards.iter().any(|s| !map.contains_id(s)) {
+            self.shards.mark_stale();
         }
     }
 
@@ -348,14 +386,12 @@ impl Sender {
                     error_code: code,
                     detail: None,
                 }),
-                Carried::Lines { lines, .. } => {
-                    dead.extend(lines.into_iter().map(|line| DeadLine {
-                        line,
-                        reason,
-                        error_code: code.clone(),
-                        detail: Some("sent in a KPL aggregated record".into()),
-                    }))
-                }
+                Carried::Lines(a) => dead.extend(a.lines.into_iter().map(|line| DeadLine {
+                    line,
+                    reason,
+                    error_code: code.clone(),
+                    detail: Some("sent in a KPL aggregated record".into()),
+                })),
             }
         }
         let n = dead.len();

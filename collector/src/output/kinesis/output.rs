@@ -200,9 +200,9 @@ impl KinesisOutput {
                 self.sender.metrics.output_partition_fallback.inc();
             }
             if self.aggregate {
-                self.add_aggregated(entry.id, line, place).await;
+                self.add_aggregated(entry.id, line, place, map.len()).await;
             } else {
-                let lane = self.lane_for(&place);
+                let lane = self.lane_for(&place, map.len());
                 let movable = place.affinity.is_none()
                     && place.explicit_hash_key.is_some()
                     && place.shard.is_some();
@@ -217,22 +217,23 @@ impl KinesisOutput {
         }
     }
 
-    /// The first lane of shard `shard`'s group (aggregates: one lane per shard).
-    fn shard_lane(&self, shard: usize) -> usize {
+    /// The first lane of shard `shard`'s group (aggregates: one lane per shard), for a map of
+    /// `shards` shards.
+    fn shard_lane(&self, shard: usize, shards: usize) -> usize {
         let lanes = self.lane_count;
-        let shards = self.partitioner.shard_map().len().max(1);
+        let shards = shards.max(1);
         (shard % shards * (lanes / shards).max(1)) % lanes
     }
 
     /// The lane of a keyed record. With the shard map known, lanes are split among shards, so
     /// that keys of different shards never share a lane while there are at least as many lanes
     /// as shards: a shard that must wait holds up only its own keys.
-    fn lane_for(&mut self, place: &Placement) -> usize {
+    fn lane_for(&mut self, place: &Placement, shards: usize) -> usize {
         let Some(Lanes::Keyed(_)) = self.lanes else {
             return 0;
         };
         let lanes = self.lane_count as u64;
-        let shards = self.partitioner.shard_map().len() as u64;
+        let shards = shards as u64;
         match (place.shard, place.affinity) {
             (Some(s), affinity) if shards > 0 => {
                 let per = (lanes / shards).max(1);
@@ -278,11 +279,11 @@ impl KinesisOutput {
         }
     }
 
-    async fn add_aggregated(&mut self, id: EntryId, line: Bytes, place: Placement) {
+    async fn add_aggregated(&mut self, id: EntryId, line: Bytes, place: Placement, shards: usize) {
         match self.aggs.add(id, line, place) {
             Added::Joined => {}
             Added::Flushed(put, meta) | Added::Alone(put, meta) => {
-                let lane = self.shard_lane(meta.shard.unwrap_or(0));
+                let lane = self.shard_lane(meta.shard.unwrap_or(0), shards);
                 self.add_record(lane, put, meta).await;
             }
         }
@@ -291,7 +292,7 @@ impl KinesisOutput {
     /// Turns the shard's open aggregate into a record in its lane's batch.
     async fn emit_aggregate(&mut self, shard: usize) -> Option<usize> {
         let (put, meta) = self.aggs.finish(shard)?;
-        let lane = self.shard_lane(shard);
+        let lane = self.shard_lane(shard, self.partitioner.shard_map().len());
         self.add_record(lane, put, meta).await;
         Some(lane)
     }

@@ -208,6 +208,8 @@ pub struct Ask {
 pub struct Pacing {
     mode: StreamMode,
     state: Mutex<State>,
+    /// Whether any shard has a rate now (read without the lock, for the common case of none).
+    paced: std::sync::atomic::AtomicBool,
 }
 
 struct State {
@@ -225,7 +227,18 @@ impl Pacing {
                 shards: Vec::new(),
                 unknown: Pace::new(false, now),
             }),
+            paced: std::sync::atomic::AtomicBool::new(mode == StreamMode::Provisioned),
         }
+    }
+
+    /// Whether no record could be held back now: no shard has a rate.
+    pub fn nothing_paced(&self) -> bool {
+        !self.paced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn publish(&self, st: &State) {
+        let any = st.unknown.rate.is_some() || st.shards.iter().any(|p| p.rate.is_some());
+        self.paced.store(any, std::sync::atomic::Ordering::Release);
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -304,6 +317,7 @@ impl Pacing {
                 }
             }
         }
+        self.publish(&st);
         split
     }
 
