@@ -391,7 +391,7 @@ async fn too_many_requests_in_flight_get_503_with_retry_after() {
 
 #[tokio::test]
 async fn slow_clients_time_out() {
-    let col = spawn_collector(&yaml("  request_timeout: 1s\n")).await;
+    let col = spawn_collector(&yaml("  request_timeout: 1s\n  header_timeout: 1s\n")).await;
     // A body that stops coming: 408.
     let mut s = tokio::net::TcpStream::connect(("127.0.0.1", col.port))
         .await

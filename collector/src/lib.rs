@@ -10,6 +10,7 @@
 pub mod auth;
 pub mod buffer;
 pub mod config;
+pub mod conn;
 pub mod deadletter;
 pub mod health;
 pub mod ingest;
@@ -79,6 +80,26 @@ pub async fn run_with(
     for w in &config.warnings {
         tracing::warn!("config: {w}");
     }
+    let limits = server::Limits {
+        header_timeout: config.ingest.header_timeout,
+        idle_timeout: config.ingest.idle_timeout,
+        max_connections: match conn::raise_descriptor_limit() {
+            Ok((before, after)) => {
+                let cap = conn::connection_cap(config.ingest.max_connections, after);
+                tracing::info!(
+                    descriptor_limit_before = before,
+                    descriptor_limit = after,
+                    max_connections = cap,
+                    "descriptor limit raised to the hard limit; connections capped under it"
+                );
+                cap
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the descriptor limit");
+                config.ingest.max_connections
+            }
+        },
+    };
     let tls = config.tls.as_ref().map(server::tls_acceptor).transpose()?;
     let buffer = Arc::new(Buffer::open(&config.buffer, metrics.clone())?);
     let rec = buffer.recovery();
@@ -201,7 +222,7 @@ pub async fn run_with(
         let _ = deadline_tx.send(d);
         d
     };
-    server::serve(listener, tls, app, config.ingest.request_timeout, signalled).await;
+    server::serve(listener, tls, app, limits, metrics.clone(), signalled).await;
     let deadline = deadline_rx
         .await
         .unwrap_or_else(|_| tokio::time::Instant::now() + shutdown_timeout);

@@ -132,6 +132,9 @@ pub struct Metrics {
     pub ingest_duration: Histogram,
     pub ingest_in_flight: Gauge,
     pub ingest_prefix_stripped: Counter,
+    pub connections_open: Gauge,
+    pub connections_refused: Counter,
+    pub connections_idle_closed: Counter,
     // dead letter
     pub dead_lettered: Labeled,
     // buffer
@@ -176,6 +179,9 @@ impl Default for Metrics {
             ingest_duration: Histogram::new(SECONDS_BUCKETS),
             ingest_in_flight: Gauge::default(),
             ingest_prefix_stripped: Counter::default(),
+            connections_open: Gauge::default(),
+            connections_refused: Counter::default(),
+            connections_idle_closed: Counter::default(),
             dead_lettered: Labeled::new("reason"),
             buffer_bytes: Gauge::default(),
             buffer_entries: Gauge::default(),
@@ -205,167 +211,182 @@ impl Default for Metrics {
         let r = &mut m.registry;
         r.register(
             "edgelog_http_requests",
-            "HTTP requests answered, by status code.",
+            "HTTP requests answered, by status code",
             m.http_requests.family.clone(),
         );
         r.register(
             "edgelog_ingest_batches",
-            "Batches (request bodies) accepted.",
+            "Batches (request bodies) accepted",
             m.ingest_batches.0.clone(),
         );
         r.register(
             "edgelog_ingest_lines",
-            "Lines accepted into the buffer.",
+            "Lines accepted into the buffer",
             m.ingest_lines.0.clone(),
         );
         r.register(
             "edgelog_ingest_line_bytes",
-            "Bytes of the lines accepted.",
+            "Bytes of the lines accepted",
             m.ingest_line_bytes.0.clone(),
         );
         r.register(
             "edgelog_ingest_body_bytes",
-            "Request body bytes received, as sent (compressed or not).",
+            "Request body bytes received, as sent (compressed or not)",
             m.ingest_body_bytes.0.clone(),
         );
         r.register(
             "edgelog_ingest_rejections",
-            "Requests or lines refused, by reason.",
+            "Requests or lines refused, by reason",
             m.ingest_rejections.family.clone(),
         );
         r.register(
             "edgelog_ingest_request_duration_seconds",
-            "Time to receive, decode and buffer one batch.",
+            "Time to receive, decode and buffer one batch",
             m.ingest_duration.0.clone(),
         );
         r.register(
             "edgelog_ingest_in_flight",
-            "Ingest requests being processed.",
+            "Ingest requests being processed",
             m.ingest_in_flight.0.clone(),
         );
         r.register(
+            "edgelog_connections_open",
+            "Connections open",
+            m.connections_open.0.clone(),
+        );
+        r.register(
+            "edgelog_connections_refused",
+            "Connections answered 503 and closed beyond max_connections",
+            m.connections_refused.0.clone(),
+        );
+        r.register(
+            "edgelog_connections_idle_closed",
+            "Connections closed after idle_timeout",
+            m.connections_idle_closed.0.clone(),
+        );
+        r.register(
             "edgelog_ingest_prefix_stripped",
-            "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed.",
+            "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed",
             m.ingest_prefix_stripped.0.clone(),
         );
         r.register(
             "edgelog_dead_lettered",
-            "Lines written to the dead-letter file, by reason.",
+            "Lines written to the dead-letter file, by reason",
             m.dead_lettered.family.clone(),
         );
         r.register(
             "edgelog_buffer_bytes",
-            "Bytes held by the buffer (not yet acknowledged by the output).",
+            "Bytes held by the buffer (not yet acknowledged by the output)",
             m.buffer_bytes.0.clone(),
         );
         r.register(
             "edgelog_buffer_entries",
-            "Batches held by the buffer.",
+            "Batches held by the buffer",
             m.buffer_entries.0.clone(),
         );
         r.register(
             "edgelog_buffer_corrupt_entries",
-            "Buffer entries skipped because their checksum failed.",
+            "Buffer entries skipped because their checksum failed",
             m.buffer_corrupt_entries.0.clone(),
         );
         r.register(
             "edgelog_buffer_syncs",
-            "Syncs of the disk buffer's active segment (each answers one group of batches).",
+            "Syncs of the disk buffer's active segment (each answers one group of batches)",
             m.buffer_syncs.0.clone(),
         );
         r.register(
             "edgelog_buffer_ack_syncs",
-            "Saves of the acknowledgement position synced to disk with their directory.",
+            "Saves of the acknowledgement position synced to disk with their directory",
             m.buffer_ack_syncs.0.clone(),
         );
         r.register(
             "edgelog_output_lines",
-            "Lines delivered by the output.",
+            "Lines delivered by the output",
             m.output_lines.0.clone(),
         );
         r.register(
             "edgelog_output_records_put",
-            "Kinesis records put successfully.",
+            "Kinesis records put successfully",
             m.output_records.0.clone(),
         );
         r.register(
             "edgelog_output_bytes_put",
-            "Bytes (data and partition keys) put successfully.",
+            "Bytes (data and partition keys) put successfully",
             m.output_bytes.0.clone(),
         );
         r.register(
             "edgelog_output_pacing_waits",
-            "Times a sender waited for a shard's pace before its next call.",
+            "Times a sender waited for a shard's pace before its next call",
             m.output_pacing_waits.0.clone(),
         );
         r.register(
             "edgelog_output_oldest_pending_milliseconds",
-            "Age of the oldest line read from the buffer and not yet delivered.",
+            "Age of the oldest line read from the buffer and not yet delivered",
             m.output_oldest_pending_ms.0.clone(),
         );
         r.register(
             "edgelog_output_calls",
-            "PutRecords calls made.",
+            "PutRecords calls made",
             m.output_calls.0.clone(),
         );
         r.register(
             "edgelog_output_call_errors",
-            "PutRecords calls that failed as a whole, by error.",
+            "PutRecords calls that failed as a whole, by error",
             m.output_call_errors.family.clone(),
         );
         r.register(
             "edgelog_output_failed_entries",
-            "Entries a PutRecords response reported failed, by error code.",
+            "Entries a PutRecords response reported failed, by error code",
             m.output_failed_entries.family.clone(),
         );
         r.register(
             "edgelog_output_retries",
-            "Records sent again after a failure.",
+            "Records sent again after a failure",
             m.output_retries.0.clone(),
         );
         r.register(
             "edgelog_output_throttles",
-            "Throttling responses (call or entry).",
+            "Throttling responses (call or entry)",
             m.output_throttles.0.clone(),
         );
         r.register(
             "edgelog_output_batch_records",
-            "Records per PutRecords call.",
+            "Records per PutRecords call",
             m.output_batch_records.0.clone(),
         );
         r.register(
             "edgelog_output_batch_fill_ratio",
-            "Fill of each PutRecords call: the larger of records/500 and bytes/5MiB.",
+            "Fill of each PutRecords call: the larger of records/500 and bytes/5MiB",
             m.output_batch_fill.0.clone(),
         );
         r.register(
             "edgelog_output_put_latency_seconds",
-            "PutRecords call latency.",
+            "PutRecords call latency",
             m.output_put_latency.0.clone(),
         );
         r.register(
             "edgelog_output_partition_key_fallback",
-            "Lines without the partition-key field, sent shard-balanced.",
+            "Lines without the partition-key field, sent shard-balanced",
             m.output_partition_fallback.0.clone(),
         );
         r.register(
             "edgelog_output_shard_map_refreshes",
-            "Shard map (ListShards) refreshes.",
+            "Shard map (ListShards) refreshes",
             m.output_shard_refreshes.0.clone(),
         );
         r.register(
             "edgelog_output_ready",
-            "1 when the output's last check succeeded.",
+            "1 when the output's last check succeeded",
             m.output_ready.0.clone(),
         );
         r.register(
             "edgelog_tail_clients",
-            "Connected tail clients.",
+            "Connected tail clients",
             m.tail_clients.0.clone(),
         );
         r.register(
             "edgelog_tail_dropped_lines",
-            "Lines a slow tail client missed.",
+            "Lines a slow tail client missed",
             m.tail_dropped.0.clone(),
         );
         m
@@ -408,6 +429,11 @@ mod tests {
         assert!(text.contains("edgelog_output_put_latency_seconds_bucket{le=\"0.005\"} 1\n"));
         assert!(text.contains("edgelog_output_put_latency_seconds_bucket{le=\"+Inf\"} 2\n"));
         assert!(text.contains("edgelog_output_put_latency_seconds_count 2\n"));
+        assert!(text.contains("edgelog_connections_open 0\n"));
+        assert!(text.contains("edgelog_connections_idle_closed_total 0\n"));
+        for help in text.lines().filter(|l| l.starts_with("# HELP")) {
+            assert!(help.ends_with('.') && !help.ends_with(".."), "{help}");
+        }
         for line in text.lines().filter(|l| !l.starts_with('#')) {
             let value = line.rsplit(' ').next().expect("value");
             assert!(value.parse::<f64>().is_ok(), "{line}");

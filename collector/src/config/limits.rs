@@ -32,6 +32,13 @@ pub const MAX_BODY_BYTES_LIMIT: usize = 1024 * 1024 * 1024;
 pub const DEFAULT_INGEST_MAX_IN_FLIGHT: usize = 64;
 /// `ingest.max_in_flight_bytes`, at least `max_body_bytes`.
 pub const DEFAULT_INGEST_MAX_IN_FLIGHT_BYTES: usize = 256 * 1024 * 1024;
+/// `ingest.header_timeout`: time to send a request's headers (HTTP/1).
+pub const DEFAULT_HEADER_TIMEOUT: &str = "10s";
+/// `ingest.idle_timeout`: a connection with no request in progress and no bytes moving for this
+/// long is closed.
+pub const DEFAULT_IDLE_TIMEOUT: &str = "60s";
+/// `ingest.max_connections`: connections open at once (also held under the descriptor limit).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// `ingest.request_timeout`.
 pub const DEFAULT_INGEST_REQUEST_TIMEOUT: &str = "30s";
 

@@ -118,6 +118,11 @@ pub struct IngestConfig {
     pub max_in_flight_bytes: usize,
     #[serde(serialize_with = "ser_duration")]
     pub request_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub header_timeout: Duration,
+    #[serde(serialize_with = "ser_duration")]
+    pub idle_timeout: Duration,
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -81,6 +81,14 @@ pub struct RawIngest {
     pub max_in_flight_bytes: Option<usize>,
     /// Time allowed to receive a whole body; slower clients get 408.
     pub request_timeout: String,
+    /// Time allowed to send a request's headers (HTTP/1); slower clients are disconnected.
+    pub header_timeout: String,
+    /// A connection with no request in progress and no bytes moving for this long is closed
+    /// (HTTP/1 and HTTP/2).
+    pub idle_timeout: String,
+    /// Connections open at once; beyond it a new connection is answered 503 and closed. Also
+    /// held below the process's descriptor limit.
+    pub max_connections: usize,
 }
 
 impl Default for RawIngest {
@@ -95,6 +103,9 @@ impl Default for RawIngest {
             max_in_flight: DEFAULT_INGEST_MAX_IN_FLIGHT,
             max_in_flight_bytes: None,
             request_timeout: DEFAULT_INGEST_REQUEST_TIMEOUT.into(),
+            header_timeout: DEFAULT_HEADER_TIMEOUT.into(),
+            idle_timeout: DEFAULT_IDLE_TIMEOUT.into(),
+            max_connections: DEFAULT_MAX_CONNECTIONS,
         }
     }
 }

@@ -150,6 +150,12 @@ impl Config {
             max_in_flight: ing.max_in_flight,
             max_in_flight_bytes,
             request_timeout: duration("ingest.request_timeout", &ing.request_timeout)?,
+            header_timeout: positive("ingest.header_timeout", &ing.header_timeout)?,
+            idle_timeout: positive("ingest.idle_timeout", &ing.idle_timeout)?,
+            max_connections: match ing.max_connections {
+                0 => return Err(invalid("ingest.max_connections", "must be more than 0")),
+                n => n,
+            },
         };
 
         let b = raw.buffer;
@@ -265,6 +271,14 @@ impl Config {
     pub fn to_yaml(&self) -> String {
         serde_norway::to_string(self).unwrap_or_else(|e| format!("# cannot print: {e}\n"))
     }
+}
+
+fn positive(key: &str, text: &str) -> Result<Duration, ConfigError> {
+    let d = duration(key, text)?;
+    if d.is_zero() {
+        return Err(invalid(key, "must be more than 0"));
+    }
+    Ok(d)
 }
 
 fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
