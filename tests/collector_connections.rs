@@ -2,7 +2,7 @@
 //! (a slow upload, a quiet tail) are not, the cap answers 503, and the descriptor limit is raised
 //! to the hard limit at start.
 
-use edgelog_testkit::collector::{collector_bin, post_lines, spawn_collector_process_with};
+use edgelog_testkit::collector::{collector_bin, metric, post_lines, spawn_collector_process_with};
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -54,19 +54,6 @@ async fn closed_by_server(s: &mut TcpStream, within: Duration) -> Option<Vec<u8>
             Err(_) => return None,
         }
     }
-}
-
-async fn metric(url: &str, name: &str) -> u64 {
-    let text = reqwest::get(format!("{url}/metrics"))
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 #[tokio::test]

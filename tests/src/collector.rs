@@ -230,3 +230,15 @@ pub async fn post_lines(url: &str, token: Option<&str>, lines: &[String]) -> u16
     }
     req.send().await.map(|r| r.status().as_u16()).unwrap_or(0)
 }
+
+/// A counter or gauge from a collector's `/metrics` (0 when absent or out of reach).
+pub async fn metric(url: &str, name: &str) -> u64 {
+    let Ok(r) = reqwest::get(format!("{url}/metrics")).await else {
+        return 0;
+    };
+    let text = r.text().await.unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}

@@ -4,6 +4,7 @@
 //! (not just what was accepted), the collector's CPU seconds per million lines and peak RSS (from
 //! /proc), POST-to-PutRecords latency and records per PutRecords call.
 
+use edgelog_testkit::collector::metric;
 use edgelog_testkit::kinesis_stub::{spawn_kinesis_stub, StubStats};
 use edgelog_testkit::load::{quantile, run_load, Bodies, LoadPlan, LoadStats};
 use edgelog_testkit::paths::free_port;
@@ -283,18 +284,6 @@ struct Delivered {
     records: u64,
     calls: u64,
     data_bytes: u64,
-}
-
-/// A counter from the collector's /metrics.
-async fn metric(url: &str, name: &str) -> u64 {
-    let Ok(r) = reqwest::get(format!("{url}/metrics")).await else {
-        return 0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
 }
 
 async fn delivered(s: &Scenario, stub: &StubStats, url: &str, load: &LoadStats) -> Delivered {

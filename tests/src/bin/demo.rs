@@ -88,14 +88,7 @@ async fn burst(edge: String, n: usize, sent: Arc<AtomicU64>) {
 
 /// `edgelog_output_lines_total` from the collector's /metrics.
 async fn delivered(url: &str) -> u64 {
-    let Ok(r) = reqwest::get(format!("{url}/metrics")).await else {
-        return 0;
-    };
-    let text = r.text().await.unwrap_or_default();
-    text.lines()
-        .find_map(|l| l.strip_prefix("edgelog_output_lines_total "))
-        .and_then(|v| v.trim().parse().ok())
-        .unwrap_or(0)
+    edgelog_testkit::collector::metric(url, "edgelog_output_lines_total").await
 }
 
 async fn demo(args: Args, t0: Instant) -> Result<(), String> {

@@ -28,6 +28,28 @@ pub struct PutResult {
     pub shards: Vec<String>,
 }
 
+impl PutResult {
+    /// Builds the result from each entry's answer, in request order: its error code, or the
+    /// shard that took it (an entry with neither counts as failed, `MissingShardId`).
+    pub fn from_answers<'a>(
+        answers: impl IntoIterator<Item = (Option<&'a str>, Option<&'a str>)>,
+    ) -> PutResult {
+        let mut out = PutResult::default();
+        for (i, (code, shard)) in answers.into_iter().enumerate() {
+            match (code, shard) {
+                (Some(code), _) => out.failed.push((i, code.to_string())),
+                (None, Some(shard)) => {
+                    if !out.shards.iter().any(|s| s == shard) {
+                        out.shards.push(shard.to_string());
+                    }
+                }
+                (None, None) => out.failed.push((i, "MissingShardId".into())),
+            }
+        }
+        out
+    }
+}
+
 /// What kind of failure a whole call met: decides whether and how it is retried, and what
 /// `/readyz` says meanwhile.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -114,12 +114,9 @@ impl Budget {
     }
 
     /// KiB free right now.
-    pub fn available_kib(&self) -> usize {
+    #[cfg(test)]
+    fn available_kib(&self) -> usize {
         self.sem.available_permits()
-    }
-
-    pub fn max_kib(&self) -> u32 {
-        self.max_kib
     }
 }
 

@@ -20,7 +20,7 @@ use super::api::{CallError, Fault, KinesisApi, PutEntry};
 use super::batch::{record_size, Batch, Carried, Meta};
 use super::classify::{entry_fault, EntryFault};
 use super::pacing::{Answer, Ask, Pacing};
-use super::partition::SharedShardMap;
+use super::partition::{ShardMap, SharedShardMap};
 use super::retry;
 use crate::config::{RetryPolicy, KINESIS_MAX_BYTES_PER_CALL, KINESIS_MAX_RECORDS_PER_CALL};
 use crate::deadletter::{DeadLetter, DeadLine};
@@ -56,6 +56,14 @@ pub struct Sender {
     pub dead_warnings: Every,
 }
 
+/// What pacing allows for a batch.
+enum Paced {
+    /// These records go now; the held ones wait (per shard, in order).
+    Go { now: Batch, held: Batch },
+    /// None can go before `at`.
+    Wait { held: Batch, at: Instant },
+}
+
 /// What is left of a batch that must wait before its next call.
 pub struct Later {
     pub batch: Batch,
@@ -73,83 +81,25 @@ impl Sender {
                 return None;
             }
             let map = self.shards.get();
-            let now = Instant::now();
-            // The common case: no shard is paced and no record waits out a backoff.
-            if self.pacing.nothing_paced() && batch.meta.iter().all(|m| m.not_before.is_none()) {
-                match self.call(&batch).await {
-                    Ok(r) => {
-                        outages = 0;
-                        self.answered(&map, &r.shards);
-                        batch = self
-                            .settle(batch, r.failed, Batch::default(), map.len())
-                            .await;
-                    }
-                    Err(e) => {
-                        outages += 1;
-                        self.call_failed(&e, outages, batch.len());
-                        if e.fault.retried_without_limit() {
-                            self.metrics.output_retries.add(batch.len() as u64);
-                            tokio::time::sleep(retry::delay(&self.retry, outages)).await;
-                            continue;
+            // The common case (no shard paced, no record waiting out a backoff) skips pacing.
+            let paced =
+                !self.pacing.nothing_paced() || batch.meta.iter().any(|m| m.not_before.is_some());
+            let (now_batch, held) = if paced {
+                match self.pace(batch, &map) {
+                    Paced::Go { now, held } => (now, held),
+                    Paced::Wait { held, at } => {
+                        if hand_back {
+                            return Some(Later { batch: held, at });
                         }
-                        batch = self.refused_all(batch, &e.code).await;
+                        self.metrics.output_pacing_waits.inc();
+                        tokio::time::sleep_until(at).await;
+                        batch = held;
+                        continue;
                     }
                 }
-                if let Some(later) = self.hand_back(&mut batch, hand_back) {
-                    return Some(later);
-                }
-                continue;
-            }
-            let asks: Vec<Ask> = batch
-                .puts
-                .iter()
-                .zip(&batch.meta)
-                .map(|(p, m)| Ask {
-                    shard: m.shard,
-                    bytes: record_size(p),
-                    movable: m.movable && !map.is_empty(),
-                    not_before: m.not_before,
-                })
-                .collect();
-            let split = self.pacing.split(&asks, map.len(), now);
-            for &(i, j) in &split.moves {
-                if let Some(shard) = map.shards.get(j) {
-                    batch.puts[i].partition_key = shard.id.clone();
-                    batch.puts[i].explicit_hash_key = Some(shard.target.clone());
-                    batch.meta[i].shard = Some(j);
-                }
-            }
-            let (mut now_batch, held) = if split.all_go() {
-                (batch, Batch::default())
             } else {
-                let (puts, metas) = batch.take_records();
-                let mut go = Batch {
-                    reservation: std::mem::take(&mut batch.reservation),
-                    ..Batch::default()
-                };
-                let mut wait = Batch::default();
-                for ((p, m), g) in puts.into_iter().zip(metas).zip(&split.go) {
-                    if *g {
-                        go.push_again(p, m);
-                    } else {
-                        wait.push_again(p, m);
-                    }
-                }
-                (go, wait)
+                (batch, Batch::default())
             };
-            if now_batch.is_empty() {
-                let at = split.wake.unwrap_or(now + Duration::from_millis(1));
-                let mut held = held;
-                held.reservation = std::mem::take(&mut now_batch.reservation);
-                if hand_back {
-                    return Some(Later { batch: held, at });
-                }
-                self.metrics.output_pacing_waits.inc();
-                tokio::time::sleep_until(at).await;
-                batch = held;
-                continue;
-            }
-
             match self.call(&now_batch).await {
                 Ok(r) => {
                     outages = 0;
@@ -181,6 +131,56 @@ impl Sender {
         }
     }
 
+    /// Splits a batch into the records that may go now (movable ones moved off shards that must
+    /// wait) and those held back, or says when the first could go if none can.
+    fn pace(&self, mut batch: Batch, map: &ShardMap) -> Paced {
+        let asks: Vec<Ask> = batch
+            .puts
+            .iter()
+            .zip(&batch.meta)
+            .map(|(p, m)| Ask {
+                shard: m.shard,
+                bytes: record_size(p),
+                movable: m.movable && !map.is_empty(),
+                not_before: m.not_before,
+            })
+            .collect();
+        let now = Instant::now();
+        let split = self.pacing.split(&asks, map.len(), now);
+        for &(i, j) in &split.moves {
+            if let Some(shard) = map.shards.get(j) {
+                batch.puts[i].partition_key = shard.id.clone();
+                batch.puts[i].explicit_hash_key = Some(shard.target.clone());
+                batch.meta[i].shard = Some(j);
+            }
+        }
+        if split.all_go() {
+            return Paced::Go {
+                now: batch,
+                held: Batch::default(),
+            };
+        }
+        let (puts, metas) = batch.take_records();
+        let mut go = Batch::default();
+        let mut held = Batch {
+            reservation: std::mem::take(&mut batch.reservation),
+            ..Batch::default()
+        };
+        for ((p, m), g) in puts.into_iter().zip(metas).zip(&split.go) {
+            if *g {
+                go.push_again(p, m);
+            } else {
+                held.push_again(p, m);
+            }
+        }
+        if go.is_empty() {
+            let at = split.wake.unwrap_or(now + Duration::from_millis(1));
+            return Paced::Wait { held, at };
+        }
+        go.reservation = std::mem::take(&mut held.reservation);
+        Paced::Go { now: go, held }
+    }
+
     /// With `hand_back`, what is left of a batch whose every record must wait, to be queued
     /// again when the first can go.
     fn hand_back(&self, batch: &mut Batch, hand_back: bool) -> Option<Later> {
@@ -200,7 +200,7 @@ impl Sender {
     }
 
     /// A call was answered: the output is ready, and a shard we do not know means a reshard.
-    fn answered(&self, map: &super::partition::ShardMap, shards: &[String]) {
+    fn answered(&self, map: &ShardMap, shards: &[String]) {
         self.health.set_ready(OUTPUT_NAME);
         if self.watch_shards && !map.is_empty() && shards.iter().any(|s| !map.contains_id(s)) {
             self.shards.mark_stale();

@@ -120,18 +120,11 @@ pub fn decode(body: &[u8], sent: usize) -> Result<PutResult, CallError> {
             format!("{} results for {sent} records", resp.records.len()),
         ));
     }
-    let mut out = PutResult::default();
-    for (i, r) in resp.records.iter().enumerate() {
-        match (&r.error_code, &r.shard_id) {
-            (Some(code), _) => out.failed.push((i, code.to_string())),
-            (None, Some(shard)) => {
-                if !out.shards.iter().any(|s| s == shard) {
-                    out.shards.push(shard.to_string());
-                }
-            }
-            (None, None) => out.failed.push((i, "MissingShardId".into())),
-        }
-    }
+    let out = PutResult::from_answers(
+        resp.records
+            .iter()
+            .map(|r| (r.error_code.as_deref(), r.shard_id.as_deref())),
+    );
     if resp.failed as usize != out.failed.len() {
         tracing::debug!(
             reported = resp.failed,

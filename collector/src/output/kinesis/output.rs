@@ -217,12 +217,16 @@ impl KinesisOutput {
         }
     }
 
-    /// The first lane of shard `shard`'s group (aggregates: one lane per shard), for a map of
-    /// `shards` shards.
-    fn shard_lane(&self, shard: usize, shards: usize) -> usize {
-        let lanes = self.lane_count;
+    /// Lanes per shard, and the first lane of shard `shard`'s group, for a map of `shards`.
+    fn shard_group(&self, shard: usize, shards: usize) -> (usize, usize) {
         let shards = shards.max(1);
-        (shard % shards * (lanes / shards).max(1)) % lanes
+        let per = (self.lane_count / shards).max(1);
+        (per, (shard % shards * per) % self.lane_count)
+    }
+
+    /// The lane of an aggregated record: the first of its shard's group.
+    fn shard_lane(&self, shard: usize, shards: usize) -> usize {
+        self.shard_group(shard, shards).1
     }
 
     /// The lane of a keyed record. With the shard map known, lanes are split among shards, so
@@ -232,19 +236,12 @@ impl KinesisOutput {
         let Some(Lanes::Keyed(_)) = self.lanes else {
             return 0;
         };
-        let lanes = self.lane_count as u64;
-        let shards = shards as u64;
         match (place.shard, place.affinity) {
             (Some(s), affinity) if shards > 0 => {
-                let per = (lanes / shards).max(1);
-                let within = if self.aggregate {
-                    0
-                } else {
-                    affinity.unwrap_or(0) % per
-                };
-                ((s as u64 % shards * per + within) % lanes) as usize
+                let (per, first) = self.shard_group(s, shards);
+                (first + (affinity.unwrap_or(0) % per as u64) as usize) % self.lane_count
             }
-            (_, Some(k)) => (k % lanes) as usize,
+            (_, Some(k)) => (k % self.lane_count as u64) as usize,
             // Lines without a key (field missing) share one lane until its batch goes, so they
             // fill batches instead of trickling into every lane.
             (_, None) => self.next_lane,

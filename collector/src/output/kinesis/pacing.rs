@@ -110,12 +110,6 @@ impl Pace {
         Err(now + Duration::from_secs_f64(wait))
     }
 
-    fn ready(&mut self, now: Instant) -> bool {
-        self.roll(now);
-        self.refill(now);
-        self.rate.is_none() || self.records >= 1.0
-    }
-
     /// Closes the epochs that ended by `now`.
     fn roll(&mut self, now: Instant) {
         let mut rounds = 0;
@@ -347,14 +341,6 @@ impl Pacing {
         }
     }
 
-    /// Whether shard `s` could take a record now (for placing movable records).
-    pub fn is_open(&self, s: usize, shards: usize) -> bool {
-        let now = Instant::now();
-        let mut st = self.lock();
-        self.fit(&mut st, shards, now);
-        st.shards.get_mut(s).is_none_or(|p| p.ready(now))
-    }
-
     /// Records per second shard `s` is paced at (`None`: not paced), for metrics and tests.
     pub fn rate(&self, s: Option<usize>) -> Option<f64> {
         let now = Instant::now();
@@ -365,19 +351,6 @@ impl Pacing {
         };
         p.roll(now);
         p.rate.map(|r| r.records)
-    }
-
-    /// Shards currently paced below their full rate.
-    pub fn paced_shards(&self) -> usize {
-        let st = self.lock();
-        st.shards
-            .iter()
-            .filter(|p| {
-                p.rate
-                    .is_some_and(|r| !p.provisioned || r.records < NOMINAL.records)
-            })
-            .count()
-            + usize::from(st.unknown.rate.is_some())
     }
 }
 

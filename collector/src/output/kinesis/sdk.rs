@@ -74,19 +74,9 @@ impl SdkKinesis {
                 ),
             ));
         }
-        let mut result = PutResult::default();
-        for (i, r) in out.records().iter().enumerate() {
-            match (r.error_code(), r.shard_id()) {
-                (Some(code), _) => result.failed.push((i, code.to_string())),
-                (None, Some(shard)) => {
-                    if !result.shards.iter().any(|s| s == shard) {
-                        result.shards.push(shard.to_string());
-                    }
-                }
-                (None, None) => result.failed.push((i, "MissingShardId".into())),
-            }
-        }
-        Ok(result)
+        Ok(PutResult::from_answers(
+            out.records().iter().map(|r| (r.error_code(), r.shard_id())),
+        ))
     }
 
     /// ListShards (all pages), open shards only.
