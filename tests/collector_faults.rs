@@ -278,3 +278,83 @@ async fn fastlys_default_line_prefix_is_removed_and_counted() {
     assert_eq!(col.handles.metrics.ingest_prefix_stripped.get(), 14);
     assert_eq!(col.handles.metrics.output_partition_fallback.get(), 0);
 }
+
+/// Secrets never reach the log, at any level: the AWS SDK prints resolved credentials and signed
+/// requests at `trace`, whichever way the credentials came in.
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_trace_level() {
+    let (k, kc) = stream("secrets", 1).await;
+    let key_id = "AKIAEDGELOGLEAKTEST1";
+    let secret_key = "wJalrXUtnFEMI/K7MDENG/edgelogLeakTestKey";
+    let session = "FwoGZXIvYXdzEdgelogSessionLeakTest";
+    let token = "ingest-token-edgelog-leak-test";
+    for (round, (how, in_config)) in [("environment", false), ("configuration", true)]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().expect("tmp");
+        let creds = if in_config {
+            "    credentials: {access_key_id: \"${KEY}\", secret_access_key: \"${SECRET}\", session_token: \"${SESSION}\"}\n"
+        } else {
+            ""
+        };
+        let text = yaml(&k.endpoint, "secrets", "", "")
+            .replace(
+                "    credentials: {access_key_id: AKIDTEST, secret_access_key: secret}\n",
+                creds,
+            )
+            .replace(
+                "fastly:",
+                &format!(
+                    "ingest: {{auth: {{header: X-Edgelog-Token, token: \"{token}\"}}}}\nfastly:"
+                ),
+            )
+            .replace("{dir}", &dir.path().display().to_string());
+        let path = dir.path().join("collector.yaml");
+        std::fs::write(&path, text).expect("config");
+        let env: Vec<(&str, &str)> = if in_config {
+            vec![
+                ("KEY", key_id),
+                ("SECRET", secret_key),
+                ("SESSION", session),
+            ]
+        } else {
+            vec![
+                ("AWS_ACCESS_KEY_ID", key_id),
+                ("AWS_SECRET_ACCESS_KEY", secret_key),
+                ("AWS_SESSION_TOKEN", session),
+            ]
+        };
+        let mut env = env;
+        env.push(("EDGELOG_LOG", "trace"));
+        let proc = spawn_collector_process_with(&collector_bin(), &path, &env).await;
+        let all = lines(how, 20);
+        for chunk in all.chunks(10) {
+            let status =
+                edgelog_testkit::collector::post_lines(&proc.url, Some(token), chunk).await;
+            assert_eq!(status, 204, "{how}");
+        }
+        kc.wait_for_lines("secrets", 20 * (round + 1), Duration::from_secs(30))
+            .await;
+        let log = proc.stderr.snapshot();
+        proc.terminate().await;
+        let signed = log
+            .iter()
+            .filter(|l| l.contains("resolved identity") || l.contains("signing request"))
+            .count();
+        assert!(
+            signed > 0,
+            "{how}: the trace log shows how requests are signed ({} lines)",
+            log.len()
+        );
+        for s in [key_id, secret_key, session, token] {
+            let leaks: Vec<&String> = log.iter().filter(|l| l.contains(s)).collect();
+            assert!(
+                leaks.is_empty(),
+                "{how}: {s} in {} log lines, first: {}",
+                leaks.len(),
+                leaks[0]
+            );
+        }
+    }
+}

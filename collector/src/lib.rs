@@ -18,6 +18,7 @@ pub mod lines;
 pub mod metrics;
 pub mod output;
 pub mod ratelimit;
+pub mod redact;
 pub mod routes;
 pub mod server;
 pub mod tail;

@@ -3,7 +3,9 @@
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
 use collector::config::{Config, LogFormat};
+use collector::redact::{RedactingStderr, Redactor};
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// Receives Fastly HTTPS log streaming batches and forwards every line to Amazon Kinesis.
 #[derive(Parser)]
@@ -79,7 +81,8 @@ fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("collector: {e:#}");
+            let message = format!("collector: {e:#}");
+            eprintln!("{}", Redactor::with_env([]).scrub(&message));
             std::process::ExitCode::from(1)
         }
     }
@@ -101,12 +104,12 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn init_logging(format: LogFormat) {
+fn init_logging(format: LogFormat, secrets: Vec<String>) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("EDGELOG_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(RedactingStderr(Arc::new(Redactor::with_env(secrets))));
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -115,7 +118,7 @@ fn init_logging(format: LogFormat) {
 
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(path)?;
-    init_logging(config.log_format);
+    init_logging(config.log_format, config.secret_values());
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

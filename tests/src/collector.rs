@@ -158,7 +158,8 @@ pub async fn spawn_collector_process_at(
     spawn_collector_process_with(bin, config_path, &[]).await
 }
 
-/// Like [`spawn_collector_process_at`] with extra environment variables.
+/// Like [`spawn_collector_process_at`] with extra environment variables (`EDGELOG_LOG`
+/// included: the default is `collector=debug,info`).
 pub async fn spawn_collector_process_with(
     bin: &std::path::Path,
     config_path: &std::path::Path,
@@ -168,8 +169,8 @@ pub async fn spawn_collector_process_with(
         .arg("serve")
         .arg("--config")
         .arg(config_path)
-        .envs(env.iter().copied())
         .env("EDGELOG_LOG", "collector=debug,info")
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -99,6 +99,27 @@ pub struct Config {
     pub warnings: Vec<String>,
 }
 
+impl Config {
+    /// Every secret value the configuration holds (tokens, credentials), to keep out of logs.
+    pub fn secret_values(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(a) = &self.ingest.auth {
+            out.push(a.token.expose().to_string());
+        }
+        if let Some(t) = &self.tail {
+            out.push(t.token.expose().to_string());
+        }
+        if let OutputConfig::AwsKinesis(k) = &self.output {
+            if let Some(c) = &k.credentials {
+                out.push(c.access_key_id.expose().to_string());
+                out.push(c.secret_access_key.expose().to_string());
+                out.extend(c.session_token.as_ref().map(|t| t.expose().to_string()));
+            }
+        }
+        out
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct TlsConfig {
     pub cert: PathBuf,
