@@ -4,13 +4,12 @@
 //! got a 2xx must be in the stream. Graceful shutdown (SIGTERM) is tested the same way.
 
 use edgelog_testkit::collector::{spawn_collector_process, CollectorProcess};
+use edgelog_testkit::numbered::{stream_numbers, Loader};
 use edgelog_testkit::{
     spawn_kinesalite, spawn_kinesis_front, DurableKinesalite, Faults, KinesisClient,
 };
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -34,91 +33,6 @@ fn config(dir: &Path, endpoint: &str, stream: &str, extra: &str) -> PathBuf {
     path
 }
 
-/// Posts numbered lines continuously; remembers which numbers got a 2xx.
-struct Loader {
-    /// Where to post; updated when the collector restarts on another port.
-    url: Arc<Mutex<String>>,
-    stop: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<u64>>>,
-    statuses: Arc<Mutex<HashMap<u16, u64>>>,
-    next: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
-}
-
-impl Loader {
-    fn start(first_url: String, lines_per_post: u64) -> Loader {
-        let url = Arc::new(Mutex::new(first_url));
-        let stop = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let statuses = Arc::new(Mutex::new(HashMap::new()));
-        let next = Arc::new(AtomicU64::new(0));
-        let (s, a, st, n, u) = (
-            stop.clone(),
-            acked.clone(),
-            statuses.clone(),
-            next.clone(),
-            url.clone(),
-        );
-        let task = tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client");
-            let pad = "p".repeat(180);
-            while !s.load(Ordering::Relaxed) {
-                let first = n.fetch_add(lines_per_post, Ordering::Relaxed);
-                let nums: Vec<u64> = (first..first + lines_per_post).collect();
-                let body: String = nums
-                    .iter()
-                    .map(|k| format!("{{\"n\":{k},\"pad\":\"{pad}\"}}\n"))
-                    .collect();
-                let target = format!("{}/logs", u.lock().expect("url"));
-                let status = match client.post(target).body(body).send().await {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                };
-                if status == 204 {
-                    a.lock().expect("acked").extend(nums);
-                }
-                *st.lock().expect("statuses").entry(status).or_default() += 1;
-                if status != 204 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        });
-        Loader {
-            url,
-            stop,
-            acked,
-            statuses,
-            next,
-            task,
-        }
-    }
-
-    fn follow(&self, proc: &CollectorProcess) {
-        *self.url.lock().expect("url") = proc.url.clone();
-    }
-
-    async fn finish(self) -> (Vec<u64>, HashMap<u16, u64>) {
-        self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        let _ = self.next;
-        let acked = self.acked.lock().expect("acked").clone();
-        let statuses = self.statuses.lock().expect("statuses").clone();
-        (acked, statuses)
-    }
-
-    fn status_count(&self, code: u16) -> u64 {
-        self.statuses
-            .lock()
-            .expect("statuses")
-            .get(&code)
-            .copied()
-            .unwrap_or(0)
-    }
-}
-
 /// Appends a torn entry (a header promising more bytes than follow) to the newest segment, as a
 /// crash in the middle of a write leaves it.
 fn tear_newest_segment(buffer_dir: &Path) {
@@ -140,16 +54,6 @@ fn tear_newest_segment(buffer_dir: &Path) {
         .open(newest)
         .expect("open segment");
     std::io::Write::write_all(&mut f, &torn).expect("append torn entry");
-}
-
-/// The `n` of every line in the stream, with duplicates.
-async fn stream_numbers(kc: &KinesisClient, stream: &str) -> Vec<i64> {
-    kc.read_all(stream)
-        .await
-        .iter()
-        .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.data).ok())
-        .filter_map(|v| v["n"].as_i64())
-        .collect()
 }
 
 #[tokio::test]

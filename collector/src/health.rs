@@ -1,7 +1,8 @@
 //! Liveness and readiness: what `/readyz` answers.
 //!
-//! Each output reports its own state under its name, with the reason when it is not ready; the
-//! collector is ready when no output reports a problem and it is not shutting down.
+//! Each component (an output, the buffer) reports its own state under its name, with the reason
+//! when it is not ready; the collector is ready when none reports a problem and it is not
+//! shutting down.
 //!
 //! Invariant: a reason is a sentence for an operator; it never holds a secret (errors from AWS
 //! name codes and actions, never keys).
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 
 pub struct Health {
     shutting_down: AtomicBool,
-    /// Per output: `None` when ready, else why not.
+    /// Per component: `None` when ready, else why not.
     outputs: Mutex<BTreeMap<&'static str, Option<String>>>,
     metrics: Arc<Metrics>,
 }
@@ -34,7 +35,7 @@ impl Health {
     pub fn set_ready(&self, output: &'static str) {
         let mut m = self.lock();
         if let Some(Some(reason)) = m.insert(output, None) {
-            tracing::info!(output, was = %reason, "output ready again");
+            tracing::info!(component = output, was = %reason, "ready again");
         }
         self.publish(&m);
     }
@@ -45,7 +46,7 @@ impl Health {
             .get(output)
             .is_none_or(|r| r.as_deref() != Some(reason.as_str()));
         if changed {
-            tracing::warn!(output, %reason, "output not ready");
+            tracing::warn!(component = output, %reason, "not ready");
             m.insert(output, Some(reason));
         }
         self.publish(&m);

@@ -41,6 +41,8 @@ use tokio::net::TcpListener;
 const DISK_READ_AHEAD_BYTES: usize = 64 * 1024 * 1024;
 /// How often the disk buffer's acknowledgement watermark is saved.
 const ACK_PERSIST_EVERY: Duration = Duration::from_millis(100);
+/// The name the buffer's state has in `/readyz`.
+const BUFFER_NAME: &str = "buffer";
 
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
@@ -115,7 +117,9 @@ pub async fn run_with(
     if rec.corrupt_entries > 0 {
         tracing::warn!(
             corrupt_entries = rec.corrupt_entries,
-            "buffer: skipped damaged or torn entries (checksum mismatch)"
+            damaged_regions = rec.damaged_regions,
+            unreadable_segments = rec.unreadable_segments.len(),
+            "buffer: entries lost to damage (torn, failing their checksum, or in a segment that could not be read)"
         );
     }
     let dead = Arc::new(DeadLetter::new(&config.dead_letter, metrics.clone()));
@@ -161,6 +165,7 @@ pub async fn run_with(
     );
     let persister = {
         let buffer = buffer.clone();
+        let health = health.clone();
         tokio::spawn(async move {
             let warnings = ratelimit::Every::default();
             loop {
@@ -169,6 +174,10 @@ pub async fn run_with(
                     if warnings.allow() {
                         tracing::error!(error = %e, repeats = warnings.take_suppressed(), "buffer: cannot save the acknowledgement watermark");
                     }
+                }
+                match buffer.problem() {
+                    Some(why) => health.set_not_ready(BUFFER_NAME, why),
+                    None => health.set_ready(BUFFER_NAME),
                 }
             }
         })

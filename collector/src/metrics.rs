@@ -141,6 +141,7 @@ pub struct Metrics {
     pub buffer_bytes: Gauge,
     pub buffer_entries: Gauge,
     pub buffer_corrupt_entries: Counter,
+    pub buffer_unreadable_segments: Counter,
     pub buffer_appended_lines: Counter,
     pub buffer_syncs: Counter,
     pub buffer_ack_syncs: Counter,
@@ -186,6 +187,7 @@ impl Default for Metrics {
             buffer_bytes: Gauge::default(),
             buffer_entries: Gauge::default(),
             buffer_corrupt_entries: Counter::default(),
+            buffer_unreadable_segments: Counter::default(),
             buffer_appended_lines: Counter::default(),
             buffer_syncs: Counter::default(),
             buffer_ack_syncs: Counter::default(),
@@ -286,8 +288,13 @@ impl Default for Metrics {
         );
         r.register(
             "edgelog_buffer_corrupt_entries",
-            "Buffer entries skipped because their checksum failed",
+            "Buffer entries lost to damage: torn, failing their checksum, or in a segment that could not be read",
             m.buffer_corrupt_entries.0.clone(),
+        );
+        r.register(
+            "edgelog_buffer_unreadable_segments",
+            "Buffer segments that could not be read and were set aside as <name>.unreadable",
+            m.buffer_unreadable_segments.0.clone(),
         );
         r.register(
             "edgelog_buffer_syncs",

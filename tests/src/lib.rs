@@ -7,12 +7,14 @@
 pub mod certs;
 pub mod collector;
 pub mod delivery;
+pub mod disk;
 pub mod fastly;
 pub mod kinesis;
 pub mod kinesis_front;
 pub mod kinesis_stub;
 pub mod kpl;
 pub mod load;
+pub mod numbered;
 pub mod origin;
 pub mod paths;
 pub mod procs;

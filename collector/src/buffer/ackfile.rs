@@ -1,40 +1,222 @@
 //! The ack file: the position of the first entry not yet fully delivered.
+//!
+//! The file has a fixed size, allocated when the buffer opens, and is overwritten in place: saving
+//! a position never needs a new block, so it still works on a full disk (which is when freeing
+//! delivered segments matters most). It holds two slots, written in turn; each carries a
+//! generation and a checksum, and the valid slot with the higher generation is the position. A
+//! torn write spoils only the slot being written, so a crash leaves this position or the one
+//! before it: lines are sent again, never skipped. The older form (`"<segment> <offset>\n"`,
+//! replaced by rename) is still read, and rewritten in the new form.
 
 use super::writer::Pos;
-use std::fs::File;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
-pub(super) fn read_ack(dir: &Path) -> Pos {
-    let Ok(text) = std::fs::read_to_string(dir.join("ack")) else {
-        return Pos::default();
-    };
-    let mut parts = text.split_whitespace().map(str::parse::<u64>);
-    match (parts.next(), parts.next()) {
-        (Some(Ok(seg)), Some(Ok(offset))) => Pos { seg, offset },
-        _ => {
-            tracing::warn!(dir = %dir.display(), "unreadable ack file; sending the whole buffer again");
-            Pos::default()
+/// Size of the ack file: room for two slots, each in its own 512-byte sector.
+pub const ACK_FILE_BYTES: u64 = 4096;
+const SLOT_SPACING: u64 = 512;
+const SLOT_LEN: usize = 32;
+const SLOT_MAGIC: u32 = 0xED6E_ACC0;
+
+/// The open ack file.
+pub struct AckFile {
+    path: PathBuf,
+    file: File,
+    /// The generation of the last slot written.
+    generation: Mutex<u64>,
+    /// The position found on open.
+    found: Found,
+}
+
+/// What opening the ack file found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Found {
+    /// No position saved yet.
+    Nothing,
+    Position(Pos),
+    /// A file whose content is no position; everything is sent again.
+    Unreadable,
+}
+
+impl AckFile {
+    /// Opens `dir/ack`, reads the position in it and makes sure its room is allocated.
+    pub fn open(dir: &Path) -> std::io::Result<AckFile> {
+        let path = dir.join("ack");
+        let mut file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&path)?;
+        let len = file.metadata()?.len();
+        let mut content = vec![0u8; len.min(ACK_FILE_BYTES) as usize];
+        file.read_exact_at(&mut content, 0)?;
+        let (found, generation) = parse(&content);
+        if len != ACK_FILE_BYTES || matches!(found, Found::Position(_)) && generation == 0 {
+            // New, or in the older form: write the whole file, so its blocks are allocated.
+            let mut fresh = vec![0u8; ACK_FILE_BYTES as usize];
+            if let Found::Position(pos) = found {
+                fresh[..SLOT_LEN].copy_from_slice(&slot(1, pos));
+            }
+            file.write_all_at(&fresh, 0)?;
+            file.set_len(ACK_FILE_BYTES)?;
+            file.flush()?;
+            file.sync_all()?;
+            File::open(dir)?.sync_all()?;
         }
+        Ok(AckFile {
+            path,
+            file,
+            generation: Mutex::new(generation.max(1)),
+            found,
+        })
+    }
+
+    pub fn found(&self) -> Found {
+        self.found
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Saves `pos` in the slot not holding the newest position; with `sync`, synced, so that
+    /// after a power loss the position is this one or a later one.
+    pub fn save(&self, pos: Pos, sync: bool) -> std::io::Result<()> {
+        let mut generation = self.generation.lock().unwrap_or_else(|e| e.into_inner());
+        let next = *generation + 1;
+        self.file
+            .write_all_at(&slot(next, pos), (next % 2) * SLOT_SPACING)?;
+        if sync {
+            self.file.sync_data()?;
+        }
+        *generation = next;
+        Ok(())
     }
 }
 
-/// Saves the ack position: a new file renamed over the old one, so a crash leaves one or the
-/// other whole. With `sync`, the file is synced before the rename and the directory after it,
-/// so that after a power loss the position is this one or a later one. A save without `sync`
-/// that a power loss undoes leaves an older position (or none): lines are sent again, never
-/// skipped.
-pub(super) fn write_ack(dir: &Path, pos: Pos, sync: bool) -> std::io::Result<()> {
-    let tmp = dir.join("ack.tmp");
-    {
-        let mut f = File::create(&tmp)?;
-        std::io::Write::write_all(&mut f, format!("{} {}\n", pos.seg, pos.offset).as_bytes())?;
-        if sync {
-            f.sync_all()?;
+fn slot(generation: u64, pos: Pos) -> [u8; SLOT_LEN] {
+    let mut s = [0u8; SLOT_LEN];
+    s[..4].copy_from_slice(&SLOT_MAGIC.to_le_bytes());
+    s[4..12].copy_from_slice(&generation.to_le_bytes());
+    s[12..20].copy_from_slice(&pos.seg.to_le_bytes());
+    s[20..28].copy_from_slice(&pos.offset.to_le_bytes());
+    let crc = crc32c::crc32c(&s[4..28]);
+    s[28..].copy_from_slice(&crc.to_le_bytes());
+    s
+}
+
+fn read_slot(s: &[u8]) -> Option<(u64, Pos)> {
+    let s = s.get(..SLOT_LEN)?;
+    let word = |i: usize| u64::from_le_bytes(s[i..i + 8].try_into().unwrap_or_default());
+    let magic = u32::from_le_bytes(s[..4].try_into().ok()?);
+    let crc = u32::from_le_bytes(s[28..32].try_into().ok()?);
+    (magic == SLOT_MAGIC && crc == crc32c::crc32c(&s[4..28])).then(|| {
+        (
+            word(4),
+            Pos {
+                seg: word(12),
+                offset: word(20),
+            },
+        )
+    })
+}
+
+/// The position in the file's content, and the generation it was saved with (0: the older
+/// form, or nothing).
+fn parse(content: &[u8]) -> (Found, u64) {
+    if content.iter().all(|&b| b == 0) {
+        return (Found::Nothing, 0);
+    }
+    let newest = [0, SLOT_SPACING as usize]
+        .iter()
+        .filter_map(|&at| read_slot(content.get(at..)?))
+        .max_by_key(|(generation, _)| *generation);
+    if let Some((generation, pos)) = newest {
+        return (Found::Position(pos), generation);
+    }
+    let text = String::from_utf8_lossy(content);
+    let mut parts = text.split_whitespace().map(str::parse::<u64>);
+    match (parts.next(), parts.next(), parts.next()) {
+        (Some(Ok(seg)), Some(Ok(offset)), None) => (Found::Position(Pos { seg, offset }), 0),
+        _ => (Found::Unreadable, 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pos(seg: u64, offset: u64) -> Pos {
+        Pos { seg, offset }
+    }
+
+    #[test]
+    fn positions_survive_reopening_and_the_newest_wins() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = AckFile::open(dir.path()).expect("open");
+        assert_eq!(a.found(), Found::Nothing);
+        for i in 1..=5 {
+            a.save(pos(i, i * 10), i % 2 == 0).expect("save");
+        }
+        drop(a);
+        assert_eq!(
+            std::fs::metadata(dir.path().join("ack"))
+                .expect("meta")
+                .len(),
+            ACK_FILE_BYTES
+        );
+        let b = AckFile::open(dir.path()).expect("reopen");
+        assert_eq!(b.found(), Found::Position(pos(5, 50)));
+        b.save(pos(6, 1), true).expect("save");
+        drop(b);
+        let c = AckFile::open(dir.path()).expect("reopen");
+        assert_eq!(c.found(), Found::Position(pos(6, 1)));
+    }
+
+    #[test]
+    fn a_torn_slot_leaves_the_position_before_it() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let a = AckFile::open(dir.path()).expect("open");
+        a.save(pos(3, 100), true).expect("save");
+        a.save(pos(4, 200), true).expect("save");
+        drop(a);
+        // Damage the newest slot (generation 3 is in slot 1).
+        let path = dir.path().join("ack");
+        let mut bytes = std::fs::read(&path).expect("read");
+        bytes[SLOT_SPACING as usize + 14] ^= 0xff;
+        std::fs::write(&path, bytes).expect("write");
+        let b = AckFile::open(dir.path()).expect("reopen");
+        assert_eq!(b.found(), Found::Position(pos(3, 100)));
+    }
+
+    #[test]
+    fn the_older_text_form_is_read_and_rewritten() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("ack"), "7 4096\n").expect("write");
+        let a = AckFile::open(dir.path()).expect("open");
+        assert_eq!(a.found(), Found::Position(pos(7, 4096)));
+        drop(a);
+        let b = AckFile::open(dir.path()).expect("reopen");
+        assert_eq!(b.found(), Found::Position(pos(7, 4096)));
+        assert_eq!(
+            std::fs::metadata(dir.path().join("ack"))
+                .expect("meta")
+                .len(),
+            ACK_FILE_BYTES
+        );
+    }
+
+    #[test]
+    fn garbage_is_unreadable_not_a_position() {
+        let dir = tempfile::tempdir().expect("tmp");
+        for garbage in ["hello", "1 2 3", "-1 5", "\u{1}\u{2}"] {
+            std::fs::write(dir.path().join("ack"), garbage).expect("write");
+            let a = AckFile::open(dir.path()).expect("open");
+            assert_eq!(a.found(), Found::Unreadable, "{garbage:?}");
         }
     }
-    std::fs::rename(tmp, dir.join("ack"))?;
-    if sync {
-        File::open(dir)?.sync_all()?;
-    }
-    Ok(())
 }

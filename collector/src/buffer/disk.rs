@@ -3,21 +3,25 @@
 //!
 //! Layout of `dir`: `LOCK` (held while a collector uses the directory, so two never share it),
 //! `NNNNNNNNNNNNNNNN.seg` segment files, and `ack` (the position of the first entry not yet fully
-//! delivered, replaced atomically). One writer thread appends entries, groups them, syncs them as
-//! `fsync` says and only then lets `append` return (so the 2xx follows the sync). On start, every
-//! entry from the watermark on is sent again; segments entirely below it are deleted; damaged or
-//! torn entries are skipped, counted and reported.
+//! delivered, overwritten in place: see `ackfile`). One writer thread appends entries, groups
+//! them, syncs them as `fsync` says and only then lets `append` return (so the 2xx follows the
+//! sync). On start (`recover`), every entry from the watermark on is sent again; segments entirely
+//! below it are deleted; damaged or torn entries are skipped, counted and reported.
 //!
 //! Invariants: a restart always writes to a new segment, so the watermark of an old segment never
 //! covers new data; the reader never passes the writer's published position; a segment is deleted
-//! only once the watermark has passed it.
+//! only once the watermark has passed it; a segment that cannot be read is set aside after
+//! `READ_ATTEMPTS` tries and the reader goes on with the next.
 
-use super::ackfile::{read_ack, write_ack};
+use super::ackfile::AckFile;
 use super::capacity::Capacity;
 use super::entry::{now_ms, BufferError, Entry, EntryId, Recovery};
-use super::segment::{self, Scan, HEADER_LEN, MAGIC};
+use super::recover::{recover, set_aside, READ_ATTEMPTS};
+use super::room::Room;
+use super::segment::{self, Damage, Pending, Scan, HEADER_LEN};
 use super::writer::{
-    create_segment, lock, seg_path, Append, Pos, Recent, SegmentWriter, WriteError, WritePos,
+    create_segment, lock, seg_path, Append, Pos, Recent, RecentEntry, SegmentWriter, WriteError,
+    WritePos,
 };
 use crate::config::{BufferConfig, FsyncPolicy};
 use crate::lines::LineBatch;
@@ -62,6 +66,10 @@ struct Reader {
     file: Option<(u64, Arc<File>)>,
     /// Segments up to this one were scanned (and their damage counted) at start.
     scanned_up_to: u64,
+    /// Damage met in segments written by this run.
+    damage: Damage,
+    /// Failed attempts at reading the current segment.
+    failures: u32,
 }
 
 pub struct DiskBuffer {
@@ -82,6 +90,8 @@ pub struct DiskBuffer {
     sync_ack: bool,
     /// When the ack file was last synced.
     ack_synced: Mutex<Option<Instant>>,
+    ack_file: Arc<AckFile>,
+    room: Room,
     _lock: File,
 }
 
@@ -103,60 +113,54 @@ impl DiskBuffer {
             )));
         }
 
-        let mut segs: Vec<u64> = std::fs::read_dir(&dir)?
-            .filter_map(|e| e.ok())
-            .filter_map(|e| {
-                let name = e.file_name().into_string().ok()?;
-                let num = name.strip_suffix(".seg")?;
-                (num.len() == 16).then(|| num.parse::<u64>().ok()).flatten()
-            })
-            .collect();
-        segs.sort_unstable();
-        let ack = read_ack(&dir);
-        for &s in segs.iter().filter(|&&s| s < ack.seg) {
-            let _ = std::fs::remove_file(seg_path(&dir, s));
+        let ack_file = AckFile::open(&dir).map_err(|e| {
+            BufferError::Io(format!(
+                "cannot open or make room for the ack file in {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let found = recover(&dir, ack_file.found())?;
+        if let Some(why) = &found.ack_rejected {
+            tracing::error!(
+                ack_file = %ack_file.path().display(),
+                reason = %why,
+                "buffer: the saved ack position does not fit the segments; keeping every segment and sending it all again"
+            );
         }
-        segs.retain(|&s| s >= ack.seg);
-
         let capacity = Arc::new(Capacity::new(
             cfg.max_bytes,
             cfg.when_full,
             cfg.block_timeout,
             metrics.clone(),
         ));
-        let mut recovery = Recovery::default();
-        let mut sizes = BTreeMap::new();
-        for &s in &segs {
-            let data = Bytes::from(std::fs::read(seg_path(&dir, s))?);
-            let start = if s == ack.seg { ack.offset as usize } else { 0 };
-            let (entries, corrupt) = count_entries(&data, start);
-            recovery.entries += entries;
-            recovery.corrupt_entries += corrupt;
-            recovery.bytes += data.len().saturating_sub(start) as u64;
-            sizes.insert(s, data.len() as u64);
-            capacity.force_reserve(data.len() as u64);
+        let recovery = Recovery {
+            entries: found.entries,
+            bytes: found.bytes,
+            corrupt_entries: found.damage.entries,
+            damaged_regions: found.damage.regions,
+            unreadable_segments: found.unreadable.clone(),
+            ack_rejected: found.ack_rejected.clone(),
+        };
+        for size in found.segments.values() {
+            capacity.force_reserve(*size);
         }
         metrics.buffer_corrupt_entries.add(recovery.corrupt_entries);
+        metrics
+            .buffer_unreadable_segments
+            .add(recovery.unreadable_segments.len() as u64);
         metrics.buffer_entries.set(recovery.entries as i64);
 
-        let start = match segs.first() {
-            Some(&first) if first == ack.seg => ack,
-            Some(&first) => Pos {
-                seg: first,
-                offset: 0,
-            },
-            None => Pos::default(),
-        };
-        let scanned_up_to = segs.last().copied().unwrap_or(0);
-        let active = scanned_up_to.max(ack.seg) + 1;
-        let reader_start = if segs.is_empty() {
+        let scanned_up_to = found.last_segment;
+        let active = found.last_segment + 1;
+        let reader_start = if found.segments.is_empty() {
             Pos {
                 seg: active,
                 offset: 0,
             }
         } else {
-            start
+            found.start
         };
+        let mut sizes = found.segments;
 
         let (tx, rx) = mpsc::channel::<Append>();
         let (pub_tx, pub_rx) = watch::channel(WritePos {
@@ -184,6 +188,8 @@ impl DiskBuffer {
             published: pub_tx,
             segments: segments.clone(),
             recent: recent.clone(),
+            next_seq: found.next_seq,
+            roll_next: false,
         };
         std::thread::Builder::new()
             .name("edgelog-buffer-writer".into())
@@ -191,12 +197,13 @@ impl DiskBuffer {
 
         let acks = Acks {
             reader_pos: reader_start,
-            persisted: Some(ack),
             ..Acks::default()
         };
         Ok(DiskBuffer {
             sync_ack: cfg.fsync != FsyncPolicy::Never,
             ack_synced: Mutex::new(None),
+            ack_file: Arc::new(ack_file),
+            room: Room::default(),
             dir,
             capacity,
             writer: Mutex::new(Some(tx)),
@@ -206,6 +213,8 @@ impl DiskBuffer {
                 published: pub_rx,
                 file: None,
                 scanned_up_to,
+                damage: Damage::default(),
+                failures: 0,
             }),
             acks: Arc::new(Mutex::new(acks)),
             segments,
@@ -226,12 +235,17 @@ impl DiskBuffer {
         self.recovery.clone()
     }
 
+    /// Why the buffer cannot take entries or free delivered ones, while that lasts.
+    pub fn problem(&self) -> Option<String> {
+        self.room.problem(&self.dir)
+    }
+
     pub async fn append(&self, batch: LineBatch) -> Result<(), BufferError> {
         if self.closed.load(Ordering::Acquire) {
             return Err(BufferError::Closed);
         }
         let arrived_ms = now_ms();
-        let header = segment::header(batch.joined(), arrived_ms);
+        let header = Pending::new(batch.joined(), arrived_ms);
         let size = (HEADER_LEN + batch.joined().len()) as u64;
 
         self.capacity.reserve(size).await?;
@@ -254,9 +268,15 @@ impl DiskBuffer {
         }
         match wait.await {
             Ok(Ok(())) => {
+                self.room.appended();
                 let n = self.entries.fetch_add(1, Ordering::AcqRel) + 1;
                 self.metrics.buffer_entries.set(n);
                 Ok(())
+            }
+            Ok(Err(WriteError::NoRoom(e))) => {
+                self.capacity.release(size);
+                self.room.no_room(size);
+                Err(BufferError::NoRoom(e))
             }
             Ok(Err(WriteError::NotWritten(e))) => {
                 self.capacity.release(size);
@@ -287,59 +307,56 @@ impl DiskBuffer {
                 }
                 continue;
             }
-            if let Some((batch, arrived_ms, next)) = self.take_recent(r.pos) {
-                return Some(self.hand_out(&mut r, batch, arrived_ms, next));
+            if let Some(e) = self.take_recent(r.pos) {
+                return Some(self.hand_out(&mut r, e.batch, e.arrived_ms, Some(e.seq), e.next));
             }
             let seg = r.pos.seg;
+            let closed = seg < wp.pos.seg;
             let file = match &r.file {
-                Some((s, f)) if *s == seg => f.clone(),
-                _ => match File::open(seg_path(&self.dir, seg)) {
-                    Ok(f) => {
-                        let f = Arc::new(f);
-                        r.file = Some((seg, f.clone()));
-                        f
-                    }
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound && seg < wp.pos.seg => {
-                        self.advance_segment(&mut r, wp.pos.seg);
-                        continue;
-                    }
-                    Err(e) => {
-                        tracing::error!(segment = seg, error = %e, "cannot open buffer segment; retrying");
-                        tokio::time::sleep(Duration::from_secs(1)).await;
-                        continue;
-                    }
-                },
+                Some((s, f)) if *s == seg => Ok(f.clone()),
+                _ => File::open(seg_path(&self.dir, seg)).map(Arc::new),
             };
+            let file = match file {
+                Ok(f) => f,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound && closed => {
+                    self.advance_segment(&mut r, wp.pos.seg);
+                    continue;
+                }
+                Err(e) => {
+                    self.read_failed(&mut r, closed, wp.pos.seg, e).await;
+                    continue;
+                }
+            };
+            r.file = Some((seg, file.clone()));
             let limit = if seg == wp.pos.seg {
                 Some(wp.pos.offset)
             } else {
                 None
             };
             let offset = r.pos.offset;
-            let read = tokio::task::spawn_blocking(move || read_at(&file, offset, limit)).await;
+            let read = tokio::task::spawn_blocking(move || read_at(&file, offset, limit))
+                .await
+                .unwrap_or_else(|e| Err(std::io::Error::other(e.to_string())));
             let read = match read {
-                Ok(Ok(read)) => read,
-                Ok(Err(e)) => {
-                    tracing::error!(segment = seg, offset, error = %e, "cannot read buffer segment; retrying");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                    continue;
-                }
+                Ok(read) => read,
                 Err(e) => {
-                    tracing::error!(error = %e, "buffer read task failed; retrying");
+                    self.read_failed(&mut r, closed, wp.pos.seg, e).await;
                     continue;
                 }
             };
+            r.failures = 0;
             match read {
                 Read::Entry {
                     batch,
                     arrived_ms,
+                    seq,
                     next,
                 } => {
-                    return Some(self.hand_out(&mut r, batch, arrived_ms, next));
+                    return Some(self.hand_out(&mut r, batch, arrived_ms, seq, next));
                 }
                 Read::Corrupt { resume } => {
                     if seg > r.scanned_up_to {
-                        self.metrics.buffer_corrupt_entries.inc();
+                        r.damage.region();
                     }
                     tracing::warn!(
                         segment = seg,
@@ -351,9 +368,9 @@ impl DiskBuffer {
                     lock(&self.acks).reader_pos = r.pos;
                 }
                 Read::End { torn } => {
-                    if seg < wp.pos.seg {
+                    if closed {
                         if torn && seg > r.scanned_up_to {
-                            self.metrics.buffer_corrupt_entries.inc();
+                            r.damage.region();
                         }
                         self.advance_segment(&mut r, wp.pos.seg);
                     }
@@ -362,27 +379,64 @@ impl DiskBuffer {
         }
     }
 
+    /// A segment could not be opened or read: tried again after a pause; a closed segment that
+    /// fails `READ_ATTEMPTS` times is set aside (named in the log, kept on disk, its bytes
+    /// released) and the reader goes on with the next one.
+    async fn read_failed(&self, r: &mut Reader, closed: bool, active: u64, e: std::io::Error) {
+        r.file = None;
+        r.failures += 1;
+        let seg = r.pos.seg;
+        if closed && r.failures >= READ_ATTEMPTS {
+            r.failures = 0;
+            set_aside(&self.dir, seg, &e);
+            // The numbers either side count the entries it held.
+            r.damage.region();
+            self.metrics.buffer_unreadable_segments.inc();
+            if let Some(size) = lock(&self.segments).remove(&seg) {
+                self.capacity.release(size);
+            }
+            self.advance_segment(r, active);
+            return;
+        }
+        tracing::error!(
+            segment = %seg_path(&self.dir, seg).display(),
+            attempt = r.failures,
+            error = %e,
+            "buffer: cannot read a segment; trying again"
+        );
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    }
+
     /// The entry at `pos` if the writer still holds it in memory; drops older ones.
-    fn take_recent(&self, pos: Pos) -> Option<(LineBatch, u64, u64)> {
+    fn take_recent(&self, pos: Pos) -> Option<RecentEntry> {
         let mut recent = lock(&self.recent);
         while let Some(front) = recent.entries.front() {
-            if front.0 < pos {
+            if front.start < pos {
                 let old = recent.entries.pop_front()?;
-                recent.bytes -= old.2.joined().len();
+                recent.bytes -= old.batch.joined().len();
             } else {
                 break;
             }
         }
-        if recent.entries.front().is_some_and(|e| e.0 == pos) {
-            let (_, next, batch, arrived) = recent.entries.pop_front()?;
-            recent.bytes -= batch.joined().len();
-            return Some((batch, arrived, next));
+        if recent.entries.front().is_some_and(|e| e.start == pos) {
+            let e = recent.entries.pop_front()?;
+            recent.bytes -= e.batch.joined().len();
+            return Some(e);
         }
         None
     }
 
     /// Records an entry as read and hands it to the output.
-    fn hand_out(&self, r: &mut Reader, batch: LineBatch, arrived_ms: u64, next: u64) -> Entry {
+    fn hand_out(
+        &self,
+        r: &mut Reader,
+        batch: LineBatch,
+        arrived_ms: u64,
+        seq: Option<u64>,
+        next: u64,
+    ) -> Entry {
+        let lost = r.damage.entry(seq);
+        self.metrics.buffer_corrupt_entries.add(lost);
         let id = r.next_id;
         r.next_id += 1;
         let start = r.pos;
@@ -463,8 +517,9 @@ impl DiskBuffer {
             !doomed.is_empty() || last.is_none_or(|t| t.elapsed() >= ACK_SYNC_EVERY)
         };
         let metrics = self.metrics.clone();
+        let ack_file = self.ack_file.clone();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            write_ack(&dir, wm, sync)?;
+            ack_file.save(wm, sync)?;
             if sync {
                 metrics.buffer_ack_syncs.inc();
             }
@@ -491,8 +546,10 @@ impl DiskBuffer {
                     self.capacity.release(size);
                 }
             }
+            self.room.ack_failed(e.to_string());
             return Err(e);
         }
+        self.room.ack_saved();
         if sync {
             *lock(&self.ack_synced) = Some(Instant::now());
         }
@@ -514,6 +571,7 @@ enum Read {
     Entry {
         batch: LineBatch,
         arrived_ms: u64,
+        seq: Option<u64>,
         next: u64,
     },
     Corrupt {
@@ -536,23 +594,24 @@ fn read_at(file: &File, offset: u64, limit: Option<u64>) -> std::io::Result<Read
         return Ok(Read::End { torn: false });
     }
     let avail = end - offset;
-    if avail >= HEADER_LEN as u64 {
-        let mut header = [0u8; HEADER_LEN];
-        file.read_exact_at(&mut header, offset)?;
-        let magic = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
-        let len = u32::from_le_bytes([header[4], header[5], header[6], header[7]]) as u64;
-        if magic == MAGIC && HEADER_LEN as u64 + len <= avail {
-            let mut buf = vec![0u8; HEADER_LEN + len as usize];
+    let mut head = [0u8; HEADER_LEN];
+    let head_len = avail.min(HEADER_LEN as u64) as usize;
+    file.read_exact_at(&mut head[..head_len], offset)?;
+    if let Some(len) = segment::announced_len(&head[..head_len]) {
+        if len as u64 <= avail {
+            let mut buf = vec![0u8; len];
             file.read_exact_at(&mut buf, offset)?;
             if let Scan::Entry {
                 batch,
                 arrived_ms,
+                seq,
                 next,
             } = segment::scan(&Bytes::from(buf), 0)
             {
                 return Ok(Read::Entry {
                     batch,
                     arrived_ms,
+                    seq,
                     next: offset + next as u64,
                 });
             }
@@ -565,10 +624,12 @@ fn read_at(file: &File, offset: u64, limit: Option<u64>) -> std::io::Result<Read
         Scan::Entry {
             batch,
             arrived_ms,
+            seq,
             next,
         } => Read::Entry {
             batch,
             arrived_ms,
+            seq,
             next: offset + next as u64,
         },
         Scan::Corrupt { resume } if (resume as u64) < avail => Read::Corrupt {
@@ -577,25 +638,6 @@ fn read_at(file: &File, offset: u64, limit: Option<u64>) -> std::io::Result<Read
         Scan::Corrupt { .. } | Scan::Incomplete => Read::End { torn: true },
         Scan::End => Read::End { torn: false },
     })
-}
-
-/// Valid and damaged entries in a segment from `start`.
-fn count_entries(data: &Bytes, start: usize) -> (u64, u64) {
-    let (mut valid, mut corrupt, mut at) = (0, 0, start);
-    loop {
-        match segment::scan(data, at) {
-            Scan::Entry { next, .. } => {
-                valid += 1;
-                at = next;
-            }
-            Scan::Corrupt { resume } => {
-                corrupt += 1;
-                at = resume;
-            }
-            Scan::Incomplete => return (valid, corrupt + 1),
-            Scan::End => return (valid, corrupt),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -28,6 +28,8 @@ pub enum BufferError {
     Full,
     #[error("the buffer is closed (shutting down)")]
     Closed,
+    #[error("the buffer's disk has no room: {0}")]
+    NoRoom(String),
     #[error("buffer storage failed: {0}")]
     Io(String),
 }
@@ -44,6 +46,12 @@ pub struct Recovery {
     /// Entries left from a previous run, to be sent (again).
     pub entries: u64,
     pub bytes: u64,
-    /// Damaged or torn entries skipped.
+    /// Entries lost to damage (torn, damaged, or in a segment that could not be read).
     pub corrupt_entries: u64,
+    /// Damaged regions the lost entries were in.
+    pub damaged_regions: u64,
+    /// Segments that could not be read, set aside.
+    pub unreadable_segments: Vec<std::path::PathBuf>,
+    /// Why the saved ack position was not used (everything is sent again), if it was not.
+    pub ack_rejected: Option<String>,
 }

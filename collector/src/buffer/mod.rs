@@ -11,6 +11,8 @@ pub mod capacity;
 pub mod disk;
 pub mod entry;
 pub mod memory;
+pub mod recover;
+pub mod room;
 pub mod segment;
 pub mod writer;
 
@@ -83,6 +85,14 @@ impl Buffer {
         match self {
             Buffer::Memory(_) => Recovery::default(),
             Buffer::Disk(b) => b.recovery(),
+        }
+    }
+
+    /// Why the buffer cannot take entries or free delivered ones, while that lasts.
+    pub fn problem(&self) -> Option<String> {
+        match self {
+            Buffer::Memory(_) => None,
+            Buffer::Disk(b) => b.problem(),
         }
     }
 

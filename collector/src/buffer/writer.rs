@@ -4,7 +4,8 @@
 //! Invariant: an append is answered only once its bytes are written (and synced, unless
 //! `fsync: never`), and its position is published to readers only then.
 
-use super::segment::HEADER_LEN;
+use super::room::is_no_room;
+use super::segment::{Pending, HEADER_LEN};
 use crate::config::FsyncPolicy;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
@@ -32,29 +33,49 @@ pub(super) struct WritePos {
 }
 
 pub(super) struct Append {
-    pub(super) header: [u8; HEADER_LEN],
+    pub(super) header: Pending,
     pub(super) batch: LineBatch,
     pub(super) arrived_ms: u64,
     pub(super) reply: oneshot::Sender<Result<(), WriteError>>,
 }
 
 /// Entries just written, kept in memory for a reader that is caught up, so that it does not read
-/// back from disk what it was just handed: `(start, next offset, batch, arrival)`, in write order.
+/// back from disk what it was just handed, in write order.
 #[derive(Default)]
 pub(super) struct Recent {
-    pub(super) entries: VecDeque<(Pos, u64, LineBatch, u64)>,
+    pub(super) entries: VecDeque<RecentEntry>,
     pub(super) bytes: usize,
 }
 
 /// Most payload bytes [`Recent`] holds; a reader further behind reads from disk.
 pub(super) const RECENT_BYTES: usize = 16 * 1024 * 1024;
 
+pub(super) struct RecentEntry {
+    pub(super) start: Pos,
+    /// Where the next entry starts.
+    pub(super) next: u64,
+    pub(super) batch: LineBatch,
+    pub(super) arrived_ms: u64,
+    pub(super) seq: u64,
+}
+
 #[derive(Debug)]
 pub(super) enum WriteError {
+    /// The file system has no room for the entry; nothing of it stays in the file.
+    NoRoom(String),
     /// Nothing usable reached the file.
     NotWritten(String),
     /// Written, but the sync failed: it may or may not survive a crash.
     NotSynced(String),
+}
+
+/// The write error for an I/O error.
+fn fault(e: &std::io::Error) -> WriteError {
+    if is_no_room(e) {
+        WriteError::NoRoom(e.to_string())
+    } else {
+        WriteError::NotWritten(e.to_string())
+    }
 }
 
 pub(super) fn seg_path(dir: &Path, seg: u64) -> PathBuf {
@@ -92,6 +113,11 @@ pub(super) struct SegmentWriter {
     pub(super) published: watch::Sender<WritePos>,
     pub(super) segments: Arc<Mutex<BTreeMap<u64, u64>>>,
     pub(super) recent: Arc<Mutex<Recent>>,
+    /// The next entry's sequence number.
+    pub(super) next_seq: u64,
+    /// The next entry goes to a new segment: this one ended in a failed write, and a full
+    /// segment must stop being the active one so that it can be freed once delivered.
+    pub(super) roll_next: bool,
 }
 
 pub(super) type Reply = oneshot::Sender<Result<(), WriteError>>;
@@ -153,13 +179,16 @@ impl SegmentWriter {
     pub(super) fn write(&mut self, m: &Append) -> Result<(), WriteError> {
         let payload = m.batch.joined();
         let len = (HEADER_LEN + payload.len()) as u64;
-        if self.offset > 0 && self.offset + len > self.segment_bytes {
-            self.roll()
-                .map_err(|e| WriteError::NotWritten(e.to_string()))?;
+        let full = self.offset > 0 && self.offset + len > self.segment_bytes;
+        if (self.roll_next || full) && self.offset > 0 {
+            self.roll().map_err(|e| fault(&e))?;
         }
+        self.roll_next = false;
+        let seq = self.next_seq;
+        let header = m.header.finish(seq);
         let res = self
             .file
-            .write_all(&m.header)
+            .write_all(&header)
             .and_then(|_| self.file.write_all(payload));
         match res {
             Ok(()) => {
@@ -167,6 +196,7 @@ impl SegmentWriter {
                     seg: self.seg,
                     offset: self.offset,
                 };
+                self.next_seq += 1;
                 self.offset += len;
                 self.unsynced += len;
                 *lock(&self.segments).entry(self.seg).or_insert(0) += len;
@@ -174,26 +204,40 @@ impl SegmentWriter {
                 let mut recent = lock(&self.recent);
                 while recent.bytes + payload.len() > RECENT_BYTES {
                     match recent.entries.pop_front() {
-                        Some(old) => recent.bytes -= old.2.joined().len(),
+                        Some(old) => recent.bytes -= old.batch.joined().len(),
                         None => break,
                     }
                 }
                 if payload.len() <= RECENT_BYTES {
                     recent.bytes += payload.len();
-                    recent
-                        .entries
-                        .push_back((start, self.offset, m.batch.clone(), m.arrived_ms));
+                    recent.entries.push_back(RecentEntry {
+                        start,
+                        next: self.offset,
+                        batch: m.batch.clone(),
+                        arrived_ms: m.arrived_ms,
+                        seq,
+                    });
                 }
                 Ok(())
             }
             Err(e) => {
-                // Never append after a partial entry: continue in a fresh segment.
-                let _ = self.roll();
-                Err(WriteError::NotWritten(e.to_string()))
+                // Never append after a partial entry: cut it off. A segment that ended in a
+                // failure is not written to again; it may be full, and only a segment that is not
+                // the active one can be freed once delivered. An empty one is kept, so a full
+                // disk never fills the directory with empty segments.
+                let cut = self.file.set_len(self.offset);
+                if self.offset > 0 || cut.is_err() {
+                    self.roll_next = true;
+                    if self.roll().is_ok() {
+                        self.roll_next = false;
+                    }
+                }
+                Err(fault(&e))
             }
         }
     }
 
+    /// Starts the next segment; the current one is synced first (unless `fsync: never`).
     pub(super) fn roll(&mut self) -> std::io::Result<()> {
         if self.fsync != FsyncPolicy::Never {
             self.file.sync_data()?;

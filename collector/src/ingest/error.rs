@@ -26,6 +26,8 @@ pub enum IngestError {
     Decode(DecodeError),
     #[error("buffer is full")]
     BufferFull,
+    #[error("buffer disk is full")]
+    DiskFull,
     #[error("shutting down")]
     ShuttingDown,
     #[error("storage error")]
@@ -48,6 +50,7 @@ impl IngestError {
             IngestError::Decode(DecodeError::TooLarge { .. }) => "too_large",
             IngestError::Decode(DecodeError::OverBudget) => "memory_budget",
             IngestError::BufferFull => "buffer_full",
+            IngestError::DiskFull => "disk_full",
             IngestError::ShuttingDown => "shutting_down",
             IngestError::Storage(_) => "storage",
         }
@@ -60,6 +63,7 @@ impl IngestError {
             | IngestError::OverBudget
             | IngestError::Decode(DecodeError::OverBudget)
             | IngestError::BufferFull
+            | IngestError::DiskFull
             | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::TooLarge { .. } | IngestError::Decode(DecodeError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
@@ -80,7 +84,7 @@ impl IngestError {
             IngestError::Overloaded
             | IngestError::OverBudget
             | IngestError::Decode(DecodeError::OverBudget) => Some(1),
-            IngestError::BufferFull | IngestError::ShuttingDown => Some(5),
+            IngestError::BufferFull | IngestError::DiskFull | IngestError::ShuttingDown => Some(5),
             _ => None,
         }
     }
@@ -97,6 +101,7 @@ impl From<BufferError> for IngestError {
         match e {
             BufferError::Full => IngestError::BufferFull,
             BufferError::Closed => IngestError::ShuttingDown,
+            BufferError::NoRoom(_) => IngestError::DiskFull,
             BufferError::Io(detail) => IngestError::Storage(detail),
         }
     }
@@ -129,8 +134,10 @@ mod tests {
         for e in [
             IngestError::Overloaded,
             IngestError::BufferFull,
+            IngestError::from(BufferError::NoRoom("ENOSPC /var/lib/edgelog".into())),
             IngestError::ShuttingDown,
         ] {
+            assert!(!e.to_string().contains("/var"), "{e}");
             let r = e.into_response();
             assert_eq!(r.status(), StatusCode::SERVICE_UNAVAILABLE);
             assert!(r.headers().contains_key(header::RETRY_AFTER));

@@ -15,7 +15,7 @@ fn cfg(dir: &Path, fsync: FsyncPolicy, segment_bytes: u64) -> BufferConfig {
 }
 
 fn batch(i: usize) -> LineBatch {
-    LineBatch::from_lines([format!("line {i} a"), format!("line {i} b")])
+    LineBatch::from_lines([format!("line {i:03} a"), format!("line {i:03} b")])
 }
 
 async fn drain(b: &DiskBuffer, n: usize) -> Vec<Entry> {
@@ -101,7 +101,7 @@ async fn torn_and_damaged_entries_are_skipped_counted_and_reported() {
         })
         .expect("segment");
     let mut data = std::fs::read(&seg).expect("read");
-    let one = segment::encode(&batch(0), 0).len();
+    let one = segment::encode(&batch(0), 0, 0).len();
     data[one + HEADER_LEN + 1] ^= 0xff; // damage entry 1
     data.truncate(data.len() - 3); // tear entry 4
     std::fs::write(&seg, &data).expect("write");
@@ -218,7 +218,6 @@ async fn the_ack_position_is_synced_with_its_directory_unless_fsync_is_never() {
         b.persist_acks().await.expect("persist");
         assert_eq!(m.buffer_ack_syncs.get(), u64::from(synced), "{policy:?}");
         assert!(dir.path().join("ack").exists());
-        assert!(!dir.path().join("ack.tmp").exists());
     }
 }
 
@@ -235,4 +234,178 @@ async fn close_drains_then_ends() {
     assert_eq!(b.append(batch(2)).await, Err(BufferError::Closed));
     assert!(b.next().await.is_some());
     assert!(b.next().await.is_none());
+}
+
+/// Writes `n` batches with small segments, nothing delivered; returns the segment paths.
+async fn leave_segments(dir: &Path, n: usize, segment_bytes: u64) -> Vec<std::path::PathBuf> {
+    let b = DiskBuffer::open(
+        &cfg(dir, FsyncPolicy::Always, segment_bytes),
+        Arc::new(Metrics::default()),
+    )
+    .expect("open");
+    for i in 0..n {
+        b.append(batch(i)).await.expect("append");
+    }
+    b.close();
+    drop(b);
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .expect("dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+        .filter(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false))
+        .collect();
+    segs.sort();
+    segs
+}
+
+async fn all_batches(b: &DiskBuffer, n: usize) -> Vec<LineBatch> {
+    drain(b, n).await.into_iter().map(|e| e.batch).collect()
+}
+
+#[tokio::test]
+async fn an_ack_position_outside_the_segments_keeps_them_all() {
+    let one = segment::encode(&batch(0), 0, 0).len() as u64;
+    for (name, tamper) in [
+        ("past the last segment", "past"),
+        ("inside an entry", "inside"),
+        ("a missing segment between two", "between"),
+        ("garbage", "garbage"),
+    ] {
+        let dir = tempfile::tempdir().expect("tmp");
+        let segs = leave_segments(dir.path(), 12, 4 * one).await;
+        assert!(segs.len() >= 3, "{name}: {segs:?}");
+        let number = |p: &std::path::PathBuf| -> u64 {
+            p.file_stem()
+                .and_then(|s| s.to_str())
+                .and_then(|s| s.parse().ok())
+                .expect("segment number")
+        };
+        let last = number(segs.last().expect("last"));
+        let text = match tamper {
+            "past" => format!("{} 0\n", last + 5),
+            "inside" => format!("{} {}\n", number(&segs[1]), one + 3),
+            "between" => {
+                std::fs::remove_file(&segs[1]).expect("remove");
+                format!("{} 0\n", number(&segs[1]))
+            }
+            _ => "not a position".into(),
+        };
+        std::fs::write(dir.path().join("ack"), text).expect("tamper");
+        let m = Arc::new(Metrics::default());
+        let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 4 * one), m).expect("open");
+        let rec = b.recovery();
+        let want = if tamper == "between" { 8 } else { 12 };
+        assert_eq!(rec.entries, want, "{name}: every entry is sent again");
+        if tamper == "garbage" {
+            assert!(rec.ack_rejected.is_some(), "{name}");
+        } else {
+            let why = rec.ack_rejected.expect("reported");
+            assert!(why.contains("segment"), "{name}: {why}");
+        }
+        let got = all_batches(&b, want as usize).await;
+        assert_eq!(got[0], batch(0), "{name}");
+        for s in segs
+            .iter()
+            .filter(|s| tamper != "between" || *s != &segs[1])
+        {
+            assert!(s.exists(), "{name}: {s:?} kept");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_valid_ack_position_in_the_middle_of_a_segment_is_used() {
+    let one = segment::encode(&batch(0), 0, 0).len() as u64;
+    let dir = tempfile::tempdir().expect("tmp");
+    let segs = leave_segments(dir.path(), 8, 4 * one).await;
+    let first: u64 = segs[0]
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .and_then(|s| s.parse().ok())
+        .expect("number");
+    std::fs::write(dir.path().join("ack"), format!("{first} {}\n", 2 * one)).expect("ack");
+    let b = DiskBuffer::open(
+        &cfg(dir.path(), FsyncPolicy::Always, 4 * one),
+        Arc::new(Metrics::default()),
+    )
+    .expect("open");
+    assert_eq!(b.recovery().ack_rejected, None);
+    assert_eq!(b.recovery().entries, 6);
+    assert_eq!(all_batches(&b, 6).await[0], batch(2));
+}
+
+#[tokio::test]
+async fn an_unreadable_segment_is_named_set_aside_and_its_entries_counted() {
+    let one = segment::encode(&batch(0), 0, 0).len() as u64;
+    let dir = tempfile::tempdir().expect("tmp");
+    let segs = leave_segments(dir.path(), 12, 4 * one).await;
+    assert_eq!(segs.len(), 3);
+    // A path that exists but cannot be read as a file, even by root.
+    std::fs::remove_file(&segs[1]).expect("remove");
+    std::fs::create_dir(&segs[1]).expect("dir in its place");
+    let m = Arc::new(Metrics::default());
+    let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 4 * one), m.clone())
+        .expect("start is not blocked");
+    let rec = b.recovery();
+    assert_eq!(rec.unreadable_segments, vec![segs[1].clone()]);
+    assert_eq!(rec.entries, 8);
+    assert_eq!(
+        rec.corrupt_entries, 4,
+        "the 4 entries it held, from the numbers either side"
+    );
+    assert_eq!(m.buffer_unreadable_segments.get(), 1);
+    let mut aside = segs[1].clone().into_os_string();
+    aside.push(".unreadable");
+    assert!(std::path::Path::new(&aside).exists());
+    let got = all_batches(&b, 8).await;
+    let want: Vec<LineBatch> = (0..4).chain(8..12).map(batch).collect();
+    assert_eq!(got, want);
+}
+
+#[tokio::test]
+async fn damage_spanning_several_entries_counts_each_of_them() {
+    let one = segment::encode(&batch(0), 0, 0).len();
+    let dir = tempfile::tempdir().expect("tmp");
+    let segs = leave_segments(dir.path(), 30, 1 << 20).await;
+    let mut data = std::fs::read(&segs[0]).expect("read");
+    data[2 * one..9 * one].fill(0); // entries 2..9: no magic left
+    data[15 * one..17 * one + 3].fill(0xAB); // entries 15, 16 and the start of 17
+    std::fs::write(&segs[0], &data).expect("write");
+    let m = Arc::new(Metrics::default());
+    let b =
+        DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 1 << 20), m.clone()).expect("open");
+    assert_eq!(b.recovery().corrupt_entries, 7 + 3);
+    assert_eq!(b.recovery().damaged_regions, 2);
+    assert_eq!(m.buffer_corrupt_entries.get(), 10);
+    assert_eq!(b.recovery().entries, 20);
+}
+
+#[tokio::test]
+async fn a_segment_that_becomes_unreadable_while_running_is_skipped() {
+    let one = segment::encode(&batch(0), 0, 0).len() as u64;
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = Arc::new(Metrics::default());
+    let b =
+        DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 4 * one), m.clone()).expect("open");
+    for i in 0..12 {
+        b.append(batch(i)).await.expect("append");
+    }
+    // Segments 1 and 2 are closed; make the second one unreadable before the reader gets there.
+    let second = seg_path(dir.path(), 2);
+    std::fs::remove_file(&second).expect("remove");
+    std::fs::create_dir(&second).expect("dir");
+    {
+        // The writer's in-memory copies would hide the damage: drop them.
+        let mut recent = lock(&b.recent);
+        recent.entries.clear();
+        recent.bytes = 0;
+    }
+    let got = tokio::time::timeout(Duration::from_secs(30), all_batches(&b, 8))
+        .await
+        .expect("the reader went on");
+    let want: Vec<LineBatch> = (0..4).chain(8..12).map(batch).collect();
+    assert_eq!(got, want);
+    assert_eq!(m.buffer_unreadable_segments.get(), 1);
+    assert_eq!(m.buffer_corrupt_entries.get(), 4);
 }
