@@ -1,6 +1,8 @@
 //! Connections against the real binary: idle ones are closed (HTTP/1 and HTTP/2), active ones
-//! (a slow upload, a quiet tail) are not, the cap answers 503, and the descriptor limit is raised
-//! to the hard limit at start.
+//! (a slow upload, a quiet tail) are not, the cap answers 503, the descriptor limit is raised
+//! to the hard limit at start, a flood of idle connections under the common 1,024-descriptor
+//! limit stops neither new connections nor open ones, and slow bodies declaring a large length
+//! reserve nothing (the process lives under an address-space limit).
 
 use edgelog_testkit::collector::{collector_bin, metric, post_lines, spawn_collector_process_with};
 use std::io::Write;
@@ -9,26 +11,36 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// Starts the collector (file output) under `prlimit --nofile=SOFT:HARD`, with `ingest` keys.
+/// Starts the collector (file output) under `prlimit --nofile=200:400`, with `ingest` keys.
 async fn start(
     dir: &std::path::Path,
     ingest: &str,
     extra: &str,
 ) -> edgelog_testkit::collector::CollectorProcess {
+    start_limited(dir, ingest, extra, "--nofile=200:400").await
+}
+
+/// Like [`start`], under these `prlimit` limits.
+async fn start_limited(
+    dir: &std::path::Path,
+    ingest: &str,
+    extra: &str,
+    limits: &str,
+) -> edgelog_testkit::collector::CollectorProcess {
     let yaml = format!(
         "listen: \"127.0.0.1:0\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
-         ingest: {{{ingest}}}\nbuffer: {{type: memory}}\n\
+         ingest: {{{ingest}}}\nbuffer: {{type: memory, max_bytes: 268435456}}\n\
          dead_letter: {{path: \"{d}/dead.ndjson\"}}\noutput: {{file: {{path: \"{d}/out.ndjson\"}}}}\n{extra}",
         d = dir.display()
     );
     let config = dir.join("collector.yaml");
     std::fs::write(&config, yaml).expect("config");
-    // The binary, wrapped so that it starts with a low soft limit and a higher hard one.
+    // The binary, wrapped so that it starts under the limits.
     let wrapper = dir.join("collector-limited");
     let mut f = std::fs::File::create(&wrapper).expect("wrapper");
     writeln!(
         f,
-        "#!/bin/sh\nexec prlimit --nofile=200:400 -- \"{}\" \"$@\"",
+        "#!/bin/sh\nexec prlimit {limits} -- \"{}\" \"$@\"",
         collector_bin().display()
     )
     .expect("write");
@@ -161,4 +173,164 @@ async fn a_slow_upload_and_a_quiet_tail_are_not_idle() {
             ),
         }
     }
+}
+
+/// Raises this test process's descriptor limit so that it can hold `n` connections.
+fn allow_descriptors(n: u64) {
+    let mut lim = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit with a valid rlimit pointer.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        if lim.rlim_cur < n {
+            assert!(lim.rlim_max >= n, "the hard descriptor limit is below {n}");
+            lim.rlim_cur = n;
+            assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+        }
+    }
+}
+
+/// A field of /proc/<pid>/status, in kB.
+fn status_kb(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn under_1024_descriptors_an_idle_flood_stops_neither_new_nor_open_connections() {
+    allow_descriptors(4096);
+    let dir = tempfile::tempdir().expect("tmp");
+    let proc = start_limited(dir.path(), "idle_timeout: 8s", "", "--nofile=1024:1024").await;
+    let addr = port(&proc.url);
+    // One client keeps posting on its own keep-alive connection throughout.
+    let url = proc.url.clone();
+    let steady = tokio::spawn(async move {
+        let client = reqwest::Client::builder()
+            .pool_max_idle_per_host(1)
+            .build()
+            .expect("client");
+        let mut answers = std::collections::HashMap::<u16, u32>::new();
+        for i in 0..150 {
+            let status = client
+                .post(format!("{url}/logs"))
+                .body(format!("{{\"steady\":{i}}}\n"))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+                .unwrap_or(0);
+            *answers.entry(status).or_default() += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        answers
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // 1,100 connections that never send a byte.
+    let mut idle = Vec::new();
+    for _ in 0..1100 {
+        match TcpStream::connect(&addr).await {
+            Ok(s) => idle.push(s),
+            Err(e) => panic!("connect {} failed: {e}", idle.len()),
+        }
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let descriptors = std::fs::read_dir(format!("/proc/{}/fd", proc.pid()))
+        .map(|d| d.count())
+        .unwrap_or(0);
+    // New connections are answered at once: over the cap with 503, and a batch goes through
+    // as soon as the idle ones are closed.
+    let t0 = Instant::now();
+    let mut accepted = false;
+    while t0.elapsed() < Duration::from_secs(30) {
+        if post_lines(&proc.url, None, &["new".to_string()]).await == 204 {
+            accepted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let waited = t0.elapsed();
+    assert!(accepted, "no new connection got through in 30 s");
+    let answers = steady.await.expect("steady client");
+    let refused = metric(&proc.url, "edgelog_connections_refused_total").await;
+    let closed = metric(&proc.url, "edgelog_connections_idle_closed_total").await;
+    eprintln!(
+        "1,100 idle connections under 1,024 descriptors: {descriptors} descriptors held at the peak, {refused} connections refused with 503, {closed} closed as idle, a new batch accepted after {waited:?}; the keep-alive client's answers {answers:?}"
+    );
+    assert!(descriptors < 1024, "{descriptors} descriptors");
+    assert!(refused > 0, "the cap answered the connections beyond it");
+    assert_eq!(
+        answers.get(&204).copied().unwrap_or(0),
+        150,
+        "every batch on the open connection accepted: {answers:?}"
+    );
+    drop(idle);
+}
+
+#[tokio::test]
+async fn slow_bodies_declaring_100_mib_reserve_nothing_under_an_address_space_limit() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let limit_bytes: u64 = 1 << 30;
+    let proc = start_limited(
+        dir.path(),
+        "auth: {header: X-Edgelog-Token, token: slowtoken}, request_timeout: 60s",
+        "",
+        &format!("--nofile=1024:1024 --as={limit_bytes}"),
+    )
+    .await;
+    let pid = proc.pid();
+    let before = status_kb(pid, "VmSize:");
+    let addr = port(&proc.url);
+    // 30 authenticated clients each declare 100 MiB, send 64 KiB, and stall.
+    let piece =
+        "{\"slow\":\"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx\"}\n"
+            .repeat(64 * 1024 / 80);
+    let mut slow = Vec::new();
+    for _ in 0..30 {
+        let mut s = TcpStream::connect(&addr).await.expect("connect");
+        s.write_all(
+            format!(
+                "POST /logs HTTP/1.1\r\nHost: x\r\nX-Edgelog-Token: slowtoken\r\nContent-Length: {}\r\n\r\n",
+                100 << 20
+            )
+            .as_bytes(),
+        )
+        .await
+        .expect("head");
+        s.write_all(piece.as_bytes()).await.expect("piece");
+        slow.push(s);
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let during = status_kb(pid, "VmSize:");
+    let rss = status_kb(pid, "VmRSS:");
+    // The process lives, and a normal batch is accepted.
+    let status = reqwest::Client::new()
+        .post(format!("{}/logs", proc.url))
+        .header("x-edgelog-token", "slowtoken")
+        .body("{\"normal\":1}\n")
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0);
+    eprintln!(
+        "30 slow bodies declaring 100 MiB under a {} MiB address-space limit: address space {} MB before, {} MB during (RSS {} MB); a normal batch got {status}",
+        limit_bytes >> 20,
+        before / 1024,
+        during / 1024,
+        rss / 1024
+    );
+    assert_eq!(status, 204);
+    assert!(
+        during < before + 100 * 1024,
+        "bodies reserved address space: {before} kB -> {during} kB"
+    );
+    drop(slow);
+    assert_eq!(
+        post_lines(&proc.url, Some("slowtoken"), &["after".to_string()]).await,
+        204
+    );
 }

@@ -186,15 +186,19 @@ async fn a_buffer_that_fills_its_disk_answers_503_and_recovers_by_itself_even_ac
     .await;
     assert_eq!(readyz(&proc.url).await.0, 503);
 
-    // Kinesis comes back: delivered segments are freed and batches accepted again.
-    let accepted_before = loader.acked_len();
+    // Kinesis comes back while no batch arrives: delivered segments are freed and the collector
+    // is ready again by itself; then batches are accepted again.
+    loader.pause();
+    tokio::time::sleep(Duration::from_secs(6)).await; // posts under way finish (5 s timeout)
     front.set(Faults::default());
-    let recovered = until(Duration::from_secs(120), "accepting again", || async {
-        loader.acked_len() > accepted_before + 400
+    let ready = until(Duration::from_secs(120), "ready again", || async {
+        readyz(&proc.url).await.0 == 200
     })
     .await;
-    let ready = until(Duration::from_secs(60), "ready again", || async {
-        readyz(&proc.url).await.0 == 200
+    let accepted_before = loader.acked_len();
+    loader.resume();
+    let recovered = until(Duration::from_secs(60), "accepting again", || async {
+        loader.acked_len() > accepted_before + 400
     })
     .await;
     let pid = proc.pid();
@@ -202,7 +206,7 @@ async fn a_buffer_that_fills_its_disk_answers_503_and_recovers_by_itself_even_ac
     let (distinct, dups) = all_delivered(&kc, "diskfull", &acked).await;
     let (count, empty) = segments(&buffer_dir);
     eprintln!(
-        "disk full: accepting again {recovered:?} after Kinesis came back, ready after {ready:?}; {} accepted lines all delivered ({distinct} distinct, {dups} sent twice); answers {statuses:?}; {count} segments left ({empty} empty)",
+        "disk full: ready {ready:?} after Kinesis came back (no request meanwhile), then accepting again within {recovered:?}; {} accepted lines all delivered ({distinct} distinct, {dups} sent twice); answers {statuses:?}; {count} segments left ({empty} empty)",
         acked.len()
     );
     assert!(empty <= 1);

@@ -13,6 +13,7 @@ pub struct Loader {
     /// Where to post; updated when the collector restarts on another port.
     url: Arc<Mutex<String>>,
     stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<u64>>>,
     statuses: Arc<Mutex<HashMap<u16, u64>>>,
     next: Arc<AtomicU64>,
@@ -28,6 +29,8 @@ impl Loader {
     pub fn start_padded(first_url: String, lines_per_post: u64, pad: usize) -> Loader {
         let url = Arc::new(Mutex::new(first_url));
         let stop = Arc::new(AtomicBool::new(false));
+        let paused = Arc::new(AtomicBool::new(false));
+        let p = paused.clone();
         let acked = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(HashMap::new()));
         let next = Arc::new(AtomicU64::new(0));
@@ -45,6 +48,10 @@ impl Loader {
                 .expect("client");
             let pad = "p".repeat(pad);
             while !s.load(Ordering::Relaxed) {
+                if p.load(Ordering::Relaxed) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                    continue;
+                }
                 let first = n.fetch_add(lines_per_post, Ordering::Relaxed);
                 let nums: Vec<u64> = (first..first + lines_per_post).collect();
                 let body: String = nums
@@ -68,6 +75,7 @@ impl Loader {
         Loader {
             url,
             stop,
+            paused,
             acked,
             statuses,
             next,
@@ -88,6 +96,15 @@ impl Loader {
         let acked = self.acked.lock().expect("acked").clone();
         let statuses = self.statuses.lock().expect("statuses").clone();
         (acked, statuses)
+    }
+
+    /// Stops posting until [`Loader::resume`] (a post under way finishes).
+    pub fn pause(&self) {
+        self.paused.store(true, Ordering::Relaxed);
+    }
+
+    pub fn resume(&self) {
+        self.paused.store(false, Ordering::Relaxed);
     }
 
     /// How many lines got a 2xx so far.
