@@ -213,6 +213,7 @@ async fn under_1024_descriptors_an_idle_flood_stops_neither_new_nor_open_connect
     let steady = tokio::spawn(async move {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(1)
+            .timeout(Duration::from_secs(5))
             .build()
             .expect("client");
         let mut answers = std::collections::HashMap::<u16, u32>::new();
@@ -233,9 +234,9 @@ async fn under_1024_descriptors_an_idle_flood_stops_neither_new_nor_open_connect
     // 1,100 connections that never send a byte.
     let mut idle = Vec::new();
     for _ in 0..1100 {
-        match TcpStream::connect(&addr).await {
-            Ok(s) => idle.push(s),
-            Err(e) => panic!("connect {} failed: {e}", idle.len()),
+        match tokio::time::timeout(Duration::from_secs(5), TcpStream::connect(&addr)).await {
+            Ok(Ok(s)) => idle.push(s),
+            other => panic!("connect {} failed: {other:?}", idle.len()),
         }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -247,7 +248,9 @@ async fn under_1024_descriptors_an_idle_flood_stops_neither_new_nor_open_connect
     let t0 = Instant::now();
     let mut accepted = false;
     while t0.elapsed() < Duration::from_secs(30) {
-        if post_lines(&proc.url, None, &["new".to_string()]).await == 204 {
+        let line = ["new".to_string()];
+        let post = post_lines(&proc.url, None, &line);
+        if tokio::time::timeout(Duration::from_secs(2), post).await == Ok(204) {
             accepted = true;
             break;
         }
