@@ -154,7 +154,7 @@ async fn a_buffer_that_fills_its_disk_answers_503_and_recovers_by_itself_even_ac
     assert_eq!(loader.status_count(500), 0, "never a 500");
     let (code, why) = readyz(&proc.url).await;
     assert_eq!(code, 503, "{why}");
-    assert!(why.contains("buffer: disk full"), "{why}");
+    assert!(why.contains("buffer: disk full since"), "{why}");
     // Refusals do not leave empty segments behind.
     for _ in 0..20 {
         post_once(&proc.url).await;

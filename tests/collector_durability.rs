@@ -106,9 +106,8 @@ async fn kill_9_outages_a_full_buffer_and_a_torn_segment_lose_no_acknowledged_li
     let report = proc
         .stderr
         .wait_for("the corruption report", Duration::from_secs(10), |l| {
-            l.iter().any(|x| {
-                x.contains("corrupt_entries") && x.contains("skipped damaged or torn entries")
-            })
+            l.iter()
+                .any(|x| x.contains("corrupt_entries") && x.contains("entries lost to damage"))
         })
         .await;
     assert!(

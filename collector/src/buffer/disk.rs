@@ -282,7 +282,15 @@ impl DiskBuffer {
                 self.capacity.release(size);
                 Err(BufferError::Io(e))
             }
-            Ok(Err(WriteError::NotSynced(e))) => Err(BufferError::Io(e)),
+            // Written and published (it will be delivered), so its room stays taken.
+            Ok(Err(WriteError::NotSynced {
+                error,
+                no_room: true,
+            })) => {
+                self.room.no_room(size);
+                Err(BufferError::NoRoom(error))
+            }
+            Ok(Err(WriteError::NotSynced { error, .. })) => Err(BufferError::Io(error)),
             Err(_) => {
                 self.capacity.release(size);
                 Err(BufferError::Closed)

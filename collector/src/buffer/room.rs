@@ -8,7 +8,7 @@
 
 use std::path::Path;
 use std::sync::Mutex;
-use std::time::Instant;
+use std::time::SystemTime;
 
 /// Room beyond the entry that did not fit before the disk counts as having room again.
 pub const ROOM_MARGIN_BYTES: u64 = 64 * 1024;
@@ -21,7 +21,7 @@ pub struct Room {
 #[derive(Debug, Default)]
 struct State {
     /// The disk had no room for an entry of this many bytes, since then.
-    full: Option<(u64, Instant)>,
+    full: Option<(u64, SystemTime)>,
     /// Saving the ack position failed with this error.
     ack_error: Option<String>,
 }
@@ -34,7 +34,7 @@ impl Room {
     /// An append of `bytes` found no room.
     pub fn no_room(&self, bytes: u64) {
         let mut s = self.lock();
-        let since = s.full.map_or_else(Instant::now, |(_, t)| t);
+        let since = s.full.map_or_else(SystemTime::now, |(_, t)| t);
         let needed = s.full.map_or(bytes, |(b, _)| b.max(bytes));
         s.full = Some((needed, since));
     }
@@ -59,13 +59,13 @@ impl Room {
         if let Some((needed, since)) = s.full {
             match free_bytes(dir) {
                 Some(free) if free >= needed + ROOM_MARGIN_BYTES => s.full = None,
-                free => {
+                _ => {
+                    // Stable while the state lasts: readiness logs each new reason once.
                     return Some(format!(
-                        "disk full: {} has no room for new entries ({} bytes free, {needed} needed) for {}s; delivered segments are freed as Kinesis takes them",
+                        "disk full since {}: {} has no room for new entries ({needed} bytes needed); delivered segments are freed as Kinesis takes them",
+                        humantime::format_rfc3339_seconds(since),
                         dir.display(),
-                        free.map_or_else(|| "unknown".to_string(), |f| f.to_string()),
-                        since.elapsed().as_secs()
-                    ))
+                    ));
                 }
             }
         }
@@ -112,7 +112,8 @@ mod tests {
         let p = r
             .problem(dir.path())
             .expect("still full: no disk has that much room");
-        assert!(p.starts_with("disk full: "), "{p}");
+        assert!(p.starts_with("disk full since "), "{p}");
+        assert_eq!(r.problem(dir.path()).as_deref(), Some(p.as_str()), "stable");
         r.appended();
         assert_eq!(r.problem(dir.path()), None);
         r.no_room(1024);

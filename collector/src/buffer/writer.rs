@@ -59,14 +59,15 @@ pub(super) struct RecentEntry {
     pub(super) seq: u64,
 }
 
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub(super) enum WriteError {
     /// The file system has no room for the entry; nothing of it stays in the file.
     NoRoom(String),
     /// Nothing usable reached the file.
     NotWritten(String),
-    /// Written, but the sync failed: it may or may not survive a crash.
-    NotSynced(String),
+    /// Written, but the sync failed: it may or may not survive a crash (and it will be read
+    /// and delivered). `no_room` when the file system said it has no room.
+    NotSynced { error: String, no_room: bool },
 }
 
 /// The write error for an I/O error.
@@ -165,13 +166,13 @@ impl SegmentWriter {
                 let synced = self.sync();
                 last_sync = Instant::now();
                 for r in waiting.drain(..) {
-                    let _ = r.send(synced.clone().map_err(WriteError::NotSynced));
+                    let _ = r.send(synced.clone());
                 }
             }
         }
         let synced = self.sync();
         for r in waiting.drain(..) {
-            let _ = r.send(synced.clone().map_err(WriteError::NotSynced));
+            let _ = r.send(synced.clone());
         }
         self.publish(true);
     }
@@ -253,13 +254,16 @@ impl SegmentWriter {
         Ok(())
     }
 
-    pub(super) fn sync(&mut self) -> Result<(), String> {
+    pub(super) fn sync(&mut self) -> Result<(), WriteError> {
         if self.fsync == FsyncPolicy::Never {
             return Ok(());
         }
         self.unsynced = 0;
         self.syncs.buffer_syncs.inc();
-        self.file.sync_data().map_err(|e| e.to_string())
+        self.file.sync_data().map_err(|e| WriteError::NotSynced {
+            error: e.to_string(),
+            no_room: is_no_room(&e),
+        })
     }
 
     pub(super) fn publish(&self, done: bool) {
