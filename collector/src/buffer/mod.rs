@@ -11,6 +11,7 @@ pub mod capacity;
 pub mod disk;
 pub mod entry;
 pub mod memory;
+pub mod read;
 pub mod recover;
 pub mod room;
 pub mod segment;

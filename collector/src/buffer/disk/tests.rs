@@ -1,6 +1,7 @@
 //! The disk buffer: tests.
 
 use super::*;
+use crate::buffer::segment;
 use crate::config::BufferKind;
 use std::path::Path;
 
