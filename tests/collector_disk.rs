@@ -5,7 +5,7 @@
 //! The collector recovers without a restart, and every accepted line is read back from the
 //! stream.
 
-use edgelog_testkit::collector::{metric, spawn_collector_process, CollectorProcess};
+use edgelog_testkit::collector::{metric, spawn_collector_process};
 use edgelog_testkit::delivery::stream_behind_front;
 use edgelog_testkit::disk::SmallDisk;
 use edgelog_testkit::numbered::{stream_numbers, Loader};
@@ -63,17 +63,24 @@ where
     start.elapsed()
 }
 
-/// Segment files in `dir`, and how many of them are empty.
-fn segments(dir: &Path) -> (usize, usize) {
-    let segs: Vec<u64> = std::fs::read_dir(dir)
+/// Segment files in `dir` with their sizes, in order.
+fn segment_sizes(dir: &Path) -> Vec<(PathBuf, u64)> {
+    let mut segs: Vec<(PathBuf, u64)> = std::fs::read_dir(dir)
         .map(|d| {
             d.filter_map(|e| e.ok())
                 .filter(|e| e.path().extension().is_some_and(|x| x == "seg"))
-                .filter_map(|e| e.metadata().ok().map(|m| m.len()))
+                .filter_map(|e| Some((e.path(), e.metadata().ok()?.len())))
                 .collect()
         })
         .unwrap_or_default();
-    (segs.len(), segs.iter().filter(|&&l| l == 0).count())
+    segs.sort();
+    segs
+}
+
+/// Segment files in `dir`, and how many of them are empty.
+fn segments(dir: &Path) -> (usize, usize) {
+    let segs = segment_sizes(dir);
+    (segs.len(), segs.iter().filter(|(_, l)| *l == 0).count())
 }
 
 /// One 1 MiB POST: its status, Retry-After and body.
@@ -261,9 +268,36 @@ async fn a_disk_filled_by_another_file_still_frees_delivered_segments() {
     assert_eq!(statuses.get(&500), None, "never a 500");
 }
 
-/// Posts `posts` batches of `per_post` numbered lines while Kinesis is away, then stops the
-/// collector with SIGKILL; returns the numbers accepted.
-async fn leave_undelivered(proc: CollectorProcess, posts: u64, per_post: u64) -> Vec<u64> {
+/// A collector with `segment_bytes`-byte segments that took `posts` batches of `per_post`
+/// numbered lines while Kinesis was away, then was stopped with SIGKILL. Kinesis is back when this
+/// returns; the buffer and the configuration are left for the next start.
+struct Undelivered {
+    kc: KinesisClient,
+    _kinesis: (edgelog_testkit::Kinesalite, KinesisFront),
+    _dir: tempfile::TempDir,
+    buffer_dir: PathBuf,
+    cfg: PathBuf,
+    acked: Vec<u64>,
+}
+
+async fn leave_undelivered(
+    stream: &str,
+    segment_bytes: u64,
+    posts: u64,
+    per_post: u64,
+) -> Undelivered {
+    let (k, kc, front) = stream_behind_front(stream, 2).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let buffer_dir = dir.path().join("buffer");
+    let cfg = config(
+        dir.path(),
+        &buffer_dir,
+        &front.endpoint,
+        stream,
+        &format!(", segment_bytes: {segment_bytes}"),
+    );
+    let proc = spawn_collector_process(&cfg).await;
+    kinesis_down(&front);
     let loader = Loader::start(proc.url.clone(), per_post);
     until(Duration::from_secs(120), "posted", || async {
         loader.acked_len() as u64 >= posts * per_post
@@ -271,36 +305,31 @@ async fn leave_undelivered(proc: CollectorProcess, posts: u64, per_post: u64) ->
     .await;
     let (acked, _) = loader.finish().await;
     proc.kill9().await;
-    acked
+    front.set(Faults::default());
+    Undelivered {
+        kc,
+        _kinesis: (k, front),
+        _dir: dir,
+        buffer_dir,
+        cfg,
+        acked,
+    }
 }
 
+/// Segment files in `dir` holding something, in order.
 fn segment_files(dir: &Path) -> Vec<PathBuf> {
-    let mut segs: Vec<PathBuf> = std::fs::read_dir(dir)
-        .expect("buffer dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "seg"))
-        .filter(|p| std::fs::metadata(p).map(|m| m.len() > 0).unwrap_or(false))
-        .collect();
-    segs.sort();
-    segs
+    segment_sizes(dir)
+        .into_iter()
+        .filter(|(_, l)| *l > 0)
+        .map(|(p, _)| p)
+        .collect()
 }
 
 #[tokio::test]
 async fn an_ack_position_past_the_last_segment_is_reported_and_nothing_is_dropped() {
-    let (_k, kc, front) = stream_behind_front("tampered", 2).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let buffer_dir = dir.path().join("buffer");
-    let cfg = config(
-        dir.path(),
-        &buffer_dir,
-        &front.endpoint,
-        "tampered",
-        ", segment_bytes: 1048576",
-    );
-    let proc = spawn_collector_process(&cfg).await;
-    kinesis_down(&front);
-    let acked = leave_undelivered(proc, 400, 100).await;
-    let segs = segment_files(&buffer_dir);
+    let u = leave_undelivered("tampered", 1 << 20, 400, 100).await;
+    let (kc, buffer_dir, acked) = (&u.kc, &u.buffer_dir, &u.acked);
+    let segs = segment_files(buffer_dir);
     assert!(segs.len() > 3, "{segs:?}");
     // An ack position one past the last segment, as a hand edit or a bad restore leaves it.
     let last: u64 = segs
@@ -310,9 +339,8 @@ async fn an_ack_position_past_the_last_segment_is_reported_and_nothing_is_droppe
         .and_then(|s| s.parse().ok())
         .expect("number");
     std::fs::write(buffer_dir.join("ack"), format!("{} 0\n", last + 1)).expect("tamper");
-    front.set(Faults::default());
-    let proc = spawn_collector_process(&cfg).await;
-    let (distinct, dups) = all_delivered(&kc, "tampered", &acked).await;
+    let proc = spawn_collector_process(&u.cfg).await;
+    let (distinct, dups) = all_delivered(kc, "tampered", acked).await;
     let log = proc.stderr.snapshot();
     assert!(
         log.iter()
@@ -327,21 +355,10 @@ async fn an_ack_position_past_the_last_segment_is_reported_and_nothing_is_droppe
 
 #[tokio::test]
 async fn damaged_and_unreadable_segments_are_named_counted_in_entries_and_skipped() {
-    let (_k, kc, front) = stream_behind_front("damaged", 2).await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let buffer_dir = dir.path().join("buffer");
-    let cfg = config(
-        dir.path(),
-        &buffer_dir,
-        &front.endpoint,
-        "damaged",
-        ", segment_bytes: 65536",
-    );
-    let proc = spawn_collector_process(&cfg).await;
-    kinesis_down(&front);
     let per_post = 20;
-    let acked = leave_undelivered(proc, 120, per_post).await;
-    let segs = segment_files(&buffer_dir);
+    let u = leave_undelivered("damaged", 65536, 120, per_post).await;
+    let (kc, buffer_dir, acked) = (&u.kc, &u.buffer_dir, &u.acked);
+    let segs = segment_files(buffer_dir);
     assert!(segs.len() >= 6, "{segs:?}");
     // One segment becomes a directory (unreadable even by root); another is zeroed across
     // several entries.
@@ -350,14 +367,13 @@ async fn damaged_and_unreadable_segments_are_named_counted_in_entries_and_skippe
     let mut data = std::fs::read(&segs[4]).expect("read");
     data[10_000..30_000].fill(0);
     std::fs::write(&segs[4], &data).expect("damage");
-    front.set(Faults::default());
-    let proc = spawn_collector_process(&cfg).await;
+    let proc = spawn_collector_process(&u.cfg).await;
     until(Duration::from_secs(120), "delivered", || async {
         metric(&proc.url, "edgelog_buffer_entries").await == 0
             && metric(&proc.url, "edgelog_output_lines_total").await > 0
     })
     .await;
-    let got: HashSet<i64> = stream_numbers(&kc, "damaged").await.into_iter().collect();
+    let got: HashSet<i64> = stream_numbers(kc, "damaged").await.into_iter().collect();
     let missing = acked
         .iter()
         .filter(|&&n| !got.contains(&(n as i64)))
