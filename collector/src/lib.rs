@@ -1,8 +1,9 @@
 //! edgelog's collector: receives Fastly HTTPS log streaming batches and forwards every line to
-//! Amazon Kinesis Data Streams.
+//! Amazon Kinesis Data Streams and an S3-compatible archive.
 //!
 //! Data path: `ingest` (HTTP, challenge, auth, decoding) -> `buffer` (durable, bounded) ->
-//! `output` (batching, partitioning, pacing, retries) -> Kinesis. `deadletter` keeps what cannot
+//! `output` (one driver per output, each reading the buffer at its own pace: batching,
+//! partitioning, pacing, retries) -> Kinesis, S3, stdout or a file. `deadletter` keeps what cannot
 //! be delivered, `metrics` counts everything, `health` answers readiness, `tail` streams lines
 //! live, `routes` is the route table and `server` the listener. [`run`] wires them and is what
 //! both `main` and the tests start, on a listener they bind.
@@ -104,7 +105,8 @@ pub async fn run_with(
         },
     };
     let tls = config.tls.as_ref().map(server::tls_acceptor).transpose()?;
-    let buffer = Arc::new(Buffer::open(&config.buffer, metrics.clone())?);
+    let lanes: Vec<buffer::Lane> = config.outputs.iter().map(|o| o.name().into()).collect();
+    let buffer = Arc::new(Buffer::open_lanes(&config.buffer, &lanes, metrics.clone())?);
     let rec = buffer.recovery();
     if rec.entries > 0 || rec.corrupt_entries > 0 {
         tracing::info!(
@@ -124,45 +126,66 @@ pub async fn run_with(
     }
     let dead = Arc::new(DeadLetter::new(&config.dead_letter, metrics.clone()));
     let health = Arc::new(Health::new(metrics.clone()));
-    let read_ahead = match config.buffer.kind {
-        BufferKind::Disk => Some(DISK_READ_AHEAD_BYTES),
-        BufferKind::Memory => None,
-    };
-    let acks = Arc::new(Acks::new(buffer.clone(), read_ahead, metrics.clone()));
-    let output = match &config.output {
-        OutputConfig::Stdout => Output::Stdio(output::stdio::StdioOutput::stdout()),
-        OutputConfig::File { path } => {
-            Output::Stdio(output::stdio::StdioOutput::file(path.clone()))
-        }
-        OutputConfig::AwsKinesis(k) => {
-            let api = output::kinesis::connect::connect(k)
-                .await
-                .map_err(OutputError::Start)?;
-            Output::Kinesis(Box::new(
-                output::kinesis::output::KinesisOutput::start(
-                    k,
-                    api,
+    let mut drivers = Vec::new();
+    let mut outputs = Vec::new();
+    for (lane, out) in config.outputs.iter().enumerate() {
+        let read_ahead = match (config.buffer.kind, out) {
+            // The archive holds no entry in memory once compressed.
+            (BufferKind::Disk, OutputConfig::S3(_)) | (BufferKind::Memory, _) => None,
+            (BufferKind::Disk, _) => Some(DISK_READ_AHEAD_BYTES),
+        };
+        let acks = Arc::new(Acks::new(buffer.clone(), lane, read_ahead, metrics.clone()));
+        let output = match out {
+            OutputConfig::Stdout => Output::Stdio(output::stdio::StdioOutput::stdout()),
+            OutputConfig::File { path } => {
+                Output::Stdio(output::stdio::StdioOutput::file(path.clone()))
+            }
+            OutputConfig::AwsKinesis(k) => {
+                let api = output::kinesis::connect::connect(k)
+                    .await
+                    .map_err(OutputError::Start)?;
+                Output::Kinesis(Box::new(
+                    output::kinesis::output::KinesisOutput::start(
+                        k,
+                        api,
+                        acks.clone(),
+                        dead.clone(),
+                        health.clone(),
+                        config.retry,
+                    )
+                    .await?,
+                ))
+            }
+            OutputConfig::S3(s) => Output::S3(Box::new(
+                output::s3::output::S3Output::start(
+                    Arc::new((**s).clone()),
                     acks.clone(),
-                    dead.clone(),
-                    health.clone(),
-                    config.retry,
+                    buffer.clone(),
+                    config.buffer.max_bytes,
+                    metrics.clone(),
                 )
-                .await?,
-            ))
+                .await
+                .map_err(OutputError::Start)?,
+            )),
+        };
+        if matches!(output, Output::Stdio(_)) {
+            health.set_ready("stdio");
         }
-    };
-    if matches!(output, Output::Stdio(_)) {
-        health.set_ready("stdio");
+        let max_line_bytes = match out {
+            OutputConfig::S3(_) => None,
+            _ => Some(config.ingest.max_line_bytes),
+        };
+        drivers.push(tokio::spawn(
+            Driver {
+                buffer: buffer.clone(),
+                acks: acks.clone(),
+                dead: dead.clone(),
+                max_line_bytes,
+            }
+            .drive(output),
+        ));
+        outputs.push((out.name().to_string(), acks));
     }
-    let driver = tokio::spawn(
-        Driver {
-            buffer: buffer.clone(),
-            acks: acks.clone(),
-            dead: dead.clone(),
-            max_line_bytes: config.ingest.max_line_bytes,
-        }
-        .drive(output),
-    );
     let persister = {
         let buffer = buffer.clone();
         let health = health.clone();
@@ -205,7 +228,7 @@ pub async fn run_with(
         tail,
         health: health.clone(),
         metrics: metrics.clone(),
-        acks: Some(acks.clone()),
+        outputs: outputs.clone(),
     });
     let addr = listener
         .local_addr()
@@ -238,11 +261,13 @@ pub async fn run_with(
         .unwrap_or_else(|_| tokio::time::Instant::now() + shutdown_timeout);
 
     buffer.close();
-    let mut driver = driver;
-    match tokio::time::timeout_at(deadline, &mut driver).await {
-        Ok(_) => tracing::info!("shutdown: buffer flushed to the output"),
+    let all_drivers = futures::future::join_all(drivers.iter_mut());
+    match tokio::time::timeout_at(deadline, all_drivers).await {
+        Ok(_) => tracing::info!("shutdown: buffer flushed to the outputs"),
         Err(_) => {
-            driver.abort();
+            for d in &drivers {
+                d.abort();
+            }
             tracing::warn!(
                 left_bytes = buffer.used_bytes(),
                 "shutdown deadline reached; the rest stays in the buffer for the next start"
@@ -253,9 +278,14 @@ pub async fn run_with(
     if let Err(e) = buffer.persist_acks().await {
         tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
     }
-    if config.buffer.kind == BufferKind::Memory && acks.outstanding() > 0 {
+    let outstanding: usize = outputs
+        .iter()
+        .map(|(_, a)| a.outstanding())
+        .max()
+        .unwrap_or(0);
+    if config.buffer.kind == BufferKind::Memory && outstanding > 0 {
         tracing::error!(
-            entries = acks.outstanding(),
+            entries = outstanding,
             "memory buffer: batches not delivered before the deadline are lost"
         );
     }

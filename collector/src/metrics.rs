@@ -90,6 +90,33 @@ impl Labeled {
     }
 }
 
+/// A gauge per value of one label (the output).
+pub struct LabeledGauge {
+    label: &'static str,
+    family: Family<Label, prometheus_client::metrics::gauge::Gauge<i64, AtomicI64>>,
+}
+
+impl LabeledGauge {
+    pub fn new(label: &'static str) -> Self {
+        LabeledGauge {
+            label,
+            family: Family::default(),
+        }
+    }
+
+    pub fn set(&self, value: &str, v: i64) {
+        self.family
+            .get_or_create(&[(self.label, value.to_string())])
+            .set(v);
+    }
+
+    pub fn get(&self, value: &str) -> i64 {
+        self.family
+            .get(&[(self.label, value.to_string())])
+            .map_or(0, |g| g.get())
+    }
+}
+
 /// A histogram with fixed bucket bounds.
 #[derive(Clone)]
 pub struct Histogram(prometheus_client::metrics::histogram::Histogram);
@@ -162,6 +189,16 @@ pub struct Metrics {
     pub output_ready: Gauge,
     pub output_pacing_waits: Counter,
     pub output_oldest_pending_ms: Gauge,
+    // every output
+    pub output_lag_entries: LabeledGauge,
+    pub output_lag_bytes: LabeledGauge,
+    pub output_lag_oldest_ms: LabeledGauge,
+    // s3
+    pub s3_objects: Counter,
+    pub s3_parts: Counter,
+    pub s3_lines: Counter,
+    pub s3_bytes: Counter,
+    pub s3_upload_errors: Labeled,
     // tail
     pub tail_clients: Gauge,
     pub tail_dropped: Counter,
@@ -207,6 +244,14 @@ impl Default for Metrics {
             output_ready: Gauge::default(),
             output_pacing_waits: Counter::default(),
             output_oldest_pending_ms: Gauge::default(),
+            output_lag_entries: LabeledGauge::new("output"),
+            output_lag_bytes: LabeledGauge::new("output"),
+            output_lag_oldest_ms: LabeledGauge::new("output"),
+            s3_objects: Counter::default(),
+            s3_parts: Counter::default(),
+            s3_lines: Counter::default(),
+            s3_bytes: Counter::default(),
+            s3_upload_errors: Labeled::new("error"),
             tail_clients: Gauge::default(),
             tail_dropped: Counter::default(),
         };
@@ -325,6 +370,46 @@ impl Default for Metrics {
             "edgelog_output_pacing_waits",
             "Times a sender waited for a shard's pace before its next call",
             m.output_pacing_waits.0.clone(),
+        );
+        r.register(
+            "edgelog_output_lag_entries",
+            "Entries (batches) an output has not yet delivered, by output",
+            m.output_lag_entries.family.clone(),
+        );
+        r.register(
+            "edgelog_output_lag_bytes",
+            "Bytes of the buffer an output has not yet delivered, by output",
+            m.output_lag_bytes.family.clone(),
+        );
+        r.register(
+            "edgelog_output_lag_oldest_milliseconds",
+            "Age of the oldest line an output has read and not yet delivered, by output",
+            m.output_lag_oldest_ms.family.clone(),
+        );
+        r.register(
+            "edgelog_s3_objects",
+            "Objects written to the S3 archive",
+            m.s3_objects.0.clone(),
+        );
+        r.register(
+            "edgelog_s3_parts",
+            "Multipart upload parts written to the S3 archive",
+            m.s3_parts.0.clone(),
+        );
+        r.register(
+            "edgelog_s3_lines",
+            "Lines in objects written to the S3 archive",
+            m.s3_lines.0.clone(),
+        );
+        r.register(
+            "edgelog_s3_bytes",
+            "Bytes of objects written to the S3 archive, as stored",
+            m.s3_bytes.0.clone(),
+        );
+        r.register(
+            "edgelog_s3_upload_errors",
+            "S3 requests that failed (and were tried again), by error",
+            m.s3_upload_errors.family.clone(),
         );
         r.register(
             "edgelog_output_oldest_pending_milliseconds",

@@ -2,8 +2,9 @@
 //! live tail, with every answer counted by status.
 //!
 //! `/readyz` answers 200 `ready` or 503 `not ready: <reason>` (one line per output with a
-//! problem), followed in both cases by the delivery lag: lines and entries read from the buffer
-//! and not yet delivered, and the age of the oldest one.
+//! problem), followed in both cases by the delivery lag: in total, lines and entries read from the
+//! buffer and not yet delivered and the age of the oldest one; then per output
+//! (`output.<name>.lag_entries`, `lag_bytes`, `oldest_seconds`), what it has not yet delivered.
 
 use crate::health::Health;
 use crate::ingest::{self, challenge, IngestState};
@@ -26,8 +27,8 @@ pub struct App {
     pub tail: Arc<Tail>,
     pub health: Arc<Health>,
     pub metrics: Arc<Metrics>,
-    /// Delivery accounting, for the lag `/readyz` reports.
-    pub acks: Option<Arc<Acks>>,
+    /// Each output's delivery accounting, for the lag `/readyz` and `/metrics` report.
+    pub outputs: Vec<(String, Arc<Acks>)>,
 }
 
 /// The collector's routes.
@@ -70,27 +71,44 @@ async fn readyz(State(app): State<App>) -> Response {
             format!("not ready: {}\n", reasons.replace('\n', "\nnot ready: ")),
         ),
     };
-    if let Some(acks) = &app.acks {
-        let lag = acks.lag();
+    if !app.outputs.is_empty() {
+        let lags: Vec<_> = app.outputs.iter().map(|(_, a)| a.lag()).collect();
         let _ = writeln!(
             body,
             "buffered_entries: {}\nbuffered_bytes: {}\npending_lines: {}\npending_entries: {}\noldest_pending_seconds: {:.3}",
             app.metrics.buffer_entries.get(),
             app.metrics.buffer_bytes.get(),
-            lag.lines,
-            lag.entries,
-            lag.oldest_age.as_secs_f64()
+            lags.iter().map(|l| l.lines).sum::<usize>(),
+            lags.iter().map(|l| l.entries).sum::<usize>(),
+            lags.iter().map(|l| l.oldest_age).max().unwrap_or_default().as_secs_f64()
         );
+        for ((name, acks), lag) in app.outputs.iter().zip(&lags) {
+            let (entries, bytes) = acks.buffer_lag();
+            let _ = writeln!(
+                body,
+                "output.{name}.lag_entries: {entries}\noutput.{name}.lag_bytes: {bytes}\noutput.{name}.oldest_seconds: {:.3}",
+                lag.oldest_age.as_secs_f64()
+            );
+        }
     }
     (status, body).into_response()
 }
 
 async fn metrics(State(app): State<App>) -> Response {
-    if let Some(acks) = &app.acks {
-        let lag = acks.lag();
+    let mut oldest = std::time::Duration::ZERO;
+    for (name, acks) in &app.outputs {
+        let age = acks.lag().oldest_age;
+        oldest = oldest.max(age);
+        let (entries, bytes) = acks.buffer_lag();
+        let m = &app.metrics;
+        m.output_lag_entries.set(name, entries as i64);
+        m.output_lag_bytes.set(name, bytes as i64);
+        m.output_lag_oldest_ms.set(name, age.as_millis() as i64);
+    }
+    if !app.outputs.is_empty() {
         app.metrics
             .output_oldest_pending_ms
-            .set(lag.oldest_age.as_millis() as i64);
+            .set(oldest.as_millis() as i64);
     }
     (
         [(

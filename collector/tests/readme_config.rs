@@ -40,7 +40,7 @@ fn the_readme_configuration_block_is_valid_as_written() {
         let cfg = Config::from_yaml(&text, &env)
             .unwrap_or_else(|e| panic!("README configuration with output {keep}: {e}"));
         if keep == "aws_kinesis" {
-            let OutputConfig::AwsKinesis(k) = &cfg.output else {
+            let OutputConfig::AwsKinesis(k) = &cfg.outputs[0] else {
                 panic!("kinesis")
             };
             assert_eq!(k.stream_name, "logs");

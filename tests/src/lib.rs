@@ -18,6 +18,7 @@ pub mod numbered;
 pub mod origin;
 pub mod paths;
 pub mod procs;
+pub mod s3;
 pub mod standin;
 pub mod viceroy;
 
@@ -25,6 +26,7 @@ pub use collector::{spawn_collector, RunningCollector};
 pub use kinesis::{spawn_kinesalite, DurableKinesalite, Kinesalite, KinesisClient};
 pub use kinesis_front::{spawn_kinesis_front, Faults, KinesisFront};
 pub use origin::{spawn_origin, Origin};
+pub use s3::{spawn_s3, S3Client, S3Store};
 pub use viceroy::{
     spawn_viceroy, spawn_viceroy_with_standin, testkit_bin, EdgeSetup, EdgeWithStandin, Viceroy,
 };

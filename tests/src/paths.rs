@@ -34,23 +34,29 @@ pub fn tool(name: &str) -> PathBuf {
         .unwrap_or_default();
     candidates.push(Path::new(&home).join(".cargo/bin").join(name));
     candidates.push(npm_bin_dir().join(name));
+    candidates.push(cache_dir().join("s3s/bin").join(name));
     candidates
         .into_iter()
         .find(|p| p.is_file())
         .unwrap_or_else(|| {
-            panic!("{name} is not installed: run scripts/setup (it installs viceroy, kinesalite and the Fastly CLI)")
+            panic!("{name} is not installed: run scripts/setup (it installs viceroy, kinesalite, s3s-fs and the Fastly CLI)")
         })
 }
 
-/// Where scripts/setup installs the npm tools (kinesalite, the Fastly CLI).
-pub fn npm_bin_dir() -> PathBuf {
+/// Where scripts/setup installs tools: `$EDGELOG_CACHE`, by default `~/.cache/edgelog`.
+pub fn cache_dir() -> PathBuf {
     let cache = std::env::var("EDGELOG_CACHE").unwrap_or_else(|_| {
         format!(
             "{}/.cache/edgelog",
             std::env::var("HOME").unwrap_or_default()
         )
     });
-    Path::new(&cache).join("npm/node_modules/.bin")
+    PathBuf::from(cache)
+}
+
+/// Where scripts/setup installs the npm tools (kinesalite, the Fastly CLI).
+pub fn npm_bin_dir() -> PathBuf {
+    cache_dir().join("npm/node_modules/.bin")
 }
 
 /// Builds the edge app's wasm (release, as published) once per test process and returns its

@@ -1,4 +1,6 @@
-//! The ack file: the position of the first entry not yet fully delivered.
+//! The ack file: the position of the first entry not yet fully delivered. With several outputs,
+//! `ack` holds the position all of them have passed (below it, segments are deleted) and
+//! `ack.<output>` each output's own.
 //!
 //! The file has a fixed size, allocated when the buffer opens, and is overwritten in place: saving
 //! a position never needs a new block, so it still works on a full disk (which is when freeing
@@ -20,6 +22,8 @@ pub const ACK_FILE_BYTES: u64 = 4096;
 const SLOT_SPACING: u64 = 512;
 const SLOT_LEN: usize = 32;
 const SLOT_MAGIC: u32 = 0xED6E_ACC0;
+/// The file of the position every output has passed; each output's own is `ack.<output>`.
+const COMMON_NAME: &str = "ack";
 
 /// The open ack file.
 pub struct AckFile {
@@ -42,9 +46,19 @@ pub enum Found {
 }
 
 impl AckFile {
-    /// Opens `dir/ack`, reads the position in it and makes sure its room is allocated.
+    /// Opens `dir/ack`, the position every output has passed.
     pub fn open(dir: &Path) -> std::io::Result<AckFile> {
-        let path = dir.join("ack");
+        Self::open_named(dir, COMMON_NAME)
+    }
+
+    /// Opens `dir/ack.<output>`, one output's own position.
+    pub fn open_lane(dir: &Path, output: &str) -> std::io::Result<AckFile> {
+        Self::open_named(dir, &format!("{COMMON_NAME}.{output}"))
+    }
+
+    /// Opens `dir/<name>`, reads the position in it and makes sure its room is allocated.
+    fn open_named(dir: &Path, name: &str) -> std::io::Result<AckFile> {
+        let path = dir.join(name);
         let mut file = OpenOptions::new()
             .read(true)
             .write(true)

@@ -13,7 +13,7 @@
 //! only once the watermark has passed it; a segment that cannot be read is set aside after
 //! `READ_ATTEMPTS` tries and the reader goes on with the next.
 
-use super::ackfile::AckFile;
+use super::ackfile::{AckFile, Found};
 use super::capacity::Capacity;
 use super::entry::{now_ms, BufferError, Entry, EntryId, Recovery};
 use super::read::{read_at, Read};
@@ -39,7 +39,7 @@ use std::time::{Duration, Instant};
 const ACK_SYNC_EVERY: Duration = Duration::from_secs(1);
 use tokio::sync::{oneshot, watch};
 
-/// Acknowledgement bookkeeping shared by the reader and whoever acks.
+/// One output's acknowledgement bookkeeping, shared by its reader and whoever acks.
 #[derive(Default)]
 struct Acks {
     /// Entries read and not yet acknowledged, in read order: id, start, acked.
@@ -58,6 +58,17 @@ impl Acks {
     }
 }
 
+/// One output's read position, its acknowledgements and (with several outputs) its ack file.
+struct LaneState {
+    name: String,
+    reader: tokio::sync::Mutex<Reader>,
+    acks: Mutex<Acks>,
+    /// `None` with a single output: the common ack file is its own.
+    ack_file: Option<Arc<AckFile>>,
+    /// Entries this output has not acknowledged.
+    entries: AtomicI64,
+}
+
 struct Reader {
     pos: Pos,
     next_id: EntryId,
@@ -65,8 +76,9 @@ struct Reader {
     file: Option<(u64, Arc<File>)>,
     /// Segments up to this one were scanned (and their damage counted) at start.
     scanned_up_to: u64,
-    /// Damage met in segments written by this run.
+    /// Damage met in segments written by this run (counted by the first output's reader only).
     damage: Damage,
+    counts_damage: bool,
     /// Failed attempts at reading the current segment.
     failures: u32,
 }
@@ -76,12 +88,12 @@ pub struct DiskBuffer {
     capacity: Arc<Capacity>,
     /// Dropping the sender tells the writer thread to sync what it has and stop.
     writer: Mutex<Option<mpsc::Sender<Append>>>,
-    reader: tokio::sync::Mutex<Reader>,
-    acks: Arc<Mutex<Acks>>,
+    lanes: Vec<LaneState>,
     /// Bytes on disk per segment, released from the capacity when the segment is deleted.
     segments: Arc<Mutex<BTreeMap<u64, u64>>>,
     recent: Arc<Mutex<Recent>>,
-    entries: AtomicI64,
+    /// The common position last saved.
+    persisted: Mutex<Option<Pos>>,
     closed: AtomicBool,
     recovery: Recovery,
     metrics: Arc<Metrics>,
@@ -95,135 +107,8 @@ pub struct DiskBuffer {
 }
 
 impl DiskBuffer {
-    /// Opens (or creates) the buffer directory and recovers what a previous run left.
-    pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<DiskBuffer, BufferError> {
-        let dir = cfg.dir.clone();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| BufferError::Io(format!("cannot create {}: {e}", dir.display())))?;
-        let lock_file = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(dir.join("LOCK"))?;
-        if lock_file.try_lock().is_err() {
-            return Err(BufferError::Io(format!(
-                "buffer directory {} is in use by another collector",
-                dir.display()
-            )));
-        }
-
-        let ack_file = AckFile::open(&dir).map_err(|e| {
-            BufferError::Io(format!(
-                "cannot open or make room for the ack file in {}: {e}",
-                dir.display()
-            ))
-        })?;
-        let found = recover(&dir, ack_file.found())?;
-        if let Some(why) = &found.ack_rejected {
-            tracing::error!(
-                ack_file = %ack_file.path().display(),
-                reason = %why,
-                "buffer: the saved ack position does not fit the segments; keeping every segment and sending it all again"
-            );
-        }
-        let capacity = Arc::new(Capacity::new(
-            cfg.max_bytes,
-            cfg.when_full,
-            cfg.block_timeout,
-            metrics.clone(),
-        ));
-        let recovery = Recovery {
-            entries: found.entries,
-            bytes: found.bytes,
-            corrupt_entries: found.damage.entries,
-            damaged_regions: found.damage.regions,
-            unreadable_segments: found.unreadable.clone(),
-            ack_rejected: found.ack_rejected.clone(),
-        };
-        for size in found.segments.values() {
-            capacity.force_reserve(*size);
-        }
-        metrics.buffer_corrupt_entries.add(recovery.corrupt_entries);
-        metrics
-            .buffer_unreadable_segments
-            .add(recovery.unreadable_segments.len() as u64);
-        metrics.buffer_entries.set(recovery.entries as i64);
-
-        let scanned_up_to = found.last_segment;
-        let active = found.last_segment + 1;
-        let reader_start = if found.segments.is_empty() {
-            Pos {
-                seg: active,
-                offset: 0,
-            }
-        } else {
-            found.start
-        };
-        let mut sizes = found.segments;
-
-        let (tx, rx) = mpsc::channel::<Append>();
-        let (pub_tx, pub_rx) = watch::channel(WritePos {
-            pos: Pos {
-                seg: active,
-                offset: 0,
-            },
-            done: false,
-        });
-        let file = create_segment(&dir, active, cfg.fsync != FsyncPolicy::Never)?;
-        sizes.insert(active, 0);
-        let segments = Arc::new(Mutex::new(sizes));
-        let recent = Arc::new(Mutex::new(Recent::default()));
-        let writer = SegmentWriter {
-            dir: dir.clone(),
-            seg: active,
-            file,
-            offset: 0,
-            segment_bytes: cfg.segment_bytes,
-            fsync: cfg.fsync,
-            interval: cfg.fsync_interval,
-            sync_bytes: cfg.fsync_bytes,
-            unsynced: 0,
-            syncs: metrics.clone(),
-            published: pub_tx,
-            segments: segments.clone(),
-            recent: recent.clone(),
-            next_seq: found.next_seq,
-            roll_next: false,
-        };
-        std::thread::Builder::new()
-            .name("edgelog-buffer-writer".into())
-            .spawn(move || writer.run(rx))?;
-
-        let acks = Acks {
-            reader_pos: reader_start,
-            ..Acks::default()
-        };
-        Ok(DiskBuffer {
-            sync_ack: cfg.fsync != FsyncPolicy::Never,
-            ack_synced: Mutex::new(None),
-            ack_file: Arc::new(ack_file),
-            room: Room::default(),
-            dir,
-            capacity,
-            writer: Mutex::new(Some(tx)),
-            reader: tokio::sync::Mutex::new(Reader {
-                pos: reader_start,
-                next_id: 0,
-                published: pub_rx,
-                file: None,
-                scanned_up_to,
-                damage: Damage::default(),
-                failures: 0,
-            }),
-            acks: Arc::new(Mutex::new(acks)),
-            segments,
-            recent,
-            entries: AtomicI64::new(recovery.entries as i64),
-            closed: AtomicBool::new(false),
-            recovery,
-            metrics,
-            _lock: lock_file,
-        })
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
     }
 
     pub fn capacity(&self) -> &Capacity {
@@ -268,8 +153,10 @@ impl DiskBuffer {
         match wait.await {
             Ok(Ok(())) => {
                 self.room.appended();
-                let n = self.entries.fetch_add(1, Ordering::AcqRel) + 1;
-                self.metrics.buffer_entries.set(n);
+                for l in &self.lanes {
+                    l.entries.fetch_add(1, Ordering::AcqRel);
+                }
+                self.metrics.buffer_entries.set(self.held_entries());
                 Ok(())
             }
             Ok(Err(WriteError::NoRoom(e))) => {
@@ -297,8 +184,10 @@ impl DiskBuffer {
         }
     }
 
-    pub async fn next(&self) -> Option<Entry> {
-        let mut r = self.reader.lock().await;
+    /// The next entry for output `lane`, in order; `None` once closed and fully read.
+    pub async fn next(&self, lane: usize) -> Option<Entry> {
+        let l = self.lanes.get(lane)?;
+        let mut r = l.reader.lock().await;
         loop {
             let wp = *r.published.borrow_and_update();
             if r.pos >= wp.pos {
@@ -315,7 +204,7 @@ impl DiskBuffer {
                 continue;
             }
             if let Some(e) = self.take_recent(r.pos) {
-                return Some(self.hand_out(&mut r, e.batch, e.arrived_ms, Some(e.seq), e.next));
+                return Some(self.hand_out(l, &mut r, e.batch, e.arrived_ms, Some(e.seq), e.next));
             }
             let seg = r.pos.seg;
             let closed = seg < wp.pos.seg;
@@ -326,11 +215,11 @@ impl DiskBuffer {
             let file = match file {
                 Ok(f) => f,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound && closed => {
-                    self.advance_segment(&mut r, wp.pos.seg);
+                    self.advance_segment(l, &mut r, wp.pos.seg);
                     continue;
                 }
                 Err(e) => {
-                    self.read_failed(&mut r, closed, wp.pos.seg, e).await;
+                    self.read_failed(l, &mut r, closed, wp.pos.seg, e).await;
                     continue;
                 }
             };
@@ -347,7 +236,7 @@ impl DiskBuffer {
             let read = match read {
                 Ok(read) => read,
                 Err(e) => {
-                    self.read_failed(&mut r, closed, wp.pos.seg, e).await;
+                    self.read_failed(l, &mut r, closed, wp.pos.seg, e).await;
                     continue;
                 }
             };
@@ -359,10 +248,10 @@ impl DiskBuffer {
                     seq,
                     next,
                 } => {
-                    return Some(self.hand_out(&mut r, batch, arrived_ms, seq, next));
+                    return Some(self.hand_out(l, &mut r, batch, arrived_ms, seq, next));
                 }
                 Read::Corrupt { resume } => {
-                    if seg > r.scanned_up_to {
+                    if seg > r.scanned_up_to && r.counts_damage {
                         r.damage.region();
                     }
                     tracing::warn!(
@@ -372,14 +261,14 @@ impl DiskBuffer {
                         "skipped a damaged buffer entry"
                     );
                     r.pos.offset = resume;
-                    lock(&self.acks).reader_pos = r.pos;
+                    lock(&l.acks).reader_pos = r.pos;
                 }
                 Read::End { torn } => {
                     if closed {
-                        if torn && seg > r.scanned_up_to {
+                        if torn && seg > r.scanned_up_to && r.counts_damage {
                             r.damage.region();
                         }
-                        self.advance_segment(&mut r, wp.pos.seg);
+                        self.advance_segment(l, &mut r, wp.pos.seg);
                     }
                 }
             }
@@ -389,7 +278,14 @@ impl DiskBuffer {
     /// A segment could not be opened or read: tried again after a pause; a closed segment that
     /// fails `READ_ATTEMPTS` times is set aside (named in the log, kept on disk, its bytes
     /// released) and the reader goes on with the next one.
-    async fn read_failed(&self, r: &mut Reader, closed: bool, active: u64, e: std::io::Error) {
+    async fn read_failed(
+        &self,
+        l: &LaneState,
+        r: &mut Reader,
+        closed: bool,
+        active: u64,
+        e: std::io::Error,
+    ) {
         r.file = None;
         r.failures += 1;
         let seg = r.pos.seg;
@@ -402,7 +298,7 @@ impl DiskBuffer {
             if let Some(size) = lock(&self.segments).remove(&seg) {
                 self.capacity.release(size);
             }
-            self.advance_segment(r, active);
+            self.advance_segment(l, r, active);
             return;
         }
         tracing::error!(
@@ -414,16 +310,31 @@ impl DiskBuffer {
         tokio::time::sleep(Duration::from_secs(1)).await;
     }
 
-    /// The entry at `pos` if the writer still holds it in memory; drops older ones.
+    /// The entry at `pos` if the writer still holds it in memory; drops the ones every output
+    /// has read.
     fn take_recent(&self, pos: Pos) -> Option<RecentEntry> {
+        let shared = self.lanes.len() > 1;
+        let slowest = if shared {
+            self.lanes
+                .iter()
+                .map(|l| lock(&l.acks).reader_pos)
+                .min()
+                .unwrap_or(pos)
+                .min(pos)
+        } else {
+            pos
+        };
         let mut recent = lock(&self.recent);
         while let Some(front) = recent.entries.front() {
-            if front.start < pos {
+            if front.start < slowest {
                 let old = recent.entries.pop_front()?;
                 recent.bytes -= old.batch.joined().len();
             } else {
                 break;
             }
+        }
+        if shared {
+            return recent.entries.iter().find(|e| e.start == pos).cloned();
         }
         if recent.entries.front().is_some_and(|e| e.start == pos) {
             let e = recent.entries.pop_front()?;
@@ -436,29 +347,34 @@ impl DiskBuffer {
     /// Records an entry as read and hands it to the output.
     fn hand_out(
         &self,
+        l: &LaneState,
         r: &mut Reader,
         batch: LineBatch,
         arrived_ms: u64,
         seq: Option<u64>,
         next: u64,
     ) -> Entry {
-        let lost = r.damage.entry(seq);
-        self.metrics.buffer_corrupt_entries.add(lost);
+        if r.counts_damage {
+            let lost = r.damage.entry(seq);
+            self.metrics.buffer_corrupt_entries.add(lost);
+        }
         let id = r.next_id;
         r.next_id += 1;
         let start = r.pos;
         r.pos.offset = next;
-        let mut a = lock(&self.acks);
+        let mut a = lock(&l.acks);
         a.inflight.push_back((id, start, false));
         a.reader_pos = r.pos;
         Entry {
             id,
             batch,
             arrived_ms,
+            start,
+            end: r.pos,
         }
     }
 
-    fn advance_segment(&self, r: &mut Reader, active: u64) {
+    fn advance_segment(&self, l: &LaneState, r: &mut Reader, active: u64) {
         let next = lock(&self.segments)
             .range(r.pos.seg + 1..)
             .next()
@@ -469,11 +385,15 @@ impl DiskBuffer {
             offset: 0,
         };
         r.file = None;
-        lock(&self.acks).reader_pos = r.pos;
+        lock(&l.acks).reader_pos = r.pos;
     }
 
-    pub fn ack(&self, id: EntryId) {
-        let mut a = lock(&self.acks);
+    /// Output `lane` has delivered (or dead-lettered) every line of entry `id`.
+    pub fn ack(&self, lane: usize, id: EntryId) {
+        let Some(l) = self.lanes.get(lane) else {
+            return;
+        };
+        let mut a = lock(&l.acks);
         let Some(&(first, _, _)) = a.inflight.front() else {
             return;
         };
@@ -483,13 +403,39 @@ impl DiskBuffer {
         if let Some(slot) = a.inflight.get_mut(idx as usize) {
             if slot.0 == id && !slot.2 {
                 slot.2 = true;
-                let n = self.entries.fetch_sub(1, Ordering::AcqRel) - 1;
-                self.metrics.buffer_entries.set(n.max(0));
+                l.entries.fetch_sub(1, Ordering::AcqRel);
+                self.metrics.buffer_entries.set(self.held_entries());
             }
         }
         while matches!(a.inflight.front(), Some((_, _, true))) {
             a.inflight.pop_front();
         }
+    }
+
+    /// Entries some output has not acknowledged.
+    fn held_entries(&self) -> i64 {
+        self.lanes
+            .iter()
+            .map(|l| l.entries.load(Ordering::Acquire))
+            .max()
+            .unwrap_or(0)
+            .max(0)
+    }
+
+    /// How far output `lane` is behind the writer: entries and bytes it has not acknowledged.
+    pub fn lag(&self, lane: usize) -> (u64, u64) {
+        let Some(l) = self.lanes.get(lane) else {
+            return (0, 0);
+        };
+        let wm = lock(&l.acks).watermark();
+        let bytes: u64 = lock(&self.segments)
+            .range(wm.seg..)
+            .map(|(_, size)| *size)
+            .sum();
+        (
+            l.entries.load(Ordering::Acquire).max(0) as u64,
+            bytes.saturating_sub(wm.offset),
+        )
     }
 
     pub fn close(&self) {
@@ -498,16 +444,25 @@ impl DiskBuffer {
         lock(&self.writer).take();
     }
 
-    /// Writes the watermark and deletes the segments it has passed.
+    /// Saves each output's position and the one they have all passed, and deletes the segments
+    /// below the latter.
     pub async fn persist_acks(&self) -> Result<(), BufferError> {
-        let wm = {
-            let a = lock(&self.acks);
-            let wm = a.watermark();
-            if a.persisted == Some(wm) {
-                return Ok(());
-            }
-            wm
+        let marks: Vec<Pos> = self
+            .lanes
+            .iter()
+            .map(|l| lock(&l.acks).watermark())
+            .collect();
+        let Some(wm) = marks.iter().min().copied() else {
+            return Ok(());
         };
+        let lanes_moved = self
+            .lanes
+            .iter()
+            .zip(&marks)
+            .any(|(l, m)| l.ack_file.is_some() && lock(&l.acks).persisted != Some(*m));
+        if !lanes_moved && *lock(&self.persisted) == Some(wm) {
+            return Ok(());
+        }
         let dir = self.dir.clone();
         let doomed: Vec<(u64, u64)> = {
             let mut segs = lock(&self.segments);
@@ -525,7 +480,17 @@ impl DiskBuffer {
         };
         let metrics = self.metrics.clone();
         let ack_file = self.ack_file.clone();
+        let lane_files: Vec<(Arc<AckFile>, Pos)> = self
+            .lanes
+            .iter()
+            .zip(&marks)
+            .filter_map(|(l, m)| l.ack_file.clone().map(|f| (f, *m)))
+            .collect();
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+            // Each output's own position first: the common one never passes a saved one.
+            for (f, m) in &lane_files {
+                f.save(*m, sync)?;
+            }
             ack_file.save(wm, sync)?;
             if sync {
                 metrics.buffer_ack_syncs.inc();
@@ -563,8 +528,21 @@ impl DiskBuffer {
         for (_, size) in doomed {
             self.capacity.release(size);
         }
-        lock(&self.acks).persisted = Some(wm);
+        for (l, m) in self.lanes.iter().zip(marks) {
+            lock(&l.acks).persisted = Some(m);
+        }
+        *lock(&self.persisted) = Some(wm);
         Ok(())
+    }
+
+    /// The position of output `lane` last saved.
+    pub fn saved_position(&self, lane: usize) -> Option<Pos> {
+        self.lanes.get(lane).and_then(|l| lock(&l.acks).persisted)
+    }
+
+    /// The names of the outputs, in lane order.
+    pub fn lane_names(&self) -> Vec<String> {
+        self.lanes.iter().map(|l| l.name.clone()).collect()
     }
 }
 
@@ -574,5 +552,6 @@ impl Drop for DiskBuffer {
     }
 }
 
+mod open;
 #[cfg(test)]
 mod tests;

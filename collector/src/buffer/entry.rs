@@ -2,6 +2,11 @@
 
 use crate::lines::LineBatch;
 
+pub use super::writer::Pos;
+
+/// An output's name, as the buffer keeps a read position for it.
+pub type Lane = String;
+
 /// Entries are numbered in the order the output reads them.
 pub type EntryId = u64;
 
@@ -12,6 +17,10 @@ pub struct Entry {
     pub batch: LineBatch,
     /// When ingest accepted the batch, Unix milliseconds.
     pub arrived_ms: u64,
+    /// Where the entry starts in the buffer, and where the next one starts: the same across
+    /// restarts for a disk buffer (segment and offset); the entry's number for a memory buffer.
+    pub start: Pos,
+    pub end: Pos,
 }
 
 /// Now, in Unix milliseconds.

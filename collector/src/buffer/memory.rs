@@ -4,11 +4,11 @@
 //! memory held by batches waiting, batches being sent and batches being retried is bounded.
 
 use super::capacity::Capacity;
-use super::entry::{now_ms, BufferError, Entry, EntryId};
+use super::entry::{now_ms, BufferError, Entry, EntryId, Pos};
 use crate::config::BufferConfig;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
@@ -19,17 +19,38 @@ pub struct MemoryBuffer {
     metrics: Arc<Metrics>,
 }
 
+/// Most outputs one buffer feeds (each has a bit in [`Held::acked`]).
+pub const MAX_LANES: usize = 64;
+
 #[derive(Default)]
 struct State {
-    queue: VecDeque<Entry>,
+    /// Entries some output has not acknowledged, numbered from `first`.
+    held: VecDeque<Held>,
+    first: EntryId,
     next_id: EntryId,
-    /// Bytes of each entry not yet acknowledged.
-    held: HashMap<EntryId, u64>,
+    /// Per output: the next entry to read, and entries and bytes not acknowledged.
+    lanes: Vec<LaneCursor>,
     closed: bool,
 }
 
+#[derive(Default, Clone, Copy)]
+struct LaneCursor {
+    next: EntryId,
+    entries: u64,
+    bytes: u64,
+}
+
+struct Held {
+    batch: LineBatch,
+    arrived_ms: u64,
+    size: u64,
+    /// One bit per output that acknowledged it.
+    acked: u64,
+}
+
 impl MemoryBuffer {
-    pub fn new(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Self {
+    /// A buffer feeding `lanes` outputs (1 to [`MAX_LANES`]).
+    pub fn new(cfg: &BufferConfig, lanes: usize, metrics: Arc<Metrics>) -> Self {
         MemoryBuffer {
             capacity: Capacity::new(
                 cfg.max_bytes,
@@ -37,7 +58,10 @@ impl MemoryBuffer {
                 cfg.block_timeout,
                 metrics.clone(),
             ),
-            state: Mutex::new(State::default()),
+            state: Mutex::new(State {
+                lanes: vec![LaneCursor::default(); lanes.clamp(1, MAX_LANES)],
+                ..State::default()
+            }),
             readable: Notify::new(),
             metrics,
         }
@@ -63,27 +87,50 @@ impl MemoryBuffer {
             self.capacity.release(size);
             return Err(BufferError::Closed);
         }
-        let id = s.next_id;
         s.next_id += 1;
-        s.held.insert(id, size);
-        s.queue.push_back(Entry {
-            id,
+        s.held.push_back(Held {
             batch,
             arrived_ms: now_ms(),
+            size,
+            acked: 0,
         });
+        for l in &mut s.lanes {
+            l.entries += 1;
+            l.bytes += size;
+        }
         self.metrics.buffer_entries.set(s.held.len() as i64);
         drop(s);
-        self.readable.notify_one();
+        self.readable.notify_waiters();
         Ok(())
     }
 
-    pub async fn next(&self) -> Option<Entry> {
+    /// The next entry for output `lane`, in order; `None` once closed and fully read.
+    pub async fn next(&self, lane: usize) -> Option<Entry> {
         loop {
             let notified = self.readable.notified();
             {
                 let mut s = self.lock();
-                if let Some(e) = s.queue.pop_front() {
-                    return Some(e);
+                let shared = s.lanes.len() > 1;
+                let first = s.first;
+                let id = s.lanes.get(lane)?.next;
+                if id < s.next_id {
+                    s.lanes[lane].next += 1;
+                    let held = s.held.get_mut((id - first) as usize)?;
+                    let batch = if shared {
+                        held.batch.clone()
+                    } else {
+                        std::mem::take(&mut held.batch)
+                    };
+                    return Some(Entry {
+                        id,
+                        batch,
+                        arrived_ms: held.arrived_ms,
+                        start: Pos { seg: 0, offset: id },
+                        end: Pos {
+                            seg: 0,
+                            offset: id + 1,
+                        },
+                    });
                 }
                 if s.closed {
                     return None;
@@ -93,19 +140,56 @@ impl MemoryBuffer {
         }
     }
 
-    pub fn ack(&self, id: EntryId) {
+    /// Output `lane` has delivered (or dead-lettered) every line of entry `id`; the entry's
+    /// room is freed once every output has.
+    pub fn ack(&self, lane: usize, id: EntryId) {
         let mut s = self.lock();
-        if let Some(size) = s.held.remove(&id) {
-            self.metrics.buffer_entries.set(s.held.len() as i64);
-            drop(s);
-            self.capacity.release(size);
+        let all = u64::MAX >> (64 - s.lanes.len());
+        let Some(idx) = id.checked_sub(s.first) else {
+            return;
+        };
+        let Some(held) = s.held.get_mut(idx as usize) else {
+            return;
+        };
+        let bit = 1u64 << lane;
+        if held.acked & bit != 0 || lane >= MAX_LANES {
+            return;
         }
+        held.acked |= bit;
+        let size = held.size;
+        // Room is freed as soon as every output has the entry, in whatever order entries finish.
+        let mut freed = 0;
+        if held.acked == all {
+            freed = std::mem::take(&mut held.size);
+            held.batch = LineBatch::default();
+        }
+        if let Some(l) = s.lanes.get_mut(lane) {
+            l.entries -= 1;
+            l.bytes -= size;
+        }
+        while s.held.front().is_some_and(|h| h.acked == all) {
+            s.held.pop_front();
+            s.first += 1;
+        }
+        let held = s.lanes.iter().map(|l| l.entries).max().unwrap_or(0);
+        self.metrics.buffer_entries.set(held as i64);
+        drop(s);
+        if freed > 0 {
+            self.capacity.release(freed);
+        }
+    }
+
+    /// Entries and bytes output `lane` has not acknowledged.
+    pub fn lag(&self, lane: usize) -> (u64, u64) {
+        self.lock()
+            .lanes
+            .get(lane)
+            .map_or((0, 0), |l| (l.entries, l.bytes))
     }
 
     pub fn close(&self) {
         self.lock().closed = true;
         self.readable.notify_waiters();
-        self.readable.notify_one();
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -120,32 +204,67 @@ mod tests {
 
     #[tokio::test]
     async fn entries_come_out_in_order_and_ack_frees_space() {
-        let b = MemoryBuffer::new(&BufferConfig::for_tests(100), Arc::new(Metrics::default()));
+        let b = MemoryBuffer::new(
+            &BufferConfig::for_tests(100),
+            1,
+            Arc::new(Metrics::default()),
+        );
         b.append(LineBatch::from_lines(["aaaa"]))
             .await
             .expect("append");
         b.append(LineBatch::from_lines(["bb", "cc"]))
             .await
             .expect("append");
-        let e0 = b.next().await.expect("first");
-        let e1 = b.next().await.expect("second");
+        let e0 = b.next(0).await.expect("first");
+        let e1 = b.next(0).await.expect("second");
         assert_eq!((e0.id, e1.id), (0, 1));
         assert_eq!(e1.batch.len(), 2);
         let used = b.capacity().used();
         assert_eq!(used, 8 + 5 + 8);
-        b.ack(e1.id);
+        b.ack(0, e1.id);
         assert_eq!(b.capacity().used(), 8);
-        b.ack(e1.id); // a second ack is harmless
+        b.ack(0, e1.id); // a second ack is harmless
         assert_eq!(b.capacity().used(), 8);
         // Bytes stay counted while the entry is in flight (read, not acked).
         let big = LineBatch::from_lines(["x".repeat(90)]);
         assert_eq!(b.append(big).await, Err(BufferError::Full));
-        b.ack(e0.id);
+        b.ack(0, e0.id);
         b.close();
-        assert!(b.next().await.is_none());
+        assert!(b.next(0).await.is_none());
         assert_eq!(
             b.append(LineBatch::from_lines(["late"])).await,
             Err(BufferError::Closed)
         );
+    }
+
+    #[tokio::test]
+    async fn each_output_reads_every_entry_and_room_is_freed_once_all_acked() {
+        let b = MemoryBuffer::new(
+            &BufferConfig::for_tests(100),
+            2,
+            Arc::new(Metrics::default()),
+        );
+        b.append(LineBatch::from_lines(["aaaa"]))
+            .await
+            .expect("append");
+        b.append(LineBatch::from_lines(["bb"]))
+            .await
+            .expect("append");
+        let fast: Vec<Entry> = vec![b.next(0).await.expect("0"), b.next(0).await.expect("1")];
+        for e in &fast {
+            b.ack(0, e.id);
+        }
+        assert_eq!(b.lag(0), (0, 0));
+        assert_eq!(b.lag(1), (2, 8 + 6));
+        assert_eq!(b.capacity().used(), 8 + 6, "held for the slow output");
+        let slow = b.next(1).await.expect("slow reads the first");
+        assert_eq!(slow.batch, LineBatch::from_lines(["aaaa"]));
+        assert_eq!((slow.start.offset, slow.end.offset), (0, 1));
+        b.ack(1, slow.id);
+        b.ack(1, slow.id); // a second ack is harmless
+        assert_eq!(b.capacity().used(), 6);
+        assert_eq!(b.lag(1), (1, 6));
+        b.ack(1, 1);
+        assert_eq!(b.capacity().used(), 0);
     }
 }

@@ -1,9 +1,10 @@
 //! The buffer between ingest and the output: what makes a 2xx a promise.
 //!
 //! Ingest appends one entry per accepted batch and answers 2xx only once `append` returned (for
-//! the disk buffer: written, and synced as `fsync` says). The output reads entries in order and
-//! acknowledges each one once all its lines are delivered or dead-lettered; only then is its space
-//! freed (memory) or its segment deleted (disk). Appends over `max_bytes` are refused (`reject`)
+//! the disk buffer: written, and synced as `fsync` says). Each output reads every entry in
+//! order from its own position (a lane) and acknowledges each one once all its lines are
+//! delivered or dead-lettered; once every output has, its space is freed (memory) or its segment
+//! deleted (disk). A slow output holds room, never another output's reads. Appends over `max_bytes` are refused (`reject`)
 //! or wait for space (`block`, up to a timeout): memory stays bounded either way.
 
 pub mod ackfile;
@@ -18,7 +19,7 @@ pub mod segment;
 pub mod writer;
 
 pub use capacity::Capacity;
-pub use entry::{now_ms, BufferError, Entry, EntryId, Recovery};
+pub use entry::{now_ms, BufferError, Entry, EntryId, Lane, Pos, Recovery};
 
 use crate::config::{BufferConfig, BufferKind};
 use crate::lines::LineBatch;
@@ -31,11 +32,30 @@ pub enum Buffer {
 }
 
 impl Buffer {
-    /// Opens the configured buffer; a disk buffer recovers what a previous run left.
+    /// Opens the configured buffer for one output; a disk buffer recovers what a previous run
+    /// left.
     pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<Buffer, BufferError> {
+        Self::open_lanes(cfg, &[Lane::from("output")], metrics)
+    }
+
+    /// Opens the configured buffer with one read position per output (`lanes`, in order).
+    pub fn open_lanes(
+        cfg: &BufferConfig,
+        lanes: &[Lane],
+        metrics: Arc<Metrics>,
+    ) -> Result<Buffer, BufferError> {
+        if lanes.is_empty() || lanes.len() > memory::MAX_LANES {
+            return Err(BufferError::Io(format!(
+                "{} outputs: the buffer feeds 1 to {}",
+                lanes.len(),
+                memory::MAX_LANES
+            )));
+        }
         Ok(match cfg.kind {
-            BufferKind::Memory => Buffer::Memory(memory::MemoryBuffer::new(cfg, metrics)),
-            BufferKind::Disk => Buffer::Disk(disk::DiskBuffer::open(cfg, metrics)?),
+            BufferKind::Memory => {
+                Buffer::Memory(memory::MemoryBuffer::new(cfg, lanes.len(), metrics))
+            }
+            BufferKind::Disk => Buffer::Disk(disk::DiskBuffer::open_lanes(cfg, lanes, metrics)?),
         })
     }
 
@@ -50,19 +70,44 @@ impl Buffer {
         }
     }
 
-    /// The next entry for the output, in order; `None` once closed and fully read.
-    pub async fn next(&self) -> Option<Entry> {
+    /// The next entry for output `lane`, in order; `None` once closed and fully read.
+    pub async fn next(&self, lane: usize) -> Option<Entry> {
         match self {
-            Buffer::Memory(b) => b.next().await,
-            Buffer::Disk(b) => b.next().await,
+            Buffer::Memory(b) => b.next(lane).await,
+            Buffer::Disk(b) => b.next(lane).await,
         }
     }
 
-    /// All lines of entry `id` are delivered (or dead-lettered).
-    pub fn ack(&self, id: EntryId) {
+    /// Output `lane` has delivered (or dead-lettered) all lines of entry `id`; its room is freed
+    /// once every output has.
+    pub fn ack(&self, lane: usize, id: EntryId) {
         match self {
-            Buffer::Memory(b) => b.ack(id),
-            Buffer::Disk(b) => b.ack(id),
+            Buffer::Memory(b) => b.ack(lane, id),
+            Buffer::Disk(b) => b.ack(lane, id),
+        }
+    }
+
+    /// Entries and bytes output `lane` has not acknowledged.
+    pub fn lag(&self, lane: usize) -> (u64, u64) {
+        match self {
+            Buffer::Memory(b) => b.lag(lane),
+            Buffer::Disk(b) => b.lag(lane),
+        }
+    }
+
+    /// The position of output `lane` last saved (disk buffer); a restart resumes there.
+    pub fn saved_position(&self, lane: usize) -> Option<Pos> {
+        match self {
+            Buffer::Memory(_) => None,
+            Buffer::Disk(b) => b.saved_position(lane),
+        }
+    }
+
+    /// Where the buffer's positions survive a restart: the disk buffer's directory.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match self {
+            Buffer::Memory(_) => None,
+            Buffer::Disk(b) => Some(b.dir()),
         }
     }
 

@@ -42,10 +42,25 @@ pub struct Recovered {
     pub unreadable: Vec<PathBuf>,
     /// Why the saved ack position was not used, if it was not.
     pub ack_rejected: Option<String>,
+    /// Where each output resumes, in the order the outputs were given.
+    pub lanes: Vec<LaneStart>,
 }
 
-/// Recovers the segments in `dir` given the ack file's content.
-pub fn recover(dir: &Path, ack: Found) -> std::io::Result<Recovered> {
+/// Where one output resumes: its own saved position if that fits the segments and is not below
+/// the common one, else the common one.
+#[derive(Debug, Default, Clone)]
+pub struct LaneStart {
+    pub pos: Pos,
+    /// Entries and bytes from `pos` on.
+    pub entries: u64,
+    pub bytes: u64,
+    /// Why the output's own saved position was not used, if it was not.
+    pub rejected: Option<String>,
+}
+
+/// Recovers the segments in `dir` given the ack file's content (the position every output has
+/// passed) and each output's own saved position.
+pub fn recover(dir: &Path, ack: Found, lanes: &[Found]) -> std::io::Result<Recovered> {
     let mut numbers: Vec<u64> = std::fs::read_dir(dir)?
         .filter_map(|e| e.ok())
         .filter_map(|e| {
@@ -97,6 +112,24 @@ pub fn recover(dir: &Path, ack: Found) -> std::io::Result<Recovered> {
     }
     out.start = start;
     out.last_segment = numbers.last().copied().unwrap_or(0).max(start.seg);
+    out.lanes = lanes
+        .iter()
+        .map(|found| {
+            let mut lane = LaneStart {
+                pos: start,
+                ..LaneStart::default()
+            };
+            if let (Found::Position(p), Some(first)) = (found, first) {
+                if *p > start {
+                    match check(*p, first, &numbers, &data) {
+                        Ok(p) => lane.pos = p,
+                        Err(why) => lane.rejected = Some(why),
+                    }
+                }
+            }
+            lane
+        })
+        .collect();
 
     let mut max_seq = None;
     for &n in numbers.iter().filter(|&&n| n >= start.seg) {
@@ -115,6 +148,13 @@ pub fn recover(dir: &Path, ack: Found) -> std::io::Result<Recovered> {
             match segment::scan(bytes, at) {
                 Scan::Entry { seq, next, .. } => {
                     out.entries += 1;
+                    let here = Pos {
+                        seg: n,
+                        offset: at as u64,
+                    };
+                    for lane in out.lanes.iter_mut().filter(|l| l.pos <= here) {
+                        lane.entries += 1;
+                    }
                     out.damage.entry(seq);
                     max_seq = max_seq.max(seq);
                     at = next;
@@ -131,6 +171,14 @@ pub fn recover(dir: &Path, ack: Found) -> std::io::Result<Recovered> {
             }
         }
         out.bytes += bytes.len().saturating_sub(from) as u64;
+        for lane in out.lanes.iter_mut().filter(|l| l.pos.seg <= n) {
+            let from = if lane.pos.seg == n {
+                lane.pos.offset
+            } else {
+                0
+            };
+            lane.bytes += (bytes.len() as u64).saturating_sub(from);
+        }
         out.segments.insert(n, bytes.len() as u64);
     }
     out.damage.finish();

@@ -50,6 +50,7 @@ pub(super) struct Recent {
 /// Most payload bytes [`Recent`] holds; a reader further behind reads from disk.
 pub(super) const RECENT_BYTES: usize = 16 * 1024 * 1024;
 
+#[derive(Clone)]
 pub(super) struct RecentEntry {
     pub(super) start: Pos,
     /// Where the next entry starts.

@@ -79,3 +79,24 @@ pub const DEFAULT_KINESIS_MAX_IN_FLIGHT_BYTES: usize = 8 * 1024 * 1024;
 pub const DEFAULT_MAX_RETRIES: u32 = 3;
 pub const DEFAULT_INITIAL_WAIT: Duration = Duration::from_secs(1);
 pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+
+/// S3: the prefix before every key.
+pub const DEFAULT_S3_PREFIX: &str = "edgelog/";
+/// S3: the key, Hive-style partitions by the UTC hour of the object's first line.
+pub const DEFAULT_S3_KEY: &str = "{prefix}dt={yyyy}-{mm}-{dd}/hour={hh}/{id}{ext}";
+/// S3: objects are closed at this size (as stored).
+pub const DEFAULT_S3_MAX_OBJECT_BYTES: u64 = 64 * 1024 * 1024;
+/// S3: the smallest `max_object_bytes` (S3's smallest multipart part).
+pub const MIN_S3_MAX_OBJECT_BYTES: u64 = 5 * 1024 * 1024;
+/// S3: objects are closed once their first line is this old.
+pub const DEFAULT_S3_MAX_OBJECT_AGE: &str = "5m";
+/// S3: timeout of one request.
+pub const DEFAULT_S3_REQUEST_TIMEOUT: &str = "60s";
+/// S3: size of a multipart upload's parts (S3 takes 5 MiB to 5 GiB, and 10,000 parts).
+pub const S3_PART_BYTES: usize = 8 * 1024 * 1024;
+/// S3: parts of one output being uploaded at once.
+pub const S3_PARTS_IN_FLIGHT: usize = 4;
+/// S3: most parts in one object.
+pub const S3_MAX_PARTS: u64 = 10_000;
+/// S3: characters of an object's `{id}` (buffer id, then the position of its first line).
+pub const OBJECT_ID_CHARS: usize = 16 + 1 + 28;

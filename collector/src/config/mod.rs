@@ -1,13 +1,16 @@
 //! The collector's configuration: one YAML file, read once and validated into typed values.
 //!
 //! One concern per file: `schema.rs` (the file as written, every key documented), `limits.rs`
-//! (every default and limit), `interpolate.rs` (`${VAR}`), `secret.rs` (values that never print),
+//! (every default and limit), `interpolate.rs` (`${VAR}`), `secret.rs` (values that never print), `keytemplate.rs` (S3 object keys), `s3.rs`
+//! (the `s3` output block),
 //! `validate.rs` (typed values), `error.rs` (errors naming their key), `model.rs` (the typed values).
 
 pub mod error;
 pub mod interpolate;
+pub mod keytemplate;
 pub mod limits;
 pub mod model;
+pub mod s3;
 pub mod schema;
 pub mod secret;
 #[cfg(test)]

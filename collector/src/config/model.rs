@@ -90,7 +90,9 @@ pub struct Config {
     pub ingest: IngestConfig,
     pub buffer: BufferConfig,
     pub dead_letter: PathBuf,
-    pub output: OutputConfig,
+    /// The outputs, each fed from the buffer at its own pace, in a fixed order: `aws_kinesis`,
+    /// `s3`, `stdout`, `file`.
+    pub outputs: Vec<OutputConfig>,
     pub retry: RetryPolicy,
     pub tail: Option<TailConfig>,
     #[serde(serialize_with = "ser_duration")]
@@ -109,8 +111,13 @@ impl Config {
         if let Some(t) = &self.tail {
             out.push(t.token.expose().to_string());
         }
-        if let OutputConfig::AwsKinesis(k) = &self.output {
-            if let Some(c) = &k.credentials {
+        for o in &self.outputs {
+            let creds = match o {
+                OutputConfig::AwsKinesis(k) => k.credentials.as_ref(),
+                OutputConfig::S3(s) => s.credentials.as_ref(),
+                _ => None,
+            };
+            if let Some(c) = creds {
                 out.push(c.access_key_id.expose().to_string());
                 out.push(c.secret_access_key.expose().to_string());
                 out.extend(c.session_token.as_ref().map(|t| t.expose().to_string()));
@@ -192,6 +199,78 @@ pub enum OutputConfig {
     Stdout,
     File { path: PathBuf },
     AwsKinesis(Box<KinesisConfig>),
+    S3(Box<S3Config>),
+}
+
+impl OutputConfig {
+    /// The output's name: its key under `output`, in logs, metrics and file names.
+    pub fn name(&self) -> &'static str {
+        match self {
+            OutputConfig::Stdout => "stdout",
+            OutputConfig::File { .. } => "file",
+            OutputConfig::AwsKinesis(_) => "aws_kinesis",
+            OutputConfig::S3(_) => "s3",
+        }
+    }
+}
+
+/// How S3 objects are compressed.
+#[derive(Debug, Deserialize, Serialize, Clone, Copy, Default, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Compression {
+    #[default]
+    Gzip,
+    Zstd,
+    None,
+}
+
+impl Compression {
+    /// What object names end in.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Compression::Gzip => ".log.gz",
+            Compression::Zstd => ".log.zst",
+            Compression::None => ".log",
+        }
+    }
+
+    pub fn default_content_type(self) -> &'static str {
+        match self {
+            Compression::Gzip => "application/gzip",
+            Compression::Zstd => "application/zstd",
+            Compression::None => "text/plain; charset=utf-8",
+        }
+    }
+}
+
+/// Server-side encryption of S3 objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Sse {
+    Aes256,
+    Kms { key_id: Option<String> },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct S3Config {
+    pub bucket: String,
+    /// Empty, or ending in `/`.
+    pub prefix: String,
+    pub key: super::keytemplate::KeyTemplate,
+    pub region: Option<String>,
+    pub endpoint_url: Option<String>,
+    pub force_path_style: bool,
+    pub credentials: Option<Credentials>,
+    pub max_object_bytes: u64,
+    #[serde(serialize_with = "ser_duration")]
+    pub max_object_age: Duration,
+    pub compression: Compression,
+    pub content_type: String,
+    pub storage_class: Option<String>,
+    pub sse: Option<Sse>,
+    #[serde(serialize_with = "ser_duration")]
+    pub request_timeout: Duration,
+    pub retry: RetryPolicy,
 }
 
 #[derive(Debug, Clone, Serialize)]

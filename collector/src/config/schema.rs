@@ -30,7 +30,7 @@ pub struct RawConfig {
     pub buffer: RawBuffer,
     #[serde(default)]
     pub dead_letter: RawDeadLetter,
-    /// Where lines go: exactly one of `stdout`, `file`, `aws_kinesis`; plus `retry`.
+    /// Where lines go: one or more of `aws_kinesis`, `s3`, `stdout`, `file`; plus `retry`.
     pub output: RawOutput,
     /// The live tail endpoint (`collector tail`); absent means disabled.
     pub tail: Option<RawTail>,
@@ -185,6 +185,8 @@ pub struct RawOutput {
     pub file: Option<RawFileOutput>,
     /// Put each line to a Kinesis data stream.
     pub aws_kinesis: Option<RawKinesis>,
+    /// Archive every line in objects of an S3-compatible bucket.
+    pub s3: Option<RawS3>,
     /// Retry policy for failed writes.
     pub retry: Option<RawRetry>,
 }
@@ -238,6 +240,50 @@ pub struct RawKinesis {
     /// (each shard is also held to 1,000 records and 1 MiB a second).
     #[serde(default)]
     pub stream_mode: StreamMode,
+}
+
+/// The `s3` output: objects of lines, as received, one per line.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawS3 {
+    /// The bucket objects are written to.
+    pub bucket: String,
+    /// Put before every key (a `/` is added if it does not end in one); default `edgelog/`.
+    pub prefix: Option<String>,
+    /// The object key: `{prefix}`, the UTC time of the object's first line (`{yyyy}`, `{mm}`,
+    /// `{dd}`, `{hh}`, `{min}`), `{id}` (required: the collector's buffer and the positions
+    /// the object covers) and `{ext}` (`.log` plus `.gz` or `.zst`).
+    pub key: Option<String>,
+    /// AWS region; absent: the SDK's region chain.
+    pub region: Option<String>,
+    /// Custom endpoint (an S3-compatible store).
+    pub endpoint_url: Option<String>,
+    /// Address buckets as `endpoint/bucket` instead of `bucket.endpoint`.
+    #[serde(default)]
+    pub force_path_style: bool,
+    /// Explicit credentials; absent: the SDK credential chain.
+    pub credentials: Option<RawCredentials>,
+    /// An object is closed once it holds this many bytes (as stored, compressed).
+    pub max_object_bytes: Option<u64>,
+    /// An object is closed once its first line has waited this long.
+    pub max_object_age: Option<String>,
+    /// `gzip` (default), `zstd` or `none`.
+    pub compression: Option<super::model::Compression>,
+    /// The objects' Content-Type; default by compression.
+    pub content_type: Option<String>,
+    /// The objects' storage class (`STANDARD`, `STANDARD_IA`, `GLACIER_IR`, ...); absent: the
+    /// bucket's default.
+    pub storage_class: Option<String>,
+    /// Server-side encryption: `AES256` or `aws:kms`; absent: the bucket's default.
+    pub sse: Option<String>,
+    /// With `sse: aws:kms`, the KMS key; absent: the account's default key for S3.
+    pub sse_kms_key_id: Option<String>,
+    /// Timeout of one request (a part of up to 8 MiB, or a whole small object).
+    pub request_timeout: Option<String>,
+    /// Waits between attempts of a failed upload; absent: `output.retry`. Uploads are retried
+    /// until they succeed; `max_retries` is how many failures in a row are logged as warnings
+    /// before they are logged as errors.
+    pub retry: Option<RawRetry>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -35,7 +35,7 @@ fn defaults() {
     assert_eq!(c.buffer.fsync_interval, Duration::from_millis(100));
     assert_eq!(c.buffer.fsync_bytes, DEFAULT_FSYNC_BYTES);
     assert_eq!(c.retry, RetryPolicy::default());
-    assert!(matches!(c.output, OutputConfig::Stdout));
+    assert!(matches!(c.outputs[..], [OutputConfig::Stdout]));
     assert!(c.warnings.is_empty());
 }
 
@@ -73,7 +73,7 @@ output:
         c.ingest.auth.as_ref().expect("auth").token.expose(),
         "t0k3n"
     );
-    let OutputConfig::AwsKinesis(k) = &c.output else {
+    let OutputConfig::AwsKinesis(k) = &c.outputs[0] else {
         panic!("kinesis")
     };
     assert_eq!(k.stream_name, "logs");
@@ -129,7 +129,7 @@ fn unset_variables_name_variable_and_key() {
 fn kinesis_limits_are_capped_with_a_warning() {
     let c = load("fastly: {service_ids: [\"*\"]}\ningest: {max_line_bytes: 2000000}\noutput: {aws_kinesis: {stream_name: s, batch: {size: 1000, max_batch_bytes: 10000000}}}\n")
             .expect("valid");
-    let OutputConfig::AwsKinesis(k) = &c.output else {
+    let OutputConfig::AwsKinesis(k) = &c.outputs[0] else {
         panic!("kinesis")
     };
     assert_eq!(k.batch.size, KINESIS_MAX_RECORDS_PER_CALL);
@@ -145,8 +145,8 @@ fn partition_key_strategies() {
                 "fastly: {{service_ids: [\"*\"]}}\noutput: {{aws_kinesis: {{stream_name: s, partition_key: \"{v}\"}}}}\n"
             ))
             .expect("valid");
-        match c.output {
-            OutputConfig::AwsKinesis(k) => k.partition_key,
+        match c.outputs.into_iter().next() {
+            Some(OutputConfig::AwsKinesis(k)) => k.partition_key,
             _ => panic!("kinesis"),
         }
     };
@@ -169,9 +169,67 @@ fn bad_values_name_their_key() {
             "fastly.service_ids",
         ),
         ("output: {stdout: {}}\n".to_string(), "fastly"),
+        (MINIMAL.replace("{stdout: {}}", "{retry: {}}"), "output"),
         (
-            MINIMAL.replace("{stdout: {}}", "{stdout: {}, file: {path: x}}"),
-            "output",
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: b}}"),
+            "output.s3.bucket",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, key: \"{yyyy}/x\"}}"),
+            "output.s3.key",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, key: \"{id}{week}\"}}"),
+            "output.s3.key",
+        ),
+        (
+            MINIMAL.replace(
+                "{stdout: {}}",
+                "{s3: {bucket: logs, max_object_bytes: 1000}}",
+            ),
+            "output.s3.max_object_bytes",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, max_object_age: 0s}}"),
+            "output.s3.max_object_age",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, compression: lz4}}"),
+            "output.s3.compression",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, sse: aes}}"),
+            "output.s3.sse",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, sse_kms_key_id: k}}"),
+            "output.s3.sse_kms_key_id",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, storage_class: cold}}"),
+            "output.s3.storage_class",
+        ),
+        (
+            MINIMAL.replace(
+                "{stdout: {}}",
+                "{s3: {bucket: logs, endpoint_url: localhost}}",
+            ),
+            "output.s3.endpoint_url",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, prefix: /abs}}"),
+            "output.s3.prefix",
+        ),
+        (
+            MINIMAL.replace(
+                "{stdout: {}}",
+                "{s3: {bucket: logs, retry: {initial_wait: 5s, max_wait: 1s}}}",
+            ),
+            "output.s3.retry.max_wait",
+        ),
+        (
+            MINIMAL.replace("{stdout: {}}", "{s3: {bucket: logs, colour: red}}"),
+            "output.s3.colour",
         ),
         (format!("{MINIMAL}ingest: {{path: logs}}\n"), "ingest.path"),
         (
@@ -300,7 +358,7 @@ fn a_value_from_the_environment_never_appears_in_an_error() {
 fn stream_mode_and_durations_in_humantime_form() {
     let c = load("fastly: {service_ids: [\"*\"]}\noutput: {aws_kinesis: {stream_name: s, stream_mode: provisioned, batch: {duration: 1m 30s}}}\n")
         .expect("valid");
-    let OutputConfig::AwsKinesis(k) = &c.output else {
+    let OutputConfig::AwsKinesis(k) = &c.outputs[0] else {
         panic!("kinesis")
     };
     assert_eq!(k.stream_mode, StreamMode::Provisioned);

@@ -203,30 +203,33 @@ impl Config {
             ));
         }
 
-        let retry = retry_policy(raw.output.retry.unwrap_or_default())?;
-        let chosen = [
-            raw.output.stdout.is_some(),
-            raw.output.file.is_some(),
-            raw.output.aws_kinesis.is_some(),
-        ]
-        .iter()
-        .filter(|x| **x)
-        .count();
-        if chosen != 1 {
+        let retry = retry_policy("output.retry", raw.output.retry.unwrap_or_default())?;
+        let mut outputs = Vec::new();
+        if let Some(k) = raw.output.aws_kinesis {
+            outputs.push(OutputConfig::AwsKinesis(Box::new(kinesis_config(
+                k,
+                &mut warnings,
+            )?)));
+        }
+        if let Some(mut s) = raw.output.s3 {
+            let own = match s.retry.take() {
+                Some(r) => retry_policy("output.s3.retry", r)?,
+                None => retry,
+            };
+            outputs.push(OutputConfig::S3(Box::new(super::s3::s3_config(s, own)?)));
+        }
+        if raw.output.stdout.is_some() {
+            outputs.push(OutputConfig::Stdout);
+        }
+        if let Some(f) = raw.output.file {
+            outputs.push(OutputConfig::File { path: f.path });
+        }
+        if outputs.is_empty() {
             return Err(invalid(
                 "output",
-                "set exactly one of stdout, file, aws_kinesis",
+                "set at least one of aws_kinesis, s3, stdout, file",
             ));
         }
-        let output = if raw.output.stdout.is_some() {
-            OutputConfig::Stdout
-        } else if let Some(f) = raw.output.file {
-            OutputConfig::File { path: f.path }
-        } else if let Some(k) = raw.output.aws_kinesis {
-            OutputConfig::AwsKinesis(Box::new(kinesis_config(k, &mut warnings)?))
-        } else {
-            unreachable!("exactly one output was checked above")
-        };
 
         let tail = match raw.tail {
             Some(t) => {
@@ -259,7 +262,7 @@ impl Config {
             ingest,
             buffer,
             dead_letter: raw.dead_letter.path,
-            output,
+            outputs,
             retry,
             tail,
             shutdown_timeout: duration("shutdown_timeout", &raw.shutdown_timeout)?,
@@ -285,23 +288,23 @@ fn duration(key: &str, text: &str) -> Result<Duration, ConfigError> {
     parse_duration(text).map_err(|e| invalid(key, e))
 }
 
-fn retry_policy(r: RawRetry) -> Result<RetryPolicy, ConfigError> {
+fn retry_policy(key: &str, r: RawRetry) -> Result<RetryPolicy, ConfigError> {
     let d = RetryPolicy::default();
     let p = RetryPolicy {
         max_retries: r.max_retries.unwrap_or(d.max_retries),
         initial_wait: match r.initial_wait {
-            Some(t) => duration("output.retry.initial_wait", &t)?,
+            Some(t) => duration(&format!("{key}.initial_wait"), &t)?,
             None => d.initial_wait,
         },
         max_wait: match r.max_wait {
-            Some(t) => duration("output.retry.max_wait", &t)?,
+            Some(t) => duration(&format!("{key}.max_wait"), &t)?,
             None => d.max_wait,
         },
         backoff: r.backoff.unwrap_or(d.backoff),
     };
     if p.max_wait < p.initial_wait {
         return Err(invalid(
-            "output.retry.max_wait",
+            &format!("{key}.max_wait"),
             "is less than initial_wait",
         ));
     }

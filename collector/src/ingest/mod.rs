@@ -263,7 +263,7 @@ mod tests {
             tail,
             health,
             metrics,
-            acks: None,
+            outputs: Vec::new(),
         };
         Fixture {
             state,
@@ -309,7 +309,7 @@ mod tests {
         let req = post(()).body(Body::from("a\nb\n")).expect("req");
         let (status, _, _) = call(&f, req).await;
         assert_eq!(status, StatusCode::NO_CONTENT);
-        let e = f.state.buffer.next().await.expect("entry");
+        let e = f.state.buffer.next(0).await.expect("entry");
         assert_eq!(e.batch.iter().collect::<Vec<_>>(), vec![&b"a"[..], b"b"]);
         let put = HttpRequest::put("/logs")
             .header("x-token", "sekret")
@@ -458,7 +458,7 @@ mod tests {
             .body(Body::from(format!("ok1\n{long}\nok2\n")))
             .expect("req");
         assert_eq!(call(&f, req).await.0, StatusCode::NO_CONTENT);
-        let e = f.state.buffer.next().await.expect("entry");
+        let e = f.state.buffer.next(0).await.expect("entry");
         assert_eq!(
             e.batch.len(),
             3,

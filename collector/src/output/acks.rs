@@ -13,6 +13,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 /// Per-entry delivery accounting.
 pub struct Acks {
     buffer: Arc<Buffer>,
+    /// The output's lane in the buffer.
+    lane: usize,
     pending: Mutex<HashMap<EntryId, Pending>>,
     /// Bounds the bytes read from the buffer and not yet acknowledged (disk buffer read-ahead).
     read_ahead: Option<(Arc<Semaphore>, u32)>,
@@ -42,6 +44,7 @@ impl Acks {
     /// buffer itself bounds them (memory buffer).
     pub fn new(
         buffer: Arc<Buffer>,
+        lane: usize,
         read_ahead_bytes: Option<usize>,
         metrics: Arc<Metrics>,
     ) -> Self {
@@ -51,6 +54,7 @@ impl Acks {
         });
         Acks {
             buffer,
+            lane,
             pending: Mutex::new(HashMap::new()),
             read_ahead,
             metrics,
@@ -67,7 +71,7 @@ impl Acks {
             None => None,
         };
         if entry.batch.is_empty() {
-            self.buffer.ack(entry.id);
+            self.buffer.ack(self.lane, entry.id);
             return;
         }
         self.lock().insert(
@@ -101,7 +105,7 @@ impl Acks {
             }
         }
         for id in finished {
-            self.buffer.ack(id);
+            self.buffer.ack(self.lane, id);
         }
     }
 
@@ -118,9 +122,19 @@ impl Acks {
         }
     }
 
+    /// Entries and bytes of the buffer this output has not acknowledged (read or not).
+    pub fn buffer_lag(&self) -> (u64, u64) {
+        self.buffer.lag(self.lane)
+    }
+
     /// Entries with lines still on their way.
     pub fn outstanding(&self) -> usize {
         self.lock().len()
+    }
+
+    /// The output's lane in the buffer.
+    pub fn lane(&self) -> usize {
+        self.lane
     }
 
     pub fn metrics(&self) -> &Arc<Metrics> {

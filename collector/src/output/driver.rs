@@ -1,4 +1,5 @@
-//! The driver: reads entries from the buffer in order and feeds them to the configured output.
+//! The driver: reads one output's entries from the buffer (its lane), in order, and feeds them
+//! to that output. Every output has its own driver.
 //!
 //! Lines longer than `ingest.max_line_bytes` travel through the buffer with their batch (so a
 //! batch is kept whole or not at all) and are set aside here, before the output sees them: they
@@ -9,6 +10,7 @@
 
 use super::acks::Acks;
 use super::kinesis::output::KinesisOutput;
+use super::s3::output::S3Output;
 use super::stdio::StdioOutput;
 use crate::buffer::{Buffer, Entry};
 use crate::deadletter::{DeadLetter, DeadLine};
@@ -23,6 +25,7 @@ const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
 pub enum Output {
     Stdio(StdioOutput),
     Kinesis(Box<KinesisOutput>),
+    S3(Box<S3Output>),
 }
 
 impl Output {
@@ -31,13 +34,16 @@ impl Output {
         match self {
             Output::Stdio(o) => o.submit(entry, acks).await,
             Output::Kinesis(o) => o.submit(entry).await,
+            Output::S3(o) => o.submit(entry).await,
         }
     }
 
     /// Sends what has waited long enough (the batch duration).
     async fn tick(&mut self) {
-        if let Output::Kinesis(o) = self {
-            o.flush_due().await;
+        match self {
+            Output::Stdio(_) => {}
+            Output::Kinesis(o) => o.flush_due().await,
+            Output::S3(o) => o.flush_due().await,
         }
     }
 
@@ -45,6 +51,7 @@ impl Output {
         match self {
             Output::Stdio(_) => Duration::from_secs(3600),
             Output::Kinesis(o) => o.tick_every(),
+            Output::S3(o) => o.tick_every(),
         }
     }
 
@@ -53,6 +60,7 @@ impl Output {
         match self {
             Output::Stdio(o) => o.finish().await,
             Output::Kinesis(o) => o.finish().await,
+            Output::S3(o) => o.finish().await,
         }
     }
 }
@@ -60,9 +68,12 @@ impl Output {
 /// What the driver needs besides the output.
 pub struct Driver {
     pub buffer: Arc<Buffer>,
+    /// The output's lane in the buffer and its accounting.
     pub acks: Arc<Acks>,
     pub dead: Arc<DeadLetter>,
-    pub max_line_bytes: usize,
+    /// Lines longer than this are dead-lettered before the output sees them; `None` for an
+    /// output that takes lines of any length (the archive keeps every line as received).
+    pub max_line_bytes: Option<usize>,
 }
 
 impl Driver {
@@ -72,7 +83,7 @@ impl Driver {
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                entry = self.buffer.next() => match entry {
+                entry = self.buffer.next(self.acks.lane()) => match entry {
                     Some(e) => {
                         self.acks.register(&e).await;
                         let e = self.set_aside_long_lines(e).await;
@@ -90,7 +101,9 @@ impl Driver {
 
     /// Dead-letters the entry's over-long lines and returns the entry without them.
     async fn set_aside_long_lines(&self, entry: Entry) -> Entry {
-        let max = self.max_line_bytes;
+        let Some(max) = self.max_line_bytes else {
+            return entry;
+        };
         // No line is longer than the batch: the common case costs no look at each line.
         if entry.batch.joined().len() <= max || entry.batch.iter().all(|l| l.len() <= max) {
             return entry;
@@ -140,7 +153,7 @@ mod tests {
         let buffer = Arc::new(
             Buffer::open(&BufferConfig::for_tests(1 << 20), metrics.clone()).expect("buffer"),
         );
-        let acks = Arc::new(Acks::new(buffer.clone(), None, metrics.clone()));
+        let acks = Arc::new(Acks::new(buffer.clone(), 0, None, metrics.clone()));
         let dead = Arc::new(DeadLetter::new(
             &dir.path().join("dead.ndjson"),
             metrics.clone(),
@@ -160,7 +173,7 @@ mod tests {
             buffer: buffer.clone(),
             acks: acks.clone(),
             dead,
-            max_line_bytes: 10,
+            max_line_bytes: Some(10),
         }
         .drive(Output::Stdio(StdioOutput::file(out.clone())))
         .await;

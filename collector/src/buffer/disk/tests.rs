@@ -1,6 +1,7 @@
 //! The disk buffer: tests.
 
 use super::*;
+use crate::buffer::entry::Lane;
 use crate::buffer::segment;
 use crate::config::BufferKind;
 use std::path::Path;
@@ -22,7 +23,7 @@ fn batch(i: usize) -> LineBatch {
 async fn drain(b: &DiskBuffer, n: usize) -> Vec<Entry> {
     let mut out = Vec::new();
     for _ in 0..n {
-        let e = tokio::time::timeout(Duration::from_secs(5), b.next())
+        let e = tokio::time::timeout(Duration::from_secs(5), b.next(0))
             .await
             .expect("entry in time")
             .expect("entry");
@@ -51,9 +52,9 @@ async fn append_read_ack_restart_across_segments() {
         }
         // Ack the first 4 and the 6th: the watermark stops at the 5th.
         for e in entries.iter().take(4) {
-            b.ack(e.id);
+            b.ack(0, e.id);
         }
-        b.ack(entries[5].id);
+        b.ack(0, entries[5].id);
         b.persist_acks().await.expect("persist");
         let segs_before = std::fs::read_dir(&d).expect("dir").count();
         b.close();
@@ -70,7 +71,7 @@ async fn append_read_ack_restart_across_segments() {
             assert_eq!(e.batch, batch(k + 4), "{policy:?}");
         }
         for e in &again {
-            b.ack(e.id);
+            b.ack(0, e.id);
         }
         b.persist_acks().await.expect("persist");
         let segs_after = std::fs::read_dir(&d).expect("dir").count();
@@ -147,7 +148,7 @@ async fn full_disk_buffer_rejects_until_acks_delete_segments() {
     assert!(n >= 3, "{n}");
     assert_eq!(b.append(batch(0)).await, Err(BufferError::Full));
     for e in drain(&b, n).await {
-        b.ack(e.id);
+        b.ack(0, e.id);
     }
     b.persist_acks().await.expect("persist");
     b.append(batch(0)).await.expect("space again");
@@ -214,8 +215,8 @@ async fn the_ack_position_is_synced_with_its_directory_unless_fsync_is_never() {
         b.append(LineBatch::from_lines(["a"]))
             .await
             .expect("append");
-        let e = b.next().await.expect("entry");
-        b.ack(e.id);
+        let e = b.next(0).await.expect("entry");
+        b.ack(0, e.id);
         b.persist_acks().await.expect("persist");
         assert_eq!(m.buffer_ack_syncs.get(), u64::from(synced), "{policy:?}");
         assert!(dir.path().join("ack").exists());
@@ -233,8 +234,8 @@ async fn close_drains_then_ends() {
     b.append(batch(1)).await.expect("append");
     b.close();
     assert_eq!(b.append(batch(2)).await, Err(BufferError::Closed));
-    assert!(b.next().await.is_some());
-    assert!(b.next().await.is_none());
+    assert!(b.next(0).await.is_some());
+    assert!(b.next(0).await.is_none());
 }
 
 /// Writes `n` batches with small segments, nothing delivered; returns the segment paths.
@@ -409,4 +410,70 @@ async fn a_segment_that_becomes_unreadable_while_running_is_skipped() {
     assert_eq!(got, want);
     assert_eq!(m.buffer_unreadable_segments.get(), 1);
     assert_eq!(m.buffer_corrupt_entries.get(), 4);
+}
+
+#[tokio::test]
+async fn each_output_keeps_its_own_position_across_restarts() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let c = cfg(dir.path(), FsyncPolicy::Always, 100);
+    let lanes = [Lane::from("fast"), Lane::from("slow")];
+    let m = Arc::new(Metrics::default());
+    let b = DiskBuffer::open_lanes(&c, &lanes, m.clone()).expect("open");
+    for i in 0..10 {
+        b.append(batch(i)).await.expect("append");
+    }
+    // Both outputs read every entry; the fast one acknowledges all, the slow one 3.
+    for lane in 0..2 {
+        for i in 0..10 {
+            let got = b.next(lane).await.expect("entry");
+            assert_eq!(got.batch, batch(i), "lane {lane}");
+            if lane == 0 || i < 3 {
+                b.ack(lane, got.id);
+            }
+        }
+    }
+    assert_eq!(b.lag(0).0, 0);
+    assert_eq!(b.lag(1).0, 7);
+    assert!(b.lag(1).1 > 0);
+    assert_eq!(m.buffer_entries.get(), 7, "held for the slowest output");
+    b.persist_acks().await.expect("persist");
+    let slow_at = b.saved_position(1).expect("saved");
+    assert!(b.saved_position(0).expect("saved") > slow_at);
+    b.close();
+    drop(b);
+    for name in ["ack", "ack.fast", "ack.slow"] {
+        assert!(dir.path().join(name).exists(), "{name}");
+    }
+
+    let b = DiskBuffer::open_lanes(&c, &lanes, m).expect("reopen");
+    assert_eq!(
+        b.recovery().entries,
+        7,
+        "what the slow output lacks is kept"
+    );
+    b.append(batch(10)).await.expect("append");
+    let fast = tokio::time::timeout(Duration::from_secs(5), b.next(0))
+        .await
+        .expect("in time")
+        .expect("entry");
+    assert_eq!(
+        fast.batch,
+        batch(10),
+        "the fast output resumes after what it had"
+    );
+    for i in 3..=10 {
+        let e = b.next(1).await.expect("entry");
+        assert_eq!(
+            e.batch,
+            batch(i),
+            "the slow output resumes at its own position"
+        );
+        assert!(e.start >= slow_at);
+    }
+    b.close();
+    drop(b);
+
+    // Back to one output: it resumes where every output had got to (nothing skipped).
+    let b = DiskBuffer::open(&c, Arc::new(Metrics::default())).expect("reopen");
+    assert_eq!(b.next(0).await.expect("entry").batch, batch(3));
 }

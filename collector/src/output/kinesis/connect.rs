@@ -77,20 +77,8 @@ async fn resolve_endpoint(
 
 /// Builds the client: the SDK for everything, or the direct encoder for PutRecords.
 pub async fn connect(cfg: &KinesisConfig) -> Result<Arc<dyn KinesisApi>, String> {
-    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
-    if let Some(r) = &cfg.region {
-        loader = loader.region(aws_config::Region::new(r.clone()));
-    }
-    if let Some(c) = &cfg.credentials {
-        loader = loader.credentials_provider(aws_credential_types::Credentials::new(
-            c.access_key_id.expose(),
-            c.secret_access_key.expose(),
-            c.session_token.as_ref().map(|t| t.expose().to_string()),
-            None,
-            "edgelog-config",
-        ));
-    }
-    let shared = loader.load().await;
+    let shared =
+        crate::output::aws::shared_config(cfg.region.as_deref(), cfg.credentials.as_ref()).await;
     let Some(region) = shared.region().map(|r| r.to_string()) else {
         return Err(
             "output.aws_kinesis.region: not set and none found in the environment (AWS_REGION, ~/.aws/config)"

@@ -164,7 +164,7 @@ fn rig() -> Rig {
     let metrics = Arc::new(Metrics::default());
     let buffer =
         Arc::new(Buffer::open(&BufferConfig::for_tests(1 << 30), metrics.clone()).expect("buffer"));
-    let acks = Arc::new(Acks::new(buffer.clone(), None, metrics.clone()));
+    let acks = Arc::new(Acks::new(buffer.clone(), 0, None, metrics.clone()));
     Rig {
         fake: Arc::new(Fake::default()),
         buffer,
@@ -208,7 +208,7 @@ async fn feed(r: &Rig, out: &mut KinesisOutput, lines: Vec<String>) {
         .append(LineBatch::from_lines(lines))
         .await
         .expect("append");
-    let e = r.buffer.next().await.expect("entry");
+    let e = r.buffer.next(0).await.expect("entry");
     r.acks.register(&e).await;
     out.submit(e).await;
 }

@@ -1,0 +1,195 @@
+//! Opening the disk buffer: the lock, the ack files (the common one and, with several outputs,
+//! each output's), recovery of what a previous run left, the writer thread and each output's
+//! read position.
+
+use super::*;
+use crate::buffer::entry::Lane;
+
+impl DiskBuffer {
+    /// Opens (or creates) the buffer directory for one output and recovers what a previous run
+    /// left.
+    pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<DiskBuffer, BufferError> {
+        Self::open_lanes(cfg, &[Lane::from("output")], metrics)
+    }
+
+    /// Opens (or creates) the buffer directory with one read position per output (`lanes`, in
+    /// order) and recovers what a previous run left.
+    pub fn open_lanes(
+        cfg: &BufferConfig,
+        lanes: &[Lane],
+        metrics: Arc<Metrics>,
+    ) -> Result<DiskBuffer, BufferError> {
+        let dir = cfg.dir.clone();
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| BufferError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let lock_file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join("LOCK"))?;
+        if lock_file.try_lock().is_err() {
+            return Err(BufferError::Io(format!(
+                "buffer directory {} is in use by another collector",
+                dir.display()
+            )));
+        }
+
+        let ack_file = AckFile::open(&dir).map_err(|e| {
+            BufferError::Io(format!(
+                "cannot open or make room for the ack file in {}: {e}",
+                dir.display()
+            ))
+        })?;
+        let lane_files = if lanes.len() > 1 {
+            lanes
+                .iter()
+                .map(|l| AckFile::open_lane(&dir, l).map(|f| Some(Arc::new(f))))
+                .collect::<std::io::Result<Vec<_>>>()
+                .map_err(|e| {
+                    BufferError::Io(format!(
+                        "cannot open or make room for an output's ack file in {}: {e}",
+                        dir.display()
+                    ))
+                })?
+        } else {
+            vec![None]
+        };
+        let lane_found: Vec<Found> = lane_files
+            .iter()
+            .map(|f| f.as_ref().map_or(Found::Nothing, |f| f.found()))
+            .collect();
+        let found = recover(&dir, ack_file.found(), &lane_found)?;
+        if let Some(why) = &found.ack_rejected {
+            tracing::error!(
+                ack_file = %ack_file.path().display(),
+                reason = %why,
+                "buffer: the saved ack position does not fit the segments; keeping every segment and sending it all again"
+            );
+        }
+        let capacity = Arc::new(Capacity::new(
+            cfg.max_bytes,
+            cfg.when_full,
+            cfg.block_timeout,
+            metrics.clone(),
+        ));
+        let recovery = Recovery {
+            entries: found.entries,
+            bytes: found.bytes,
+            corrupt_entries: found.damage.entries,
+            damaged_regions: found.damage.regions,
+            unreadable_segments: found.unreadable.clone(),
+            ack_rejected: found.ack_rejected.clone(),
+        };
+        for size in found.segments.values() {
+            capacity.force_reserve(*size);
+        }
+        metrics.buffer_corrupt_entries.add(recovery.corrupt_entries);
+        metrics
+            .buffer_unreadable_segments
+            .add(recovery.unreadable_segments.len() as u64);
+        metrics.buffer_entries.set(recovery.entries as i64);
+
+        let scanned_up_to = found.last_segment;
+        let active = found.last_segment + 1;
+        let empty = found.segments.is_empty();
+        let reader_start = if empty {
+            Pos {
+                seg: active,
+                offset: 0,
+            }
+        } else {
+            found.start
+        };
+        let mut sizes = found.segments;
+
+        let (tx, rx) = mpsc::channel::<Append>();
+        let (pub_tx, pub_rx) = watch::channel(WritePos {
+            pos: Pos {
+                seg: active,
+                offset: 0,
+            },
+            done: false,
+        });
+        let file = create_segment(&dir, active, cfg.fsync != FsyncPolicy::Never)?;
+        sizes.insert(active, 0);
+        let segments = Arc::new(Mutex::new(sizes));
+        let recent = Arc::new(Mutex::new(Recent::default()));
+        let writer = SegmentWriter {
+            dir: dir.clone(),
+            seg: active,
+            file,
+            offset: 0,
+            segment_bytes: cfg.segment_bytes,
+            fsync: cfg.fsync,
+            interval: cfg.fsync_interval,
+            sync_bytes: cfg.fsync_bytes,
+            unsynced: 0,
+            syncs: metrics.clone(),
+            published: pub_tx,
+            segments: segments.clone(),
+            recent: recent.clone(),
+            next_seq: found.next_seq,
+            roll_next: false,
+        };
+        std::thread::Builder::new()
+            .name("edgelog-buffer-writer".into())
+            .spawn(move || writer.run(rx))?;
+
+        let lanes = lanes
+            .iter()
+            .zip(lane_files)
+            .zip(&found.lanes)
+            .enumerate()
+            .map(|(i, ((name, file), start))| {
+                if let Some(why) = &start.rejected {
+                    tracing::error!(
+                        output = %name,
+                        reason = %why,
+                        "buffer: the output's saved position does not fit the segments; it resumes where every output does"
+                    );
+                }
+                let pos = if empty {
+                    reader_start
+                } else {
+                    start.pos
+                };
+                LaneState {
+                    name: name.to_string(),
+                    reader: tokio::sync::Mutex::new(Reader {
+                        pos,
+                        next_id: 0,
+                        published: pub_rx.clone(),
+                        file: None,
+                        scanned_up_to,
+                        damage: Damage::default(),
+                        counts_damage: i == 0,
+                        failures: 0,
+                    }),
+                    acks: Mutex::new(Acks {
+                        reader_pos: pos,
+                        ..Acks::default()
+                    }),
+                    ack_file: file,
+                    entries: AtomicI64::new(start.entries as i64),
+                }
+            })
+            .collect();
+        Ok(DiskBuffer {
+            sync_ack: cfg.fsync != FsyncPolicy::Never,
+            ack_synced: Mutex::new(None),
+            ack_file: Arc::new(ack_file),
+            room: Room::default(),
+            dir,
+            capacity,
+            writer: Mutex::new(Some(tx)),
+            lanes,
+            segments,
+            recent,
+            persisted: Mutex::new(None),
+            closed: AtomicBool::new(false),
+            recovery,
+            metrics,
+            _lock: lock_file,
+        })
+    }
+}
