@@ -10,6 +10,7 @@ use edgelog_testkit::collector::{
 use edgelog_testkit::delivery::{lines, post_all};
 use edgelog_testkit::numbered::{stream_numbers, Loader};
 use edgelog_testkit::s3::{spawn_s3, S3Store, ACCESS_KEY};
+use edgelog_testkit::s3_stub::spawn_s3_stub;
 use edgelog_testkit::{spawn_kinesalite, DurableKinesalite, KinesisClient};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -490,4 +491,75 @@ async fn bad_archive_settings_stop_the_collector_naming_what_to_fix() {
     }
     // Nothing was left behind by the start-up checks.
     assert!(s3.client().await.keys(BUCKET).await.is_empty());
+}
+
+#[tokio::test]
+async fn objects_carry_the_configured_storage_class_encryption_and_content_type() {
+    // A store that records what each request asked for (s3s-fs keeps no storage class or
+    // encryption to read back).
+    let dir = tempfile::tempdir().expect("tmp");
+    let (endpoint, seen) = spawn_s3_stub().await;
+    let outputs = format!(
+        "  s3:\n    bucket: {BUCKET}\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n    force_path_style: true\n\
+         \x20   credentials: {{access_key_id: AKIDSTUB, secret_access_key: secret}}\n\
+         \x20   compression: none\n    max_object_age: 200ms\n    storage_class: STANDARD_IA\n\
+         \x20   sse: aws:kms\n    sse_kms_key_id: alias/logs\n    content_type: application/x-ndjson\n"
+    );
+    let c = spawn_collector_process(&config(dir.path(), &outputs)).await;
+    post_all(&c.url, &lines("sse", 100), 50).await;
+    until(Duration::from_secs(30), "the object stored", async || {
+        metric(&c.url, "edgelog_s3_objects_total").await >= 1
+    })
+    .await;
+    let requests = seen.seen.lock().expect("seen").clone();
+    let puts: Vec<_> = requests
+        .iter()
+        .filter(|r| r.method == "PUT" && !r.query.contains("partNumber"))
+        .collect();
+    assert!(!puts.is_empty(), "{requests:?}");
+    for r in &puts {
+        assert!(
+            r.path
+                .replace("%3D", "=")
+                .starts_with(&format!("/{BUCKET}/edgelog/dt=")),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("x-amz-storage-class"),
+            Some("STANDARD_IA"),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("x-amz-server-side-encryption"),
+            Some("aws:kms"),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("x-amz-server-side-encryption-aws-kms-key-id"),
+            Some("alias/logs"),
+            "{r:?}"
+        );
+        assert_eq!(
+            r.header("content-type"),
+            Some("application/x-ndjson"),
+            "{r:?}"
+        );
+    }
+    // The start-up check opened its multipart upload with the same settings, then aborted it.
+    let create = requests
+        .iter()
+        .find(|r| r.method == "POST" && r.query.contains("uploads"))
+        .expect("the start-up check");
+    assert!(
+        create.path.ends_with("/edgelog/.edgelog-permission-check"),
+        "{create:?}"
+    );
+    assert_eq!(
+        create.header("x-amz-server-side-encryption"),
+        Some("aws:kms")
+    );
+    assert!(requests
+        .iter()
+        .any(|r| r.method == "DELETE" && r.query.contains("uploadId")));
+    c.terminate().await;
 }

@@ -211,3 +211,37 @@ async fn collector_tail_streams_live_lines_with_filters() {
     assert!(shown.iter().all(|l| l.contains("\"status\":503")));
     assert_eq!(col.handles.metrics.tail_clients.get(), 1);
 }
+
+#[tokio::test]
+async fn the_demo_with_s3_shows_every_line_in_the_stream_and_in_the_archive() {
+    let out = tokio::time::timeout(
+        Duration::from_secs(300),
+        tokio::process::Command::new(testkit_bin("demo"))
+            .arg("--collector")
+            .arg(collector_bin())
+            .arg("--standin")
+            .arg(testkit_bin("fastly-standin"))
+            .args(["--requests", "30", "--s3"])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("the demo finishes")
+    .expect("run the demo");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
+    assert!(
+        stdout.contains("demo: 30 requests sent") && stdout.contains("30 records in the stream"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("demo: 30 lines in ")
+            && stdout.contains("objects in the bucket \"edgelog-demo\""),
+        "{stdout}"
+    );
+    assert!(
+        stderr.contains("object s3://edgelog-demo/fastly-logs/dt="),
+        "the objects are shown: {stderr}"
+    );
+}

@@ -21,7 +21,7 @@ fn the_readme_configuration_block_is_valid_as_written() {
     let section = &readme[readme.find("### Configuration").expect("section")..];
     let start = section.find("```yaml\n").expect("yaml block") + "```yaml\n".len();
     let block = &section[start..start + section[start..].find("```").expect("end")];
-    // The block lists every output; a file has exactly one. Try each in turn.
+    // The block lists every output. Try each alone, then all of them at once.
     let mut value: serde_norway::Value = serde_norway::from_str(block).expect("YAML");
     let outputs = value["output"].as_mapping().expect("output").clone();
     let kinds: Vec<String> = outputs
@@ -29,16 +29,21 @@ fn the_readme_configuration_block_is_valid_as_written() {
         .filter_map(|k| k.as_str().map(str::to_string))
         .filter(|k| k != "retry")
         .collect();
-    assert_eq!(kinds, ["stdout", "file", "aws_kinesis"]);
+    assert_eq!(kinds, ["stdout", "file", "aws_kinesis", "s3"]);
+    let all = cfg_with(&mut value, &outputs, &kinds);
+    assert_eq!(
+        all.outputs.iter().map(|o| o.name()).collect::<Vec<_>>(),
+        ["aws_kinesis", "s3", "stdout", "file"]
+    );
+    let Some(OutputConfig::S3(s3)) = all.outputs.get(1) else {
+        panic!("s3")
+    };
+    assert_eq!(
+        (s3.bucket.as_str(), s3.prefix.as_str()),
+        ("logs-archive", "edgelog/")
+    );
     for keep in &kinds {
-        let mut out = outputs.clone();
-        for other in kinds.iter().filter(|k| *k != keep) {
-            out.remove(other.as_str());
-        }
-        value["output"] = serde_norway::Value::Mapping(out);
-        let text = serde_norway::to_string(&value).expect("yaml");
-        let cfg = Config::from_yaml(&text, &env)
-            .unwrap_or_else(|e| panic!("README configuration with output {keep}: {e}"));
+        let cfg = cfg_with(&mut value, &outputs, std::slice::from_ref(keep));
         if keep == "aws_kinesis" {
             let OutputConfig::AwsKinesis(k) = &cfg.outputs[0] else {
                 panic!("kinesis")
@@ -46,6 +51,25 @@ fn the_readme_configuration_block_is_valid_as_written() {
             assert_eq!(k.stream_name, "logs");
         }
     }
+}
+
+/// The configuration with only the outputs `keep` of `outputs`.
+fn cfg_with(
+    value: &mut serde_norway::Value,
+    outputs: &serde_norway::Mapping,
+    keep: &[String],
+) -> Config {
+    {
+        let kinds = ["stdout", "file", "aws_kinesis", "s3"];
+        let mut out = outputs.clone();
+        for other in kinds.iter().filter(|k| !keep.iter().any(|x| x == *k)) {
+            out.remove(*other);
+        }
+        value["output"] = serde_norway::Value::Mapping(out);
+    }
+    let text = serde_norway::to_string(value).expect("yaml");
+    Config::from_yaml(&text, &env)
+        .unwrap_or_else(|e| panic!("README configuration with outputs {keep:?}: {e}"))
 }
 
 #[test]

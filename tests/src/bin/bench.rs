@@ -8,6 +8,7 @@ use edgelog_testkit::collector::metric;
 use edgelog_testkit::kinesis_stub::{spawn_kinesis_stub, StubStats};
 use edgelog_testkit::load::{quantile, run_load, Bodies, LoadPlan, LoadStats};
 use edgelog_testkit::paths::free_port;
+use edgelog_testkit::s3_stub::spawn_s3_stub;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
@@ -27,6 +28,10 @@ struct Scenario {
     output: &'static str,
     /// `put_records_client`: `direct` or `sdk`.
     client: &'static str,
+    /// The `s3` output beside Kinesis (a no-op S3 server): `-` (none), or its compression.
+    s3: &'static str,
+    /// The `s3` output's `max_object_bytes`.
+    s3_object_mb: u64,
 }
 
 fn scenario(
@@ -47,6 +52,8 @@ fn scenario(
         aggregate,
         output,
         client: "direct",
+        s3: "-",
+        s3_object_mb: 64,
     }
 }
 
@@ -147,6 +154,43 @@ fn all_scenarios() -> Vec<Scenario> {
             false,
             "kinesis",
         ),
+        Scenario {
+            s3: "zstd",
+            ..s(
+                "disk-s3-zstd",
+                "disk",
+                "interval",
+                false,
+                "shard",
+                false,
+                "kinesis",
+            )
+        },
+        Scenario {
+            s3: "gzip",
+            ..s(
+                "disk-s3-gzip",
+                "disk",
+                "interval",
+                false,
+                "shard",
+                false,
+                "kinesis",
+            )
+        },
+        Scenario {
+            s3: "zstd",
+            s3_object_mb: 8,
+            ..s(
+                "disk-s3-zstd-8m",
+                "disk",
+                "interval",
+                false,
+                "shard",
+                false,
+                "kinesis",
+            )
+        },
         s("null-sink", "memory", "-", false, "-", false, "null"),
         s(
             "kinesalite",
@@ -232,7 +276,7 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str) -> String {
+fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str, s3: &str) -> String {
     let buffer = match s.buffer {
         "memory" => "buffer: {type: memory, max_bytes: 25165824, when_full: reject}\n".to_string(),
         // `interval` runs with the defaults (100 ms, or sooner once 1 MiB waits);
@@ -265,6 +309,15 @@ fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str) -> String 
             if s.client == "sdk" {
                 k.push_str("    put_records_client: sdk\n");
             }
+            if s.s3 != "-" {
+                k.push_str(&format!(
+                    "  s3:\n    bucket: bench\n    region: us-east-1\n    endpoint_url: \"{s3}\"\n    force_path_style: true\n\
+                     \x20   credentials: {{access_key_id: AKIDBENCH, secret_access_key: secret}}\n\
+                     \x20   compression: {}\n    max_object_bytes: {}\n    max_object_age: 1s\n",
+                    s.s3,
+                    s.s3_object_mb << 20
+                ));
+            }
             k.push_str("  retry: {max_retries: 5, initial_wait: 50ms, max_wait: 1s}\n");
             k
         }
@@ -287,6 +340,20 @@ struct Delivered {
 }
 
 async fn delivered(s: &Scenario, stub: &StubStats, url: &str, load: &LoadStats) -> Delivered {
+    let mut d = delivered_to_kinesis(s, stub, url, load).await;
+    if s.s3 != "-" {
+        // Both outputs: a line counts once it is in the stream and in a stored object.
+        d.lines = d.lines.min(metric(url, "edgelog_s3_lines_total").await);
+    }
+    d
+}
+
+async fn delivered_to_kinesis(
+    s: &Scenario,
+    stub: &StubStats,
+    url: &str,
+    load: &LoadStats,
+) -> Delivered {
     match s.output {
         "null" => Delivered {
             lines: load.lines_accepted.load(Ordering::Relaxed),
@@ -313,6 +380,7 @@ async fn delivered(s: &Scenario, stub: &StubStats, url: &str, load: &LoadStats) 
 async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures {
     let dir = tempfile::tempdir().expect("tmp");
     let (stub_url, stub_stats): (String, Arc<StubStats>) = spawn_kinesis_stub(4).await;
+    let (s3_url, _s3_stats) = spawn_s3_stub().await;
     let emulator = if s.output == "kinesalite" {
         let k = edgelog_testkit::spawn_kinesalite().await;
         edgelog_testkit::KinesisClient::new(&k.endpoint)
@@ -329,7 +397,8 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         .unwrap_or(stub_url);
     let port = free_port();
     let cfg_path = dir.path().join("collector.yaml");
-    std::fs::write(&cfg_path, config(s, port, dir.path(), &endpoint)).expect("write config");
+    std::fs::write(&cfg_path, config(s, port, dir.path(), &endpoint, &s3_url))
+        .expect("write config");
     let mut child = tokio::process::Command::new(&args.collector)
         .args(["serve", "--config"])
         .arg(&cfg_path)
@@ -391,7 +460,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         done = delivered(s, &stub_stats, &url, &load).await;
     }
     let report = stub_stats.report();
-    let elapsed = if s.output == "kinesis" {
+    let elapsed = if s.output == "kinesis" && s.s3 == "-" {
         (report.last_us.saturating_sub(report.first_us)) as f64 / 1e6
     } else {
         t0.elapsed().as_secs_f64()

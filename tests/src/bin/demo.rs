@@ -1,8 +1,9 @@
 //! The local demo (run it with `scripts/demo`): the whole path on one machine. It starts a local
 //! origin, the Kinesis emulator with a stream, the collector (disk buffer on), and the edge app
 //! under Viceroy with its log lines piped into the Fastly stand-in; sends a burst of realistic
-//! requests through the edge app; and shows the records arriving in Kinesis. Ctrl-C stops
-//! everything it started.
+//! requests through the edge app; and shows the records arriving in Kinesis. With `--s3` it also
+//! starts an S3-compatible store (s3s-fs) and shows the archive's objects landing in it. Ctrl-C
+//! stops everything it started.
 
 use edgelog_testkit::collector::{spawn_collector_process_at, CollectorProcess};
 use edgelog_testkit::{
@@ -40,7 +41,12 @@ struct Args {
     /// Keep everything running after the count, until Ctrl-C.
     #[arg(long)]
     keep: bool,
+    /// Also archive every line in a local S3-compatible store, and show the objects.
+    #[arg(long)]
+    s3: bool,
 }
+
+const BUCKET: &str = "edgelog-demo";
 
 fn step(t0: Instant, what: &str) {
     eprintln!("[{:>5.1}s] {what}", t0.elapsed().as_secs_f64());
@@ -116,6 +122,29 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
         ),
     );
 
+    let store = if args.s3 {
+        let store = edgelog_testkit::spawn_s3(&[BUCKET]).await;
+        step(
+            t0,
+            &format!(
+                "S3-compatible store (s3s-fs) on {}, bucket {BUCKET:?}, objects under {}",
+                store.endpoint,
+                store.root.path().display()
+            ),
+        );
+        Some(store)
+    } else {
+        None
+    };
+    let archive = store
+        .as_ref()
+        .map(|st| {
+            st.output_yaml(
+                BUCKET,
+                "    compression: zstd\n    max_object_age: 1s\n    prefix: fastly-logs\n",
+            )
+        })
+        .unwrap_or_default();
     let work = tempfile::tempdir().map_err(|e| e.to_string())?;
     let cfg = work.path().join("collector.yaml");
     std::fs::write(
@@ -127,7 +156,7 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
              buffer: {{type: disk, dir: \"{d}/buffer\", fsync: interval}}\n\
              dead_letter: {{path: \"{d}/dead-letter.ndjson\"}}\n\
              output:\n  aws_kinesis:\n    stream_name: {STREAM}\n    region: us-east-1\n    endpoint_url: \"{e}\"\n\
-             \x20   credentials: {{access_key_id: AKIDDEMO, secret_access_key: demo}}\n    batch: {{duration: 200ms}}\n",
+             \x20   credentials: {{access_key_id: AKIDDEMO, secret_access_key: demo}}\n    batch: {{duration: 200ms}}\n{archive}",
             d = work.path().display(),
             e = k.endpoint
         ),
@@ -210,6 +239,34 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
         all.len(),
         first_record.unwrap_or_default().as_secs_f64()
     );
+    if let Some(st) = &store {
+        let client = st.client().await;
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut objects = client.objects(BUCKET).await;
+        while objects.iter().map(|o| o.lines.len()).sum::<usize>() < all.len() {
+            if Instant::now() > deadline {
+                return Err("the archive did not receive every line".into());
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+            objects = client.objects(BUCKET).await;
+        }
+        for o in &objects {
+            step(
+                t0,
+                &format!(
+                    "object s3://{BUCKET}/{} ({} bytes, {} lines)",
+                    o.key,
+                    o.size,
+                    o.lines.len()
+                ),
+            );
+        }
+        println!(
+            "demo: {} lines in {} objects in the bucket {BUCKET:?}",
+            objects.iter().map(|o| o.lines.len()).sum::<usize>(),
+            objects.len()
+        );
+    }
     if args.keep {
         eprintln!(
             "\nStill running (Ctrl-C stops everything):\n  curl {}/hello                      # a request through the edge app\n  {} tail --url {} --token {TAIL_TOKEN} --filter status=503\n",
