@@ -356,6 +356,19 @@ async fn one_destination_down_never_holds_the_other_back() {
         in_stream.len()
     );
     assert!(lag(&c, "s3").await > 0, "the archive is behind while down");
+    let r = reqwest::get(format!("{}/readyz", c.url))
+        .await
+        .expect("readyz");
+    assert_eq!(
+        r.status().as_u16(),
+        200,
+        "a store that is down leaves the collector ready"
+    );
+    let body = r.text().await.expect("body");
+    assert!(
+        body.contains("output.s3.lag_entries: ") && !body.contains("output.s3.lag_entries: 0\n"),
+        "{body}"
+    );
     assert!(
         metric(
             &c.url,
