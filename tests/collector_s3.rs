@@ -7,11 +7,12 @@
 use edgelog_testkit::collector::{
     collector_bin, metric, spawn_collector_process, CollectorProcess,
 };
-use edgelog_testkit::delivery::{lines, post_all};
+use edgelog_testkit::delivery::{lines, post_all, stream_behind_front};
 use edgelog_testkit::numbered::{stream_numbers, Loader};
 use edgelog_testkit::s3::{spawn_s3, S3Store, ACCESS_KEY};
+use edgelog_testkit::s3_front::spawn_s3_front;
 use edgelog_testkit::s3_stub::spawn_s3_stub;
-use edgelog_testkit::{spawn_kinesalite, DurableKinesalite, KinesisClient};
+use edgelog_testkit::{spawn_kinesalite, DurableKinesalite, Faults, KinesisClient};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -128,6 +129,60 @@ async fn every_line_lands_once_in_the_bucket_and_in_the_stream() {
         .expect("body");
     assert!(ready.contains("output.s3.lag_entries: 0"), "{ready}");
     assert!(ready.contains("output.aws_kinesis.lag_bytes: 0"), "{ready}");
+    c.terminate().await;
+}
+
+#[tokio::test]
+async fn throttling_on_both_sides_all_the_time_leaves_both_exact() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_k, kinesis, front) = stream_behind_front("pushback", 2).await;
+    front.set(Faults::throttle_entries(0.03));
+    let s3 = spawn_s3(&[BUCKET]).await;
+    // The store pushes back too: one request in 4 answered 503 SlowDown.
+    let s3_front = spawn_s3_front(&s3.endpoint, 4).await;
+    let outputs = format!(
+        "{}{}",
+        kinesis_yaml(&front.endpoint, "pushback"),
+        s3.output_yaml(BUCKET, "    max_object_age: 300ms\n")
+            .replace(&s3.endpoint, &s3_front.endpoint)
+    );
+    let c = spawn_collector_process(&config(dir.path(), &outputs)).await;
+    let all = lines("pushback", 5000);
+    for chunk in all.chunks(1000) {
+        post_all(&c.url, chunk, 100).await;
+        // Objects close by age between the chunks: many requests to the store.
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    until(
+        Duration::from_secs(90),
+        "both outputs delivered everything",
+        async || {
+            lag(&c, "aws_kinesis").await == 0
+                && lag(&c, "s3").await == 0
+                && metric(&c.url, "edgelog_s3_lines_total").await >= all.len() as u64
+        },
+    )
+    .await;
+    assert!(
+        metric(&c.url, "edgelog_output_throttles_total").await > 0,
+        "Kinesis pushed back"
+    );
+    assert!(s3_front.slowed.load(std::sync::atomic::Ordering::Relaxed) > 0);
+    assert!(
+        metric(&c.url, "edgelog_s3_upload_errors_total{error=\"SlowDown\"}").await > 0,
+        "the store pushed back, counted by its code"
+    );
+    let seen = numbers(&s3.client().await.lines(BUCKET).await);
+    assert_eq!(seen.len(), all.len());
+    assert!(
+        seen.values().all(|&k| k == 1),
+        "the archive holds each line once"
+    );
+    let in_stream: std::collections::HashSet<i64> = stream_numbers(&kinesis, "pushback")
+        .await
+        .into_iter()
+        .collect();
+    assert_eq!(in_stream.len(), all.len(), "and the stream every line");
     c.terminate().await;
 }
 
@@ -458,11 +513,7 @@ async fn spawn_denying_store() -> String {
             "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<Error><Code>AccessDenied</Code><Message>Access Denied</Message><RequestId>1</RequestId></Error>",
         )
     });
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, _task) = edgelog_testkit::procs::serve_on_loopback(app).await;
     format!("http://{addr}")
 }
 

@@ -61,18 +61,12 @@ pub struct KinesisFront {
     pub endpoint: String,
     pub faults: Arc<Mutex<Faults>>,
     pub stats: Arc<FrontStats>,
-    task: tokio::task::JoinHandle<()>,
+    _task: crate::procs::AbortOnDrop,
 }
 
 impl KinesisFront {
     pub fn set(&self, f: Faults) {
         *self.faults.lock().expect("faults") = f;
-    }
-}
-
-impl Drop for KinesisFront {
-    fn drop(&mut self) {
-        self.task.abort();
     }
 }
 
@@ -98,18 +92,12 @@ pub async fn spawn_kinesis_front(upstream: &str) -> KinesisFront {
         .route("/", post(handle))
         .layer(axum::extract::DefaultBodyLimit::disable())
         .with_state(state);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind front");
-    let addr = listener.local_addr().expect("addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, task) = crate::procs::serve_on_loopback(app).await;
     KinesisFront {
         endpoint: format!("http://{addr}"),
         faults,
         stats,
-        task,
+        _task: crate::procs::AbortOnDrop(task),
     }
 }
 

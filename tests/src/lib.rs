@@ -19,6 +19,7 @@ pub mod origin;
 pub mod paths;
 pub mod procs;
 pub mod s3;
+pub mod s3_front;
 pub mod s3_stub;
 pub mod standin;
 pub mod viceroy;

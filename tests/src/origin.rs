@@ -67,13 +67,7 @@ pub async fn spawn_origin() -> Origin {
                 }
             },
         ));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind origin");
-    let addr = listener.local_addr().expect("origin addr");
-    let task = tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    let (addr, task) = crate::procs::serve_on_loopback(app).await;
     Origin { addr, hits, task }
 }
 

@@ -43,11 +43,7 @@ impl SeenRequest {
 pub async fn spawn_s3_stub() -> (String, Arc<S3StubStats>) {
     let stats = Arc::new(S3StubStats::default());
     let app = Router::new().fallback(handle).with_state(stats.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move { axum::serve(listener, app).await });
+    let (addr, _task) = crate::procs::serve_on_loopback(app).await;
     (format!("http://{addr}"), stats)
 }
 
