@@ -21,7 +21,7 @@ use super::batch::{record_size, Batch, Carried, Meta};
 use super::classify::{entry_fault, EntryFault};
 use super::pacing::{Answer, Ask, Pacing};
 use super::partition::{ShardMap, SharedShardMap};
-use super::retry;
+use crate::output::retry;
 use crate::config::{RetryPolicy, KINESIS_MAX_BYTES_PER_CALL, KINESIS_MAX_RECORDS_PER_CALL};
 use crate::deadletter::{DeadLetter, DeadLine};
 use crate::health::Health;

@@ -14,7 +14,6 @@ pub mod lanes;
 pub mod output;
 pub mod pacing;
 pub mod partition;
-pub mod retry;
 pub mod sdk;
 #[cfg(test)]
 mod tests;

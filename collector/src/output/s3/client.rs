@@ -8,7 +8,7 @@
 
 use crate::config::{RetryPolicy, S3Config, Sse};
 use crate::metrics::Metrics;
-use crate::output::kinesis::retry::delay;
+use crate::output::retry::delay;
 use crate::ratelimit::Every;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;

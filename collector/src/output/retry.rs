@@ -1,7 +1,8 @@
-//! Retry timing: the configured backoff (with jitter), and the short backoff of throttled entries.
+//! Retry timing for every output: the configured backoff (with jitter), and the short backoff of
+//! throttled Kinesis entries.
 //!
 //! Invariants: a wait never exceeds its maximum; jitter keeps retries of many senders from landing
-//! together. Pacing per shard is `pacing.rs`'s.
+//! together. Kinesis's pacing per shard is `kinesis/pacing.rs`'s.
 
 use crate::config::{Backoff, RetryPolicy};
 use rand::Rng;
