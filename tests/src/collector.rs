@@ -128,9 +128,8 @@ impl CollectorProcess {
     }
 
     /// SIGKILL: no chance to flush or save anything.
-    pub async fn kill9(mut self) {
-        let _ = self.child.0.start_kill();
-        let _ = self.child.0.wait().await;
+    pub async fn kill9(self) {
+        self.child.kill().await;
     }
 
     /// SIGTERM, then waits for the process to exit; returns its exit status code.

@@ -83,9 +83,8 @@ impl DurableKinesalite {
 
     /// Stops the emulator: connections are refused until [`DurableKinesalite::resume`].
     pub async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.0.start_kill();
-            let _ = c.0.wait().await;
+        if let Some(c) = self.child.take() {
+            c.kill().await;
         }
     }
 

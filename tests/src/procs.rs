@@ -98,6 +98,14 @@ impl Drop for KillOnDrop {
     }
 }
 
+impl KillOnDrop {
+    /// SIGKILL, and waits until the process is gone (its port is free again).
+    pub async fn kill(mut self) {
+        let _ = self.0.start_kill();
+        let _ = self.0.wait().await;
+    }
+}
+
 /// Starts a server that takes its port on the command line (`spawn(port)`), on a free port:
 /// waits until the port accepts connections and the process is still running after a moment
 /// (another process may have taken the port between choosing and binding it, in which case the

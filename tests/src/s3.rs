@@ -64,9 +64,8 @@ impl S3Store {
 
     /// Stops the store: connections are refused until [`S3Store::resume`].
     pub async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.0.start_kill();
-            let _ = c.0.wait().await;
+        if let Some(c) = self.child.take() {
+            c.kill().await;
         }
     }
 

@@ -2,8 +2,9 @@
 //! acknowledgement watermark.
 //!
 //! Layout of `dir`: `LOCK` (held while a collector uses the directory, so two never share it),
-//! `NNNNNNNNNNNNNNNN.seg` segment files, and `ack` (the position of the first entry not yet fully
-//! delivered, overwritten in place: see `ackfile`). One writer thread appends entries, groups
+//! `instance` (the buffer's id), `NNNNNNNNNNNNNNNN.seg` segment files, `ack` (the position of the
+//! first entry not yet fully delivered by every output, overwritten in place: see `ackfile`) and,
+//! with several outputs, `ack.<output>` (each output's own). One writer thread appends entries, groups
 //! them, syncs them as `fsync` says and only then lets `append` return (so the 2xx follows the
 //! sync). On start (`recover`), every entry from the watermark on is sent again; segments entirely
 //! below it are deleted; damaged or torn entries are skipped, counted and reported.
@@ -84,6 +85,8 @@ struct Reader {
 }
 
 pub struct DiskBuffer {
+    /// The buffer's id, kept in `dir/instance`.
+    id: String,
     dir: PathBuf,
     capacity: Arc<Capacity>,
     /// Dropping the sender tells the writer thread to sync what it has and stop.
@@ -107,6 +110,10 @@ pub struct DiskBuffer {
 }
 
 impl DiskBuffer {
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
     pub fn dir(&self) -> &std::path::Path {
         &self.dir
     }

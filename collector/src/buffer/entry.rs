@@ -23,6 +23,11 @@ pub struct Entry {
     pub end: Pos,
 }
 
+/// A new buffer id: 16 random hex digits.
+pub fn new_buffer_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
 /// Now, in Unix milliseconds.
 pub fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
 pub struct MemoryBuffer {
+    /// A new id at each start: nothing in it outlives the process.
+    id: String,
     capacity: Capacity,
     state: Mutex<State>,
     readable: Notify,
@@ -52,6 +54,7 @@ impl MemoryBuffer {
     /// A buffer feeding `lanes` outputs (1 to [`MAX_LANES`]).
     pub fn new(cfg: &BufferConfig, lanes: usize, metrics: Arc<Metrics>) -> Self {
         MemoryBuffer {
+            id: super::entry::new_buffer_id(),
             capacity: Capacity::new(
                 cfg.max_bytes,
                 cfg.when_full,
@@ -65,6 +68,10 @@ impl MemoryBuffer {
             readable: Notify::new(),
             metrics,
         }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
     }
 
     pub fn capacity(&self) -> &Capacity {

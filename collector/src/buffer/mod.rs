@@ -103,6 +103,15 @@ impl Buffer {
         }
     }
 
+    /// Which buffer this is: kept in a disk buffer's directory, new at each start in memory.
+    /// With positions, it names what the buffer held (the archive's object names).
+    pub fn id(&self) -> &str {
+        match self {
+            Buffer::Memory(b) => b.id(),
+            Buffer::Disk(b) => b.id(),
+        }
+    }
+
     /// Where the buffer's positions survive a restart: the disk buffer's directory.
     pub fn dir(&self) -> Option<&std::path::Path> {
         match self {

@@ -34,6 +34,12 @@ impl DiskBuffer {
             )));
         }
 
+        let id = buffer_id(&dir).map_err(|e| {
+            BufferError::Io(format!(
+                "cannot keep the buffer's id in {}: {e}",
+                dir.display()
+            ))
+        })?;
         let ack_file = AckFile::open(&dir).map_err(|e| {
             BufferError::Io(format!(
                 "cannot open or make room for the ack file in {}: {e}",
@@ -175,6 +181,7 @@ impl DiskBuffer {
             })
             .collect();
         Ok(DiskBuffer {
+            id,
             sync_ack: cfg.fsync != FsyncPolicy::Never,
             ack_synced: Mutex::new(None),
             ack_file: Arc::new(ack_file),
@@ -192,4 +199,29 @@ impl DiskBuffer {
             _lock: lock_file,
         })
     }
+}
+
+/// The file in the buffer's directory holding its id.
+const ID_FILE: &str = "instance";
+
+/// The buffer's id: read from its directory, or made (16 hex digits) and kept there.
+fn buffer_id(dir: &std::path::Path) -> std::io::Result<String> {
+    let path = dir.join(ID_FILE);
+    match std::fs::read_to_string(&path) {
+        Ok(s) if s.trim().len() == 16 && s.trim().chars().all(|c| c.is_ascii_hexdigit()) => {
+            return Ok(s.trim().to_string());
+        }
+        Ok(_) => {
+            tracing::warn!(file = %path.display(), "buffer: the id file holds no id; making a new one")
+        }
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        Err(_) => {}
+    }
+    let id = crate::buffer::entry::new_buffer_id();
+    let tmp = dir.join(format!("{ID_FILE}.tmp"));
+    std::fs::write(&tmp, format!("{id}\n"))?;
+    File::open(&tmp)?.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(id)
 }

@@ -477,3 +477,28 @@ async fn each_output_keeps_its_own_position_across_restarts() {
     let b = DiskBuffer::open(&c, Arc::new(Metrics::default())).expect("reopen");
     assert_eq!(b.next(0).await.expect("entry").batch, batch(3));
 }
+
+#[tokio::test]
+async fn the_buffer_keeps_its_id_across_restarts_and_another_has_its_own() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let open = |d: &Path| {
+        DiskBuffer::open(
+            &cfg(d, FsyncPolicy::Never, 1 << 20),
+            Arc::new(Metrics::default()),
+        )
+        .expect("open")
+    };
+    let first = open(&dir.path().join("a")).id().to_string();
+    assert_eq!(first.len(), 16);
+    assert!(first.chars().all(|c| c.is_ascii_hexdigit()));
+    assert_eq!(
+        open(&dir.path().join("a")).id(),
+        first,
+        "kept in its directory"
+    );
+    assert_ne!(open(&dir.path().join("b")).id(), first);
+    // A damaged id file gets a new id rather than stopping the buffer.
+    std::fs::write(dir.path().join("a/instance"), "not an id").expect("write");
+    let again = open(&dir.path().join("a")).id().to_string();
+    assert!(again != first && again.len() == 16);
+}

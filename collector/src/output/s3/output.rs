@@ -15,7 +15,6 @@ use crate::config::{S3Config, S3_PARTS_IN_FLIGHT, S3_PART_BYTES};
 use crate::metrics::Metrics;
 use crate::output::acks::Acks;
 use bytes::Bytes;
-use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -25,8 +24,6 @@ use tokio::task::{JoinHandle, JoinSet};
 const COMPLETING: usize = 2;
 /// How often the age of the open object is checked.
 const TICK: Duration = Duration::from_secs(1);
-/// The file in the disk buffer's directory holding the buffer's id.
-const INSTANCE_FILE: &str = "instance";
 
 struct Open {
     builder: ObjectBuilder,
@@ -68,9 +65,7 @@ impl S3Output {
     ) -> Result<S3Output, String> {
         let client = S3Client::connect(cfg.clone(), metrics.clone()).await?;
         client.check().await?;
-        let instance = instance_id(buffer.dir()).map_err(|e| {
-            format!("buffer.dir: cannot keep the collector's id for object names: {e}")
-        })?;
+        let instance = buffer.id().to_string();
         tracing::info!(bucket = %cfg.bucket, prefix = %cfg.prefix, instance = %instance, "s3: archiving every line");
         Ok(S3Output {
             cuts: Cuts::load(buffer.dir()),
@@ -290,32 +285,5 @@ fn done(acks: &Acks, metrics: &Metrics, sealed: &Sealed, size: u64) {
 fn log_join(done: Result<(), tokio::task::JoinError>) {
     if let Err(e) = done {
         tracing::error!(error = %e, "s3: an object upload task failed");
-    }
-}
-
-/// The buffer's id, kept in its directory (made once); a new one each start for a memory buffer.
-fn instance_id(dir: Option<&Path>) -> std::io::Result<String> {
-    let fresh = || format!("{:016x}", rand::random::<u64>());
-    let Some(dir) = dir else {
-        return Ok(fresh());
-    };
-    let path = dir.join(INSTANCE_FILE);
-    match std::fs::read_to_string(&path) {
-        Ok(s) if s.trim().len() == 16 && s.trim().chars().all(|c| c.is_ascii_hexdigit()) => {
-            Ok(s.trim().to_string())
-        }
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
-        found => {
-            if found.is_ok() {
-                tracing::warn!(file = %path.display(), "s3: the buffer's id file holds no id; making a new one");
-            }
-            let id = fresh();
-            let tmp = dir.join(format!("{INSTANCE_FILE}.tmp"));
-            std::fs::write(&tmp, format!("{id}\n"))?;
-            std::fs::File::open(&tmp)?.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            std::fs::File::open(dir)?.sync_all()?;
-            Ok(id)
-        }
     }
 }
