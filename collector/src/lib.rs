@@ -15,6 +15,7 @@ pub mod conn;
 pub mod deadletter;
 pub mod health;
 pub mod ingest;
+pub mod ledger;
 pub mod lines;
 pub mod metrics;
 pub mod output;

@@ -26,6 +26,7 @@ use super::writer::{
     WritePos,
 };
 use crate::config::{BufferConfig, FsyncPolicy};
+use crate::ledger::{Ledger, Tally};
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::collections::{BTreeMap, VecDeque};
@@ -43,10 +44,13 @@ use tokio::sync::{oneshot, watch};
 /// One output's acknowledgement bookkeeping, shared by its reader and whoever acks.
 #[derive(Default)]
 struct Acks {
-    /// Entries read and not yet acknowledged, in read order: id, start, acked.
-    inflight: VecDeque<(EntryId, Pos, bool)>,
+    /// Entries read and not yet acknowledged, in read order: id, start, and once acknowledged,
+    /// how its lines went.
+    inflight: VecDeque<(EntryId, Pos, Option<Tally>)>,
     /// Just past the last entry read or skipped.
     reader_pos: Pos,
+    /// How the lines before the watermark went (saved with it).
+    below: Tally,
     persisted: Option<Pos>,
 }
 
@@ -106,6 +110,7 @@ pub struct DiskBuffer {
     ack_synced: Mutex<Option<Instant>>,
     ack_file: Arc<AckFile>,
     room: Room,
+    ledger: Ledger,
     _lock: File,
 }
 
@@ -126,6 +131,10 @@ impl DiskBuffer {
         self.recovery.clone()
     }
 
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
+    }
+
     /// Why the buffer cannot take entries or free delivered ones, while that lasts.
     pub fn problem(&self) -> Option<String> {
         self.room.problem(&self.dir)
@@ -136,6 +145,7 @@ impl DiskBuffer {
             return Err(BufferError::Closed);
         }
         let arrived_ms = now_ms();
+        let lines = batch.len() as u64;
         let header = Pending::new(batch.joined(), arrived_ms);
         let size = (HEADER_LEN + batch.joined().len()) as u64;
 
@@ -160,10 +170,7 @@ impl DiskBuffer {
         match wait.await {
             Ok(Ok(())) => {
                 self.room.appended();
-                for l in &self.lanes {
-                    l.entries.fetch_add(1, Ordering::AcqRel);
-                }
-                self.metrics.buffer_entries.set(self.held_entries());
+                self.stored(lines);
                 Ok(())
             }
             Ok(Err(WriteError::NoRoom(e))) => {
@@ -180,15 +187,28 @@ impl DiskBuffer {
                 error,
                 no_room: true,
             })) => {
+                self.stored(lines);
                 self.room.no_room(size);
                 Err(BufferError::NoRoom(error))
             }
-            Ok(Err(WriteError::NotSynced { error, .. })) => Err(BufferError::Io(error)),
+            Ok(Err(WriteError::NotSynced { error, .. })) => {
+                self.stored(lines);
+                Err(BufferError::Io(error))
+            }
             Err(_) => {
                 self.capacity.release(size);
                 Err(BufferError::Closed)
             }
         }
+    }
+
+    /// An entry of `lines` lines was written and published: every output will read it.
+    fn stored(&self, lines: u64) {
+        for l in &self.lanes {
+            l.entries.fetch_add(1, Ordering::AcqRel);
+        }
+        self.ledger.received(lines);
+        self.metrics.buffer_entries.set(self.held_entries());
     }
 
     /// The next entry for output `lane`, in order; `None` once closed and fully read.
@@ -370,7 +390,7 @@ impl DiskBuffer {
         let start = r.pos;
         r.pos.offset = next;
         let mut a = lock(&l.acks);
-        a.inflight.push_back((id, start, false));
+        a.inflight.push_back((id, start, None));
         a.reader_pos = r.pos;
         Entry {
             id,
@@ -395,8 +415,8 @@ impl DiskBuffer {
         lock(&l.acks).reader_pos = r.pos;
     }
 
-    /// Output `lane` has delivered (or dead-lettered) every line of entry `id`.
-    pub fn ack(&self, lane: usize, id: EntryId) {
+    /// Output `lane` has delivered or dead-lettered every line of entry `id`, as `tally` says.
+    pub fn ack(&self, lane: usize, id: EntryId, tally: Tally) {
         let Some(l) = self.lanes.get(lane) else {
             return;
         };
@@ -408,13 +428,16 @@ impl DiskBuffer {
             return;
         };
         if let Some(slot) = a.inflight.get_mut(idx as usize) {
-            if slot.0 == id && !slot.2 {
-                slot.2 = true;
+            if slot.0 == id && slot.2.is_none() {
+                slot.2 = Some(tally);
                 l.entries.fetch_sub(1, Ordering::AcqRel);
+                self.ledger.settled(lane, &tally);
                 self.metrics.buffer_entries.set(self.held_entries());
             }
         }
-        while matches!(a.inflight.front(), Some((_, _, true))) {
+        while let Some((_, _, Some(t))) = a.inflight.front() {
+            let t = *t;
+            a.below.add(&t);
             a.inflight.pop_front();
         }
     }
@@ -454,11 +477,15 @@ impl DiskBuffer {
     /// Saves each output's position and the one they have all passed, and deletes the segments
     /// below the latter.
     pub async fn persist_acks(&self) -> Result<(), BufferError> {
-        let marks: Vec<Pos> = self
+        let marked: Vec<(Pos, Tally)> = self
             .lanes
             .iter()
-            .map(|l| lock(&l.acks).watermark())
+            .map(|l| {
+                let a = lock(&l.acks);
+                (a.watermark(), a.below)
+            })
             .collect();
+        let marks: Vec<Pos> = marked.iter().map(|(p, _)| *p).collect();
         let Some(wm) = marks.iter().min().copied() else {
             return Ok(());
         };
@@ -487,18 +514,23 @@ impl DiskBuffer {
         };
         let metrics = self.metrics.clone();
         let ack_file = self.ack_file.clone();
-        let lane_files: Vec<(Arc<AckFile>, Pos)> = self
+        let lane_files: Vec<(Arc<AckFile>, Pos, Tally)> = self
             .lanes
             .iter()
-            .zip(&marks)
-            .filter_map(|(l, m)| l.ack_file.clone().map(|f| (f, *m)))
+            .zip(&marked)
+            .filter_map(|(l, (m, t))| l.ack_file.clone().map(|f| (f, *m, *t)))
             .collect();
+        // With one output, the common file is its own and carries its tally.
+        let common_tally = match marked.as_slice() {
+            [(_, t)] => *t,
+            _ => Tally::default(),
+        };
         let written = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             // Each output's own position first: the common one never passes a saved one.
-            for (f, m) in &lane_files {
-                f.save(*m, sync)?;
+            for (f, m, t) in &lane_files {
+                f.save(*m, t, sync)?;
             }
-            ack_file.save(wm, sync)?;
+            ack_file.save(wm, &common_tally, sync)?;
             if sync {
                 metrics.buffer_ack_syncs.inc();
             }

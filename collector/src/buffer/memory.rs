@@ -6,6 +6,7 @@
 use super::capacity::Capacity;
 use super::entry::{now_ms, BufferError, Entry, EntryId, Pos};
 use crate::config::BufferConfig;
+use crate::ledger::{Ledger, Tally};
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::collections::VecDeque;
@@ -18,6 +19,7 @@ pub struct MemoryBuffer {
     capacity: Capacity,
     state: Mutex<State>,
     readable: Notify,
+    ledger: Ledger,
     metrics: Arc<Metrics>,
 }
 
@@ -66,8 +68,13 @@ impl MemoryBuffer {
                 ..State::default()
             }),
             readable: Notify::new(),
+            ledger: Ledger::empty(lanes.clamp(1, MAX_LANES)),
             metrics,
         }
+    }
+
+    pub fn ledger(&self) -> &Ledger {
+        &self.ledger
     }
 
     pub fn id(&self) -> &str {
@@ -95,6 +102,7 @@ impl MemoryBuffer {
             return Err(BufferError::Closed);
         }
         s.next_id += 1;
+        self.ledger.received(batch.len() as u64);
         s.held.push_back(Held {
             batch,
             arrived_ms: now_ms(),
@@ -147,9 +155,9 @@ impl MemoryBuffer {
         }
     }
 
-    /// Output `lane` has delivered (or dead-lettered) every line of entry `id`; the entry's
-    /// room is freed once every output has.
-    pub fn ack(&self, lane: usize, id: EntryId) {
+    /// Output `lane` has delivered or dead-lettered every line of entry `id`, as `tally` says;
+    /// the entry's room is freed once every output has.
+    pub fn ack(&self, lane: usize, id: EntryId, tally: Tally) {
         let mut s = self.lock();
         let all = u64::MAX >> (64 - s.lanes.len());
         let Some(idx) = id.checked_sub(s.first) else {
@@ -163,6 +171,7 @@ impl MemoryBuffer {
             return;
         }
         held.acked |= bit;
+        self.ledger.settled(lane, &tally);
         let size = held.size;
         // Room is freed as soon as every output has the entry, in whatever order entries finish.
         let mut freed = 0;
@@ -228,14 +237,14 @@ mod tests {
         assert_eq!(e1.batch.len(), 2);
         let used = b.capacity().used();
         assert_eq!(used, 8 + 5 + 8);
-        b.ack(0, e1.id);
+        b.ack(0, e1.id, Tally::default());
         assert_eq!(b.capacity().used(), 8);
-        b.ack(0, e1.id); // a second ack is harmless
+        b.ack(0, e1.id, Tally::default()); // a second ack is harmless
         assert_eq!(b.capacity().used(), 8);
         // Bytes stay counted while the entry is in flight (read, not acked).
         let big = LineBatch::from_lines(["x".repeat(90)]);
         assert_eq!(b.append(big).await, Err(BufferError::Full));
-        b.ack(0, e0.id);
+        b.ack(0, e0.id, Tally::default());
         b.close();
         assert!(b.next(0).await.is_none());
         assert_eq!(
@@ -259,7 +268,7 @@ mod tests {
             .expect("append");
         let fast: Vec<Entry> = vec![b.next(0).await.expect("0"), b.next(0).await.expect("1")];
         for e in &fast {
-            b.ack(0, e.id);
+            b.ack(0, e.id, Tally::default());
         }
         assert_eq!(b.lag(0), (0, 0));
         assert_eq!(b.lag(1), (2, 8 + 6));
@@ -267,11 +276,11 @@ mod tests {
         let slow = b.next(1).await.expect("slow reads the first");
         assert_eq!(slow.batch, LineBatch::from_lines(["aaaa"]));
         assert_eq!((slow.start.offset, slow.end.offset), (0, 1));
-        b.ack(1, slow.id);
-        b.ack(1, slow.id); // a second ack is harmless
+        b.ack(1, slow.id, Tally::default());
+        b.ack(1, slow.id, Tally::default()); // a second ack is harmless
         assert_eq!(b.capacity().used(), 6);
         assert_eq!(b.lag(1), (1, 6));
-        b.ack(1, 1);
+        b.ack(1, 1, Tally::default());
         assert_eq!(b.capacity().used(), 0);
     }
 }

@@ -22,6 +22,7 @@ pub use capacity::Capacity;
 pub use entry::{now_ms, BufferError, Entry, EntryId, Lane, Pos, Recovery};
 
 use crate::config::{BufferConfig, BufferKind};
+use crate::ledger::{Ledger, Tally};
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -78,12 +79,20 @@ impl Buffer {
         }
     }
 
-    /// Output `lane` has delivered (or dead-lettered) all lines of entry `id`; its room is freed
-    /// once every output has.
-    pub fn ack(&self, lane: usize, id: EntryId) {
+    /// Output `lane` has delivered or dead-lettered all lines of entry `id`, as `tally` says;
+    /// its room is freed once every output has.
+    pub fn ack(&self, lane: usize, id: EntryId, tally: Tally) {
         match self {
-            Buffer::Memory(b) => b.ack(lane, id),
-            Buffer::Disk(b) => b.ack(lane, id),
+            Buffer::Memory(b) => b.ack(lane, id, tally),
+            Buffer::Disk(b) => b.ack(lane, id, tally),
+        }
+    }
+
+    /// Where every line each output was given is (kept across restarts by a disk buffer).
+    pub fn ledger(&self) -> &Ledger {
+        match self {
+            Buffer::Memory(b) => b.ledger(),
+            Buffer::Disk(b) => b.ledger(),
         }
     }
 

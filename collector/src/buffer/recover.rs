@@ -51,8 +51,9 @@ pub struct Recovered {
 #[derive(Debug, Default, Clone)]
 pub struct LaneStart {
     pub pos: Pos,
-    /// Entries and bytes from `pos` on.
+    /// Entries, lines and bytes from `pos` on.
     pub entries: u64,
+    pub lines: u64,
     pub bytes: u64,
     /// Why the output's own saved position was not used, if it was not.
     pub rejected: Option<String>,
@@ -146,7 +147,9 @@ pub fn recover(dir: &Path, ack: Found, lanes: &[Found]) -> std::io::Result<Recov
         let mut at = from;
         loop {
             match segment::scan(bytes, at) {
-                Scan::Entry { seq, next, .. } => {
+                Scan::Entry {
+                    seq, next, batch, ..
+                } => {
                     out.entries += 1;
                     let here = Pos {
                         seg: n,
@@ -154,6 +157,7 @@ pub fn recover(dir: &Path, ack: Found, lanes: &[Found]) -> std::io::Result<Recov
                     };
                     for lane in out.lanes.iter_mut().filter(|l| l.pos <= here) {
                         lane.entries += 1;
+                        lane.lines += batch.len() as u64;
                     }
                     out.damage.entry(seq);
                     max_seq = max_seq.max(seq);

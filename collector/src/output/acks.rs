@@ -1,10 +1,12 @@
 //! Per-entry delivery accounting.
 //!
 //! [`Acks`] counts, per entry, the lines not yet delivered (or dead-lettered) and acknowledges the
-//! entry to the buffer when that count reaches zero. Invariant: an entry is acknowledged exactly
-//! once and only when every one of its lines is accounted for, whatever order calls complete in.
+//! entry to the buffer when that count reaches zero, with how its lines went (the ledger's
+//! tally). Invariant: an entry is acknowledged exactly once and only when every one of its lines
+//! is accounted for, whatever order calls complete in.
 
 use crate::buffer::{Buffer, Entry, EntryId};
+use crate::ledger::Tally;
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -23,6 +25,7 @@ pub struct Acks {
 
 struct Pending {
     lines: usize,
+    tally: Tally,
     arrived_ms: u64,
     _permit: Option<OwnedSemaphorePermit>,
 }
@@ -71,41 +74,62 @@ impl Acks {
             None => None,
         };
         if entry.batch.is_empty() {
-            self.buffer.ack(self.lane, entry.id);
+            self.buffer.ack(self.lane, entry.id, Tally::default());
             return;
         }
         self.lock().insert(
             entry.id,
             Pending {
                 lines: entry.batch.len(),
+                tally: Tally::default(),
                 arrived_ms: entry.arrived_ms,
                 _permit: permit,
             },
         );
     }
 
-    /// `n` lines of entry `id` are delivered or dead-lettered.
+    /// `n` lines of entry `id` are delivered.
     pub fn done(&self, id: EntryId, n: usize) {
         self.done_many(std::iter::once((id, n)));
     }
 
     /// Like [`Acks::done`] for several entries at once (one lock).
     pub fn done_many(&self, counts: impl IntoIterator<Item = (EntryId, usize)>) {
+        self.settle(counts, None);
+    }
+
+    /// The lines counted per entry are written to the dead-letter file, for `reason`.
+    pub fn dead_lettered(
+        &self,
+        counts: impl IntoIterator<Item = (EntryId, usize)>,
+        reason: &'static str,
+    ) {
+        self.settle(counts, Some(Tally::reason_index(reason)));
+    }
+
+    /// Accounts for lines: delivered (`dead: None`) or dead-lettered for a reason.
+    fn settle(&self, counts: impl IntoIterator<Item = (EntryId, usize)>, dead: Option<usize>) {
         let mut finished = Vec::new();
         {
             let mut p = self.lock();
             for (id, n) in counts {
                 if let Some(entry) = p.get_mut(&id) {
-                    entry.lines = entry.lines.saturating_sub(n);
+                    let n = n.min(entry.lines);
+                    entry.lines -= n;
+                    match dead {
+                        None => entry.tally.delivered += n as u64,
+                        Some(r) => entry.tally.dead[r] += n as u64,
+                    }
                     if entry.lines == 0 {
-                        p.remove(&id);
-                        finished.push(id);
+                        if let Some(e) = p.remove(&id) {
+                            finished.push((id, e.tally));
+                        }
                     }
                 }
             }
         }
-        for id in finished {
-            self.buffer.ack(self.lane, id);
+        for (id, tally) in finished {
+            self.buffer.ack(self.lane, id, tally);
         }
     }
 

@@ -131,7 +131,7 @@ impl Driver {
             tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file; retrying");
             tokio::time::sleep(DEAD_LETTER_RETRY).await;
         }
-        self.acks.done(entry.id, n);
+        self.acks.dead_lettered([(entry.id, n)], "line_too_long");
         Entry {
             batch: kept.finish(),
             ..entry

@@ -60,6 +60,14 @@ impl DiskBuffer {
         } else {
             vec![None]
         };
+        // Each output's tally, saved with its position (with one output, in the common file).
+        let tallies: Vec<Tally> = lane_files
+            .iter()
+            .map(|f| {
+                f.as_ref()
+                    .map_or(ack_file.found_tally(), |f| f.found_tally())
+            })
+            .collect();
         let lane_found: Vec<Found> = lane_files
             .iter()
             .map(|f| f.as_ref().map_or(Found::Nothing, |f| f.found()))
@@ -141,6 +149,12 @@ impl DiskBuffer {
             .name("edgelog-buffer-writer".into())
             .spawn(move || writer.run(rx))?;
 
+        let ledger = Ledger::new(
+            tallies
+                .iter()
+                .zip(&found.lanes)
+                .map(|(t, start)| (*t, start.lines)),
+        );
         let lanes = lanes
             .iter()
             .zip(lane_files)
@@ -173,6 +187,7 @@ impl DiskBuffer {
                     }),
                     acks: Mutex::new(Acks {
                         reader_pos: pos,
+                        below: tallies[i],
                         ..Acks::default()
                     }),
                     ack_file: file,
@@ -186,6 +201,7 @@ impl DiskBuffer {
             ack_synced: Mutex::new(None),
             ack_file: Arc::new(ack_file),
             room: Room::default(),
+            ledger,
             dir,
             capacity,
             writer: Mutex::new(Some(tx)),

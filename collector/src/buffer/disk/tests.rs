@@ -52,9 +52,9 @@ async fn append_read_ack_restart_across_segments() {
         }
         // Ack the first 4 and the 6th: the watermark stops at the 5th.
         for e in entries.iter().take(4) {
-            b.ack(0, e.id);
+            b.ack(0, e.id, Tally::default());
         }
-        b.ack(0, entries[5].id);
+        b.ack(0, entries[5].id, Tally::default());
         b.persist_acks().await.expect("persist");
         let segs_before = std::fs::read_dir(&d).expect("dir").count();
         b.close();
@@ -71,7 +71,7 @@ async fn append_read_ack_restart_across_segments() {
             assert_eq!(e.batch, batch(k + 4), "{policy:?}");
         }
         for e in &again {
-            b.ack(0, e.id);
+            b.ack(0, e.id, Tally::default());
         }
         b.persist_acks().await.expect("persist");
         let segs_after = std::fs::read_dir(&d).expect("dir").count();
@@ -148,7 +148,7 @@ async fn full_disk_buffer_rejects_until_acks_delete_segments() {
     assert!(n >= 3, "{n}");
     assert_eq!(b.append(batch(0)).await, Err(BufferError::Full));
     for e in drain(&b, n).await {
-        b.ack(0, e.id);
+        b.ack(0, e.id, Tally::default());
     }
     b.persist_acks().await.expect("persist");
     b.append(batch(0)).await.expect("space again");
@@ -216,7 +216,7 @@ async fn the_ack_position_is_synced_with_its_directory_unless_fsync_is_never() {
             .await
             .expect("append");
         let e = b.next(0).await.expect("entry");
-        b.ack(0, e.id);
+        b.ack(0, e.id, Tally::default());
         b.persist_acks().await.expect("persist");
         assert_eq!(m.buffer_ack_syncs.get(), u64::from(synced), "{policy:?}");
         assert!(dir.path().join("ack").exists());
@@ -428,7 +428,7 @@ async fn each_output_keeps_its_own_position_across_restarts() {
             let got = b.next(lane).await.expect("entry");
             assert_eq!(got.batch, batch(i), "lane {lane}");
             if lane == 0 || i < 3 {
-                b.ack(lane, got.id);
+                b.ack(lane, got.id, Tally::default());
             }
         }
     }
@@ -501,4 +501,71 @@ async fn the_buffer_keeps_its_id_across_restarts_and_another_has_its_own() {
     std::fs::write(dir.path().join("a/instance"), "not an id").expect("write");
     let again = open(&dir.path().join("a")).id().to_string();
     assert!(again != first && again.len() == 16);
+}
+
+/// Each output's ledger resumes where its saved position does: lines acknowledged after the last
+/// save are buffered again (and sent again), never counted twice or lost from the equation.
+#[tokio::test]
+async fn the_ledger_resumes_with_each_outputs_saved_position() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let lanes = [Lane::from("kinesis"), Lane::from("s3")];
+    let c = cfg(dir.path(), FsyncPolicy::Always, 150);
+    let tally = |delivered, dead: u64| {
+        let mut t = Tally {
+            delivered,
+            ..Tally::default()
+        };
+        t.dead[Tally::reason_index("retries_exhausted")] = dead;
+        t
+    };
+    let m = Arc::new(Metrics::default());
+    let b = DiskBuffer::open_lanes(&c, &lanes, m.clone()).expect("open");
+    for i in 0..6 {
+        b.append(batch(i)).await.expect("append");
+    }
+    let entries = drain(&b, 6).await;
+    // kinesis: entries 0..3 saved (one line of entry 1 dead-lettered), entry 4 acked after the
+    // save; s3: entry 0 saved.
+    b.ack(0, entries[0].id, tally(2, 0));
+    b.ack(0, entries[1].id, tally(1, 1));
+    b.ack(0, entries[2].id, tally(2, 0));
+    b.ack(1, b.next(1).await.expect("s3 entry").id, tally(2, 0));
+    b.persist_acks().await.expect("persist");
+    b.ack(0, entries[4].id, tally(2, 0));
+    let k = b.ledger().counts(0);
+    assert_eq!((k.received, k.settled.delivered, k.buffered), (12, 7, 4));
+    assert!(k.balances());
+    // A crash: nothing saved after this point.
+    drop(b);
+    let b = DiskBuffer::open_lanes(&c, &lanes, m).expect("reopen");
+    let k = b.ledger().counts(0);
+    assert_eq!(
+        (
+            k.received,
+            k.settled.delivered,
+            k.settled.dead[2],
+            k.buffered
+        ),
+        (12, 5, 1, 6),
+        "entry 4 is buffered again, entries 3..6 wait"
+    );
+    let s = b.ledger().counts(1);
+    assert_eq!((s.received, s.settled.delivered, s.buffered), (12, 2, 10));
+    b.append(batch(9)).await.expect("append");
+    assert_eq!(b.ledger().counts(0).received, 14);
+    assert!(b.ledger().counts(0).balances() && b.ledger().counts(1).balances());
+
+    // One output: the common ack file carries its tally.
+    let one = dir.path().join("one");
+    let c = cfg(&one, FsyncPolicy::Always, 150);
+    let b = DiskBuffer::open(&c, Arc::new(Metrics::default())).expect("open");
+    b.append(batch(0)).await.expect("append");
+    b.append(batch(1)).await.expect("append");
+    let e = drain(&b, 1).await;
+    b.ack(0, e[0].id, tally(0, 2));
+    b.persist_acks().await.expect("persist");
+    drop(b);
+    let b = DiskBuffer::open(&c, Arc::new(Metrics::default())).expect("reopen");
+    let k = b.ledger().counts(0);
+    assert_eq!((k.received, k.settled.dead[2], k.buffered), (4, 2, 2));
 }

@@ -407,7 +407,7 @@ impl Sender {
             }
         }
         tracing::warn!(lines = n, reason, "lines written to the dead-letter file");
-        self.acks.done_many(counts);
+        self.acks.dead_lettered(counts, reason);
     }
 
     /// Dead-letters one record that can never be sent (too large for Kinesis).
