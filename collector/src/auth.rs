@@ -36,7 +36,38 @@ impl TokenCheck {
         let (Some(value), None) = (values.next(), values.next()) else {
             return false;
         };
-        let candidate: [u8; 32] = Sha256::digest(value.as_bytes()).into();
+        self.matches(value.as_bytes())
+    }
+
+    /// Like [`TokenCheck::allows`], also taking the token as the password of HTTP Basic
+    /// authentication (any user name), so a browser can present it.
+    pub fn allows_header_or_basic(&self, headers: &HeaderMap) -> bool {
+        if self.allows(headers) {
+            return true;
+        }
+        let mut values = headers.get_all(axum::http::header::AUTHORIZATION).iter();
+        let (Some(value), None) = (values.next(), values.next()) else {
+            return false;
+        };
+        let Some(encoded) = value
+            .to_str()
+            .ok()
+            .and_then(|v| v.strip_prefix("Basic "))
+            .map(str::trim)
+        else {
+            return false;
+        };
+        let Ok(decoded) = base64_simd::STANDARD.decode_to_vec(encoded) else {
+            return false;
+        };
+        match decoded.iter().position(|&b| b == b':') {
+            Some(colon) => self.matches(&decoded[colon + 1..]),
+            None => false,
+        }
+    }
+
+    fn matches(&self, candidate: &[u8]) -> bool {
+        let candidate: [u8; 32] = Sha256::digest(candidate).into();
         candidate.ct_eq(&self.digest).into()
     }
 }
@@ -61,5 +92,28 @@ mod tests {
         h.append("x-edgelog-token", HeaderValue::from_static("other"));
         assert!(!check.allows(&h), "repeated header");
         assert!(!format!("{check:?}").contains("s3cret"));
+    }
+
+    #[test]
+    fn basic_authentication_carries_the_token_as_its_password() {
+        let check = TokenCheck::new(HeaderName::from_static("x-edgelog-token"), "s3cret");
+        let basic = |v: &str| {
+            let mut h = HeaderMap::new();
+            h.insert(
+                axum::http::header::AUTHORIZATION,
+                HeaderValue::from_str(v).expect("value"),
+            );
+            h
+        };
+        // "admin:s3cret", ":s3cret", "admin:wrong", "s3cret" (no colon)
+        assert!(check.allows_header_or_basic(&basic("Basic YWRtaW46czNjcmV0")));
+        assert!(check.allows_header_or_basic(&basic("Basic OnMzY3JldA==")));
+        assert!(!check.allows_header_or_basic(&basic("Basic YWRtaW46d3Jvbmc=")));
+        assert!(!check.allows_header_or_basic(&basic("Basic czNjcmV0")));
+        assert!(!check.allows_header_or_basic(&basic("Basic !!!")));
+        assert!(!check.allows_header_or_basic(&basic("Bearer s3cret")));
+        let mut h = HeaderMap::new();
+        h.insert("x-edgelog-token", HeaderValue::from_static("s3cret"));
+        assert!(check.allows_header_or_basic(&h));
     }
 }

@@ -4,7 +4,12 @@
 //! only after its dead-letter record is written and synced, so "never dropped without a trace"
 //! holds across crashes. One NDJSON record per line: `time`, `reason`, `error_code`, `detail`,
 //! `bytes`, and `line` (UTF-8) or `line_base64` (anything else).
+//!
+//! Rotation: a write that would take the file past `max_bytes` first renames it to `<path>.1`
+//! (the older ones move up one number; the one past `keep` is deleted), so the files hold at most
+//! about `(keep + 1) * max_bytes`. A record is never split across files.
 
+use crate::config::DeadLetterConfig;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use serde::Serialize;
@@ -38,17 +43,53 @@ struct Record<'a> {
 
 pub struct DeadLetter {
     path: PathBuf,
-    file: Mutex<Option<std::fs::File>>,
+    max_bytes: u64,
+    keep: usize,
+    /// The open file and its size.
+    file: Mutex<Option<(std::fs::File, u64)>>,
     metrics: Arc<Metrics>,
 }
 
 impl DeadLetter {
-    pub fn new(path: &Path, metrics: Arc<Metrics>) -> Self {
+    pub fn new(cfg: &DeadLetterConfig, metrics: Arc<Metrics>) -> Self {
         DeadLetter {
-            path: path.to_path_buf(),
+            path: cfg.path.clone(),
+            max_bytes: cfg.max_bytes,
+            keep: cfg.keep,
             file: Mutex::new(None),
             metrics,
         }
+    }
+
+    /// The `n`th rotated file (`n >= 1`).
+    pub fn rotated(path: &Path, n: usize) -> PathBuf {
+        let mut name = path.as_os_str().to_owned();
+        name.push(format!(".{n}"));
+        PathBuf::from(name)
+    }
+
+    /// Moves the current file to `.1` (and each older one up a number), deleting what passes
+    /// `keep`.
+    fn rotate(&self) -> std::io::Result<()> {
+        if self.keep == 0 {
+            return std::fs::remove_file(&self.path);
+        }
+        match std::fs::remove_file(Self::rotated(&self.path, self.keep)) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+        for n in (1..self.keep).rev() {
+            match std::fs::rename(
+                Self::rotated(&self.path, n),
+                Self::rotated(&self.path, n + 1),
+            ) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+                _ => {}
+            }
+        }
+        std::fs::rename(&self.path, Self::rotated(&self.path, 1))?;
+        self.metrics.dead_letter_rotations.inc();
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -87,22 +128,41 @@ impl DeadLetter {
             out.push(b'\n');
         }
         let mut guard = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((_, size)) = guard.as_ref() {
+            if *size > 0 && size + out.len() as u64 > self.max_bytes {
+                *guard = None;
+                self.rotate()?;
+            }
+        }
         if guard.is_none() {
             if let Some(parent) = self.path.parent().filter(|p| !p.as_os_str().is_empty()) {
                 std::fs::create_dir_all(parent)?;
             }
-            *guard = Some(
-                std::fs::OpenOptions::new()
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)?;
+            let size = file.metadata()?.len();
+            *guard = Some((file, size));
+            if size > 0 && size + out.len() as u64 > self.max_bytes {
+                *guard = None;
+                self.rotate()?;
+                let file = std::fs::OpenOptions::new()
                     .create(true)
                     .append(true)
-                    .open(&self.path)?,
-            );
+                    .open(&self.path)?;
+                *guard = Some((file, 0));
+            }
         }
-        let file = guard
+        let (file, size) = guard
             .as_mut()
             .ok_or_else(|| std::io::Error::other("dead-letter file not open"))?;
-        file.write_all(&out)?;
-        file.sync_data()?;
+        if let Err(e) = file.write_all(&out).and_then(|()| file.sync_data()) {
+            // Reopened (and its size read again) on the next write.
+            *guard = None;
+            return Err(e);
+        }
+        *size += out.len() as u64;
         for l in lines {
             self.metrics.dead_lettered.inc(l.reason);
         }
@@ -119,7 +179,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tmp");
         let m = Arc::new(Metrics::default());
         let d = Arc::new(DeadLetter::new(
-            &dir.path().join("sub/dead.ndjson"),
+            &DeadLetterConfig {
+                path: dir.path().join("sub/dead.ndjson"),
+                max_bytes: 1 << 20,
+                keep: 1,
+            },
             m.clone(),
         ));
         d.write(vec![
@@ -153,5 +217,72 @@ mod tests {
         assert_eq!(recs[1]["line_base64"], "/wByYXc=");
         assert_eq!(m.dead_lettered.get("line_too_long"), 1);
         assert_eq!(m.dead_lettered.get("retries_exhausted"), 1);
+    }
+
+    fn line(i: usize) -> DeadLine {
+        DeadLine {
+            line: Bytes::from(format!("{{\"n\":{i:04}}}")),
+            reason: "retries_exhausted",
+            error_code: None,
+            detail: None,
+        }
+    }
+
+    #[tokio::test]
+    async fn files_rotate_by_size_and_only_keep_are_kept() {
+        let dir = tempfile::tempdir().expect("tmp");
+        let path = dir.path().join("dead.ndjson");
+        let m = Arc::new(Metrics::default());
+        let cfg = DeadLetterConfig {
+            path: path.clone(),
+            max_bytes: 1000,
+            keep: 2,
+        };
+        let d = Arc::new(DeadLetter::new(&cfg, m.clone()));
+        for i in 0..60 {
+            d.write(vec![line(i)]).await.expect("write");
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).unwrap_or_default();
+        let files = [
+            path.clone(),
+            DeadLetter::rotated(&path, 1),
+            DeadLetter::rotated(&path, 2),
+        ];
+        for f in &files {
+            let len = std::fs::metadata(f).expect("file kept").len();
+            assert!(len <= 1000, "{} is {len} bytes", f.display());
+        }
+        assert!(!DeadLetter::rotated(&path, 3).exists(), "only 2 kept");
+        // The newest lines are in the current file, the older ones in .1 then .2, none split.
+        let newest: Vec<String> = read(&path).lines().map(str::to_string).collect();
+        assert!(newest.last().is_some_and(|l| l.contains("0059")));
+        for f in &files {
+            for l in read(f).lines() {
+                serde_json::from_str::<serde_json::Value>(l).expect("whole records");
+            }
+        }
+        assert!(m.dead_letter_rotations.get() >= 2);
+        // A new writer on the same files goes on with the current file's size.
+        drop(d);
+        let d = Arc::new(DeadLetter::new(&cfg, m.clone()));
+        let before = m.dead_letter_rotations.get();
+        for i in 60..80 {
+            d.write(vec![line(i)]).await.expect("write");
+        }
+        assert!(m.dead_letter_rotations.get() > before);
+        assert!(std::fs::metadata(&path).expect("current").len() <= 1000);
+
+        // keep 0: the full file is deleted, only the current one stays.
+        let cfg = DeadLetterConfig {
+            path: dir.path().join("none.ndjson"),
+            max_bytes: 1000,
+            keep: 0,
+        };
+        let d = Arc::new(DeadLetter::new(&cfg, m.clone()));
+        for i in 0..60 {
+            d.write(vec![line(i)]).await.expect("write");
+        }
+        assert!(!DeadLetter::rotated(&cfg.path, 1).exists());
+        assert!(read(&cfg.path).contains("0059"));
     }
 }

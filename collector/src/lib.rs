@@ -8,6 +8,7 @@
 //! live, `routes` is the route table and `server` the listener. [`run`] wires them and is what
 //! both `main` and the tests start, on a listener they bind.
 
+pub mod admin;
 pub mod auth;
 pub mod buffer;
 pub mod config;
@@ -23,6 +24,8 @@ pub mod ratelimit;
 pub mod redact;
 pub mod routes;
 pub mod server;
+pub mod status;
+pub mod status_table;
 pub mod tail;
 
 use buffer::{Buffer, BufferError};
@@ -54,6 +57,8 @@ pub enum RunError {
     Buffer(#[from] BufferError),
     #[error(transparent)]
     Output(#[from] OutputError),
+    #[error("admin.listen: cannot bind {0}: {1}")]
+    AdminListen(String, std::io::Error),
 }
 
 /// A running collector's shared parts, for tests that look inside.
@@ -61,6 +66,8 @@ pub enum RunError {
 pub struct Handles {
     pub metrics: Arc<Metrics>,
     pub buffer: Arc<Buffer>,
+    /// Where the admin listener listens, when it is on.
+    pub admin: Option<std::net::SocketAddr>,
 }
 
 /// Runs the collector on `listener` until `shutdown` completes, then stops accepting, finishes the
@@ -126,6 +133,14 @@ pub async fn run_with(
         );
     }
     let dead = Arc::new(DeadLetter::new(&config.dead_letter, metrics.clone()));
+    let admin_listener = match &config.admin_listen {
+        Some(addr) => Some(
+            TcpListener::bind(addr)
+                .await
+                .map_err(|e| RunError::AdminListen(addr.clone(), e))?,
+        ),
+        None => None,
+    };
     let health = Arc::new(Health::new(metrics.clone()));
     let mut drivers = Vec::new();
     let mut outputs = Vec::new();
@@ -206,13 +221,19 @@ pub async fn run_with(
             }
         })
     };
-    let tail = Arc::new(tail::Tail::new(
-        config
-            .tail
-            .as_ref()
-            .map(|t| (t.header.as_str(), t.token.expose())),
+    let tail = Arc::new(tail::Tail::new(metrics.clone()));
+    let observer = Arc::new(status::Observer::new(
         metrics.clone(),
+        health.clone(),
+        buffer.clone(),
+        outputs.clone(),
+        match config.buffer.kind {
+            BufferKind::Memory => "memory",
+            BufferKind::Disk => "disk",
+        },
+        config.buffer.max_bytes,
     ));
+    let sampler = tokio::spawn(observer.clone().run_sampler());
     let state = Arc::new(IngestState::new(
         &config,
         buffer.clone(),
@@ -220,17 +241,33 @@ pub async fn run_with(
         health.clone(),
         tail.clone(),
     ));
+    let app = routes::App {
+        ingest: state,
+        tail,
+        observer,
+        admin_token: config.tail.as_ref().and_then(|t| {
+            t.header
+                .parse()
+                .ok()
+                .map(|h| auth::TokenCheck::new(h, t.token.expose()))
+        }),
+    };
+    let admin_addr = admin_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let admin_server = admin_listener.map(|l| {
+        let router = routes::admin_router(&app);
+        tracing::info!(listen = %admin_addr.map(|a| a.to_string()).unwrap_or_default(), "admin listening");
+        tokio::spawn(async move {
+            if let Err(e) = axum::serve(l, router).await {
+                tracing::error!(error = %e, "admin listener failed");
+            }
+        })
+    });
     inspect(Handles {
         metrics: metrics.clone(),
         buffer: buffer.clone(),
+        admin: admin_addr,
     });
-    let app = routes::router(routes::App {
-        ingest: state,
-        tail,
-        health: health.clone(),
-        metrics: metrics.clone(),
-        outputs: outputs.clone(),
-    });
+    let app = routes::router(app);
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -276,6 +313,10 @@ pub async fn run_with(
         }
     }
     persister.abort();
+    sampler.abort();
+    if let Some(a) = admin_server {
+        a.abort();
+    }
     if let Err(e) = buffer.persist_acks().await {
         tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
     }

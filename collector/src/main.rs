@@ -1,8 +1,8 @@
-//! The `collector` command: serve, check a configuration, print challenge answers, tail.
+//! The `collector` command: serve, check a configuration, print challenge answers, tail, status.
 
 use anyhow::{bail, Context};
 use clap::{Parser, Subcommand};
-use collector::config::{Config, LogFormat};
+use collector::config::{Config, LogFormat, DEFAULT_TAIL_HEADER};
 use collector::redact::{RedactingStderr, Redactor};
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -46,6 +46,24 @@ enum Command {
         #[arg(long)]
         ca: Option<PathBuf>,
     },
+    /// Print where every line is, per output: received, delivered, dead-lettered, buffered, lag,
+    /// rate now (from the collector's `/status`).
+    Status {
+        /// Collector base URL; default: from --config (the admin listener, else `listen` with
+        /// the tail token).
+        #[arg(long)]
+        url: Option<String>,
+        /// Tail token, for a collector reached on `listen`; default: from --config or
+        /// $EDGELOG_TAIL_TOKEN.
+        #[arg(long, env = "EDGELOG_TAIL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// Print the JSON answer as it is.
+        #[arg(long)]
+        json: bool,
+        /// CA certificate (PEM) to trust for an HTTPS collector.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+    },
 }
 
 /// Keeps the memory of large buffers (request bodies, PutRecords calls) returnable to the
@@ -77,6 +95,12 @@ fn main() -> std::process::ExitCode {
             filter,
             ca,
         } => tail(cli.config, url, token, filter, ca),
+        Command::Status {
+            url,
+            token,
+            json,
+            ca,
+        } => status(cli.config, url, token, json, ca),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -148,61 +172,71 @@ async fn shutdown_signal() {
     }
 }
 
-fn tail(
-    path: Option<PathBuf>,
-    url: Option<String>,
-    token: Option<String>,
-    filter: String,
+/// Where the admin routes of a collector are, and the token header to present there (none on
+/// the admin listener).
+struct AdminTarget {
+    base: String,
+    token: Option<(String, String)>,
     ca: Option<PathBuf>,
-) -> anyhow::Result<()> {
-    let config = match &path {
-        Some(p) => Some(Config::load(p)?),
-        None => None,
-    };
-    let base = match (url, &config) {
-        (Some(u), _) => u,
-        (None, Some(c)) => {
-            let scheme = if c.tls.is_some() { "https" } else { "http" };
-            let host = c
-                .listen
-                .replace("0.0.0.0", "127.0.0.1")
-                .replace("[::]", "[::1]");
-            format!("{scheme}://{host}")
-        }
-        (None, None) => bail!("give --url or --config"),
-    };
-    let (header, token) = match (token, config.as_ref().and_then(|c| c.tail.as_ref())) {
-        (Some(t), Some(tc)) => (tc.header.clone(), t),
-        (Some(t), None) => ("X-Edgelog-Tail-Token".to_string(), t),
-        (None, Some(tc)) => (tc.header.clone(), tc.token.expose().to_string()),
-        (None, None) => bail!(
-            "no tail token: give --token, set $EDGELOG_TAIL_TOKEN, or use --config with tail.token"
-        ),
-    };
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
-    runtime.block_on(async move {
-        use futures::StreamExt;
-        use std::io::Write;
+}
+
+impl AdminTarget {
+    fn new(
+        path: Option<PathBuf>,
+        url: Option<String>,
+        token: Option<String>,
+        ca: Option<PathBuf>,
+    ) -> anyhow::Result<AdminTarget> {
+        let config = match &path {
+            Some(p) => Some(Config::load(p)?),
+            None => None,
+        };
+        let local = |addr: &str| {
+            addr.replace("0.0.0.0", "127.0.0.1")
+                .replace("[::]", "[::1]")
+        };
+        let tail = config.as_ref().and_then(|c| c.tail.as_ref());
+        let header = tail.map_or(DEFAULT_TAIL_HEADER.to_string(), |t| t.header.clone());
+        let configured = tail.map(|t| t.token.expose().to_string());
+        let (base, token) = match (url, &config) {
+            (Some(u), _) => (u, token.or(configured)),
+            (None, Some(c)) => match &c.admin_listen {
+                Some(admin) => (format!("http://{}", local(admin)), None),
+                None => {
+                    let scheme = if c.tls.is_some() { "https" } else { "http" };
+                    let token = token.or(configured).context(
+                        "admin.listen is off: give --token, set $EDGELOG_TAIL_TOKEN, or set tail.token",
+                    )?;
+                    (format!("{scheme}://{}", local(&c.listen)), Some(token))
+                }
+            },
+            (None, None) => bail!("give --url or --config"),
+        };
+        Ok(AdminTarget {
+            base: base.trim_end_matches('/').to_string(),
+            token: token.map(|t| (header, t)),
+            ca,
+        })
+    }
+
+    /// Sends `GET <path>`; an answer other than 2xx is an error carrying its text.
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<reqwest::Response> {
         let mut client = reqwest::Client::builder();
-        if let Some(ca) = ca {
-            let pem = std::fs::read(&ca).with_context(|| format!("reading {}", ca.display()))?;
+        if let Some(ca) = &self.ca {
+            let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
         }
-        let resp = client
+        let mut req = client
             .build()?
-            .get(format!(
-                "{}{}",
-                base.trim_end_matches('/'),
-                collector::tail::PATH
-            ))
-            .query(&[("filter", filter.as_str())])
-            .header(header.as_str(), token)
+            .get(format!("{}{path}", self.base))
+            .query(query);
+        if let Some((h, t)) = &self.token {
+            req = req.header(h.as_str(), t.as_str());
+        }
+        let resp = req
             .send()
             .await
-            .with_context(|| format!("connecting to {base}"))?;
+            .with_context(|| format!("connecting to {}", self.base))?;
         if !resp.status().is_success() {
             bail!(
                 "{}: {}",
@@ -210,6 +244,56 @@ fn tail(
                 resp.text().await.unwrap_or_default().trim()
             );
         }
+        Ok(resp)
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+fn status(
+    path: Option<PathBuf>,
+    url: Option<String>,
+    token: Option<String>,
+    json: bool,
+    ca: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let target = AdminTarget::new(path, url, token, ca)?;
+    runtime()?.block_on(async move {
+        let text = target
+            .get(collector::admin::STATUS_PATH, &[])
+            .await?
+            .text()
+            .await?;
+        if json {
+            println!("{text}");
+        } else {
+            let v: serde_json::Value =
+                serde_json::from_str(&text).context("the status is not JSON")?;
+            print!("{}", collector::status_table::render(&v));
+        }
+        Ok(())
+    })
+}
+
+fn tail(
+    path: Option<PathBuf>,
+    url: Option<String>,
+    token: Option<String>,
+    filter: String,
+    ca: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let target = AdminTarget::new(path, url, token, ca)?;
+    runtime()?.block_on(async move {
+        use futures::StreamExt;
+        use std::io::Write;
+        let resp = target
+            .get(collector::tail::PATH, &[("filter", filter.as_str())])
+            .await?;
         let mut body = resp.bytes_stream();
         let stdout = std::io::stdout();
         while let Some(chunk) = body.next().await {

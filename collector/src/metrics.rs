@@ -56,6 +56,8 @@ pub struct Labeled {
     label: &'static str,
     family: Family<Label, prometheus_client::metrics::counter::Counter<u64, AtomicU64>>,
     total: AtomicU64,
+    /// The values seen, for listing (a new value takes the write lock once).
+    values: std::sync::RwLock<Vec<String>>,
 }
 
 impl Labeled {
@@ -64,7 +66,14 @@ impl Labeled {
             label,
             family: Family::default(),
             total: AtomicU64::new(0),
+            values: std::sync::RwLock::new(Vec::new()),
         }
+    }
+
+    /// Every value seen and its count, in the order first seen.
+    pub fn snapshot(&self) -> Vec<(String, u64)> {
+        let values = self.values.read().unwrap_or_else(|e| e.into_inner());
+        values.iter().map(|v| (v.clone(), self.get(v))).collect()
     }
 
     pub fn inc(&self, value: &str) {
@@ -76,6 +85,18 @@ impl Labeled {
             .get_or_create(&[(self.label, value.to_string())])
             .inc_by(n);
         self.total.fetch_add(n, Ordering::Relaxed);
+        let seen = self
+            .values
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|v| v == value);
+        if !seen {
+            let mut values = self.values.write().unwrap_or_else(|e| e.into_inner());
+            if !values.iter().any(|v| v == value) {
+                values.push(value.to_string());
+            }
+        }
     }
 
     pub fn get(&self, value: &str) -> u64 {
@@ -87,6 +108,25 @@ impl Labeled {
     /// The sum over every value.
     pub fn total(&self) -> u64 {
         self.total.load(Ordering::Relaxed)
+    }
+}
+
+/// A gauge per output and reason.
+pub struct ReasonGauge {
+    family: Family<
+        [(&'static str, String); 2],
+        prometheus_client::metrics::gauge::Gauge<i64, AtomicI64>,
+    >,
+}
+
+impl ReasonGauge {
+    pub fn set(&self, output: &str, reason: &str, v: i64) {
+        self.family
+            .get_or_create(&[
+                ("output", output.to_string()),
+                ("reason", reason.to_string()),
+            ])
+            .set(v);
     }
 }
 
@@ -164,6 +204,7 @@ pub struct Metrics {
     pub connections_idle_closed: Counter,
     // dead letter
     pub dead_lettered: Labeled,
+    pub dead_letter_rotations: Counter,
     // buffer
     pub buffer_bytes: Gauge,
     pub buffer_entries: Gauge,
@@ -193,6 +234,13 @@ pub struct Metrics {
     pub output_lag_entries: LabeledGauge,
     pub output_lag_bytes: LabeledGauge,
     pub output_lag_oldest_ms: LabeledGauge,
+    // the ledger
+    pub ledger_received: LabeledGauge,
+    pub ledger_delivered: LabeledGauge,
+    pub ledger_buffered: LabeledGauge,
+    pub ledger_dead_lettered: ReasonGauge,
+    // admin
+    pub admin_unauthorized: Counter,
     // s3
     pub s3_objects: Counter,
     pub s3_parts: Counter,
@@ -202,6 +250,7 @@ pub struct Metrics {
     // tail
     pub tail_clients: Gauge,
     pub tail_dropped: Counter,
+    pub tail_filters_refused: Counter,
 }
 
 impl Default for Metrics {
@@ -221,6 +270,15 @@ impl Default for Metrics {
             connections_refused: Counter::default(),
             connections_idle_closed: Counter::default(),
             dead_lettered: Labeled::new("reason"),
+            dead_letter_rotations: Counter::default(),
+            ledger_received: LabeledGauge::new("output"),
+            ledger_delivered: LabeledGauge::new("output"),
+            ledger_buffered: LabeledGauge::new("output"),
+            ledger_dead_lettered: ReasonGauge {
+                family: Family::default(),
+            },
+            admin_unauthorized: Counter::default(),
+            tail_filters_refused: Counter::default(),
             buffer_bytes: Gauge::default(),
             buffer_entries: Gauge::default(),
             buffer_corrupt_entries: Counter::default(),
@@ -320,6 +378,41 @@ impl Default for Metrics {
             "edgelog_dead_lettered",
             "Lines written to the dead-letter file, by reason",
             m.dead_lettered.family.clone(),
+        );
+        r.register(
+            "edgelog_dead_letter_rotations",
+            "Times the dead-letter file was rotated",
+            m.dead_letter_rotations.0.clone(),
+        );
+        r.register(
+            "edgelog_ledger_received_lines",
+            "Lines each output was given: stored in the buffer, or found there at start",
+            m.ledger_received.family.clone(),
+        );
+        r.register(
+            "edgelog_ledger_delivered_lines",
+            "Lines each output delivered",
+            m.ledger_delivered.family.clone(),
+        );
+        r.register(
+            "edgelog_ledger_dead_lettered_lines",
+            "Lines each output dead-lettered, by reason",
+            m.ledger_dead_lettered.family.clone(),
+        );
+        r.register(
+            "edgelog_ledger_buffered_lines",
+            "Lines each output has still to deliver",
+            m.ledger_buffered.family.clone(),
+        );
+        r.register(
+            "edgelog_admin_unauthorized",
+            "Requests for the status page, status, metrics or the tail with a wrong or missing token",
+            m.admin_unauthorized.0.clone(),
+        );
+        r.register(
+            "edgelog_tail_filters_refused",
+            "Tail requests refused for a filter too long or malformed",
+            m.tail_filters_refused.0.clone(),
         );
         r.register(
             "edgelog_buffer_bytes",

@@ -1,15 +1,16 @@
 //! Live tail: `GET /tail` streams the lines passing through, like `fastly log-tail`.
 //!
 //! Invariants: with no tail client connected, publishing costs one atomic load; a slow client
-//! misses lines (it is told how many) rather than slowing ingest or holding memory; the endpoint
-//! exists only when `tail.token` is configured, and the token is checked like the ingest token.
+//! misses lines (it is told how many) rather than slowing ingest or holding memory. Who may
+//! connect is the admin routes' business (`admin`), not the tail's.
 
-use crate::auth::TokenCheck;
+use crate::config::MAX_TAIL_FILTER_BYTES;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use axum::body::Body;
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
-use axum::http::{header, HeaderMap, HeaderName, StatusCode};
+use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use bytes::{Bytes, BytesMut};
 use serde::Deserialize;
@@ -23,27 +24,15 @@ const BACKLOG: usize = 256;
 
 pub struct Tail {
     sender: broadcast::Sender<LineBatch>,
-    check: Option<TokenCheck>,
     metrics: Arc<Metrics>,
 }
 
 impl Tail {
-    /// `token`: header name and token; `None` disables the endpoint.
-    pub fn new(token: Option<(&str, &str)>, metrics: Arc<Metrics>) -> Self {
-        let check = token.and_then(|(h, t)| {
-            h.parse::<HeaderName>()
-                .ok()
-                .map(|name| TokenCheck::new(name, t))
-        });
+    pub fn new(metrics: Arc<Metrics>) -> Self {
         Tail {
             sender: broadcast::channel(BACKLOG).0,
-            check,
             metrics,
         }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.check.is_some()
     }
 
     /// Whether any client is connected (a batch is only worth copying for the tail then).
@@ -77,23 +66,39 @@ pub enum Filter {
 
 impl Filter {
     /// `status=503` and `geo.country_code=US` are field filters; anything else is a substring.
-    pub fn parse(text: &str) -> Filter {
+    /// Refused, with the reason: a filter over [`MAX_TAIL_FILTER_BYTES`], one holding a control
+    /// character (a line never holds a newline), a field path with an empty part (`a..b=1`).
+    pub fn parse(text: &str) -> Result<Filter, String> {
+        if text.len() > MAX_TAIL_FILTER_BYTES {
+            return Err(format!(
+                "filter: {} bytes, over the most, {MAX_TAIL_FILTER_BYTES}",
+                text.len()
+            ));
+        }
+        if let Some(c) = text.chars().find(|c| c.is_control()) {
+            return Err(format!("filter: holds the control character {c:?}"));
+        }
         if text.is_empty() {
-            return Filter::All;
+            return Ok(Filter::All);
         }
         if let Some((field, value)) = text.split_once('=') {
-            let valid = !field.is_empty()
+            let path_chars = !field.is_empty()
                 && field
                     .chars()
                     .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-');
-            if valid {
-                return Filter::Field(
+            if path_chars {
+                if field.split('.').any(str::is_empty) {
+                    return Err(format!(
+                        "filter: the field path {field:?} has an empty part (write a.b=value)"
+                    ));
+                }
+                return Ok(Filter::Field(
                     field.split('.').map(str::to_string).collect(),
                     value.to_string(),
-                );
+                ));
             }
         }
-        Filter::Substring(text.as_bytes().to_vec())
+        Ok(Filter::Substring(text.as_bytes().to_vec()))
     }
 
     pub fn matches(&self, line: &[u8]) -> bool {
@@ -126,19 +131,25 @@ pub struct TailQuery {
     filter: String,
 }
 
-/// Streams matching lines, newline-terminated, until the client goes away.
+/// Streams matching lines, newline-terminated, until the client goes away; 400 with the reason
+/// for a filter it cannot use.
 pub async fn handler(
     State(tail): State<Arc<Tail>>,
-    headers: HeaderMap,
-    Query(q): Query<TailQuery>,
+    q: Result<Query<TailQuery>, QueryRejection>,
 ) -> Response {
-    let Some(check) = &tail.check else {
-        return (StatusCode::NOT_FOUND, "tail is not enabled\n").into_response();
+    let filter = match q {
+        Ok(Query(q)) => Filter::parse(&q.filter),
+        Err(e) => Err(format!(
+            "filter: the query cannot be read (give filter once): {e}"
+        )),
     };
-    if !check.allows(&headers) {
-        return (StatusCode::UNAUTHORIZED, "missing or wrong tail token\n").into_response();
-    }
-    let filter = Filter::parse(&q.filter);
+    let filter = match filter {
+        Ok(f) => f,
+        Err(why) => {
+            tail.metrics.tail_filters_refused.inc();
+            return (StatusCode::BAD_REQUEST, format!("{why}\n")).into_response();
+        }
+    };
     let mut rx = tail.subscribe();
     let metrics = tail.metrics.clone();
     let (tx, out) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(16);
@@ -189,18 +200,45 @@ mod tests {
     #[test]
     fn filters() {
         let line = br#"{"status":503,"geo":{"country_code":"US"},"url":"/a?x=1","ok":true}"#;
-        assert!(Filter::parse("").matches(line));
-        assert!(Filter::parse("status=503").matches(line));
-        assert!(!Filter::parse("status=200").matches(line));
-        assert!(Filter::parse("geo.country_code=US").matches(line));
-        assert!(Filter::parse("ok=true").matches(line));
-        assert!(!Filter::parse("missing=1").matches(line));
+        assert!(Filter::parse("").expect("filter").matches(line));
+        assert!(Filter::parse("status=503").expect("filter").matches(line));
+        assert!(!Filter::parse("status=200").expect("filter").matches(line));
+        assert!(Filter::parse("geo.country_code=US")
+            .expect("filter")
+            .matches(line));
+        assert!(Filter::parse("ok=true").expect("filter").matches(line));
+        assert!(!Filter::parse("missing=1").expect("filter").matches(line));
         assert!(
-            Filter::parse("/a?x=1").matches(line),
+            Filter::parse("/a?x=1").expect("filter").matches(line),
             "not a field name: substring"
         );
-        assert!(Filter::parse("country_code\":\"US").matches(line));
-        assert!(!Filter::parse("status=503").matches(b"status=503 but not json"));
-        assert!(Filter::parse("503").matches(b"GET / 503"));
+        assert!(Filter::parse("country_code\":\"US")
+            .expect("filter")
+            .matches(line));
+        assert!(!Filter::parse("status=503")
+            .expect("filter")
+            .matches(b"status=503 but not json"));
+        assert!(Filter::parse("503").expect("filter").matches(b"GET / 503"));
+    }
+
+    #[test]
+    fn bad_filters_are_refused_with_the_reason() {
+        let long = "x".repeat(MAX_TAIL_FILTER_BYTES + 1);
+        for (text, says) in [
+            (long.as_str(), "over the most"),
+            ("a\nb", "control character"),
+            ("status=5\u{0}3", "control character"),
+            ("geo..country=US", "empty part"),
+            (".status=503", "empty part"),
+            ("status.=503", "empty part"),
+        ] {
+            let err = Filter::parse(text).expect_err(text);
+            assert!(err.contains(says), "{text:?}: {err}");
+        }
+        assert!(Filter::parse(&"x".repeat(MAX_TAIL_FILTER_BYTES)).is_ok());
+        assert_eq!(
+            Filter::parse("=x").expect("substring"),
+            Filter::Substring(b"=x".to_vec())
+        );
     }
 }

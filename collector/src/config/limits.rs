@@ -61,6 +61,18 @@ pub const MAX_DEFAULT_SEGMENT_BYTES: u64 = 128 << 20;
 
 /// `dead_letter.path`.
 pub const DEFAULT_DEAD_LETTER_PATH: &str = "dead-letter.ndjson";
+/// `dead_letter.max_bytes`: the size past which the file is rotated, and its least.
+pub const DEFAULT_DEAD_LETTER_MAX_BYTES: u64 = 100 << 20;
+pub const MIN_DEAD_LETTER_MAX_BYTES: u64 = 4096;
+/// `dead_letter.keep`: rotated files kept, and the most.
+pub const DEFAULT_DEAD_LETTER_KEEP: usize = 5;
+pub const MAX_DEAD_LETTER_KEEP: usize = 1000;
+
+/// `admin.listen`; `off` disables the admin listener.
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9180";
+pub const ADMIN_LISTEN_OFF: &str = "off";
+/// Longest tail filter accepted.
+pub const MAX_TAIL_FILTER_BYTES: usize = 1024;
 
 /// `output.aws_kinesis.batch.duration`.
 pub const DEFAULT_BATCH_DURATION: &str = "5s";

@@ -89,7 +89,9 @@ pub struct Config {
     pub service_ids: Vec<String>,
     pub ingest: IngestConfig,
     pub buffer: BufferConfig,
-    pub dead_letter: PathBuf,
+    pub dead_letter: DeadLetterConfig,
+    /// The admin listener's address; `None`: off.
+    pub admin_listen: Option<String>,
     /// The outputs, each fed from the buffer at its own pace, in a fixed order: `aws_kinesis`,
     /// `s3`, `stdout`, `file`.
     pub outputs: Vec<OutputConfig>,
@@ -339,6 +341,26 @@ impl Default for RetryPolicy {
             initial_wait: DEFAULT_INITIAL_WAIT,
             max_wait: DEFAULT_MAX_WAIT,
             backoff: Backoff::Exponential,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DeadLetterConfig {
+    pub path: PathBuf,
+    /// Rotated past this size.
+    pub max_bytes: u64,
+    /// Rotated files kept.
+    pub keep: usize,
+}
+
+impl DeadLetterConfig {
+    /// The file at `path`, rotated at the defaults.
+    pub fn at(path: PathBuf) -> DeadLetterConfig {
+        DeadLetterConfig {
+            path,
+            max_bytes: super::limits::DEFAULT_DEAD_LETTER_MAX_BYTES,
+            keep: super::limits::DEFAULT_DEAD_LETTER_KEEP,
         }
     }
 }

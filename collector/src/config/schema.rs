@@ -32,8 +32,12 @@ pub struct RawConfig {
     pub dead_letter: RawDeadLetter,
     /// Where lines go: one or more of `aws_kinesis`, `s3`, `stdout`, `file`; plus `retry`.
     pub output: RawOutput,
-    /// The live tail endpoint (`collector tail`); absent means disabled.
+    /// The live tail's token: with it, the status page, `/status`, `/metrics` and the tail are
+    /// also served on `listen`, to clients presenting it; absent, only on the admin listener.
     pub tail: Option<RawTail>,
+    /// The admin listener: the status page, `/status`, `/metrics` and the tail, without a token.
+    #[serde(default)]
+    pub admin: RawAdmin,
     /// How long a graceful shutdown may take to flush before leaving the rest in the buffer.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: String,
@@ -166,12 +170,38 @@ impl Default for RawBuffer {
 pub struct RawDeadLetter {
     /// NDJSON file for lines that cannot be delivered, each with its reason.
     pub path: PathBuf,
+    /// Size past which the file is rotated (`path.1`, `path.2`, ...; the oldest beyond `keep`
+    /// is deleted).
+    #[serde(default)]
+    pub max_bytes: Option<u64>,
+    /// Rotated files kept beside the current one.
+    #[serde(default)]
+    pub keep: Option<usize>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAdmin {
+    /// Address and port of the admin listener (plain HTTP, no token: keep it on localhost or a
+    /// private network); `off` disables it.
+    #[serde(default = "default_admin_listen")]
+    pub listen: String,
+}
+
+impl Default for RawAdmin {
+    fn default() -> Self {
+        RawAdmin {
+            listen: default_admin_listen(),
+        }
+    }
 }
 
 impl Default for RawDeadLetter {
     fn default() -> Self {
         RawDeadLetter {
             path: PathBuf::from(DEFAULT_DEAD_LETTER_PATH),
+            max_bytes: None,
+            keep: None,
         }
     }
 }
@@ -331,6 +361,9 @@ pub struct RawTail {
     pub token: Secret,
 }
 
+fn default_admin_listen() -> String {
+    DEFAULT_ADMIN_LISTEN.into()
+}
 fn default_listen() -> String {
     DEFAULT_LISTEN.into()
 }

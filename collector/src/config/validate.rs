@@ -81,6 +81,8 @@ impl Config {
             "/readyz",
             "/metrics",
             "/tail",
+            "/status",
+            "/",
             "/.well-known/fastly/logging/challenge",
         ];
         if reserved.contains(&ing.path.as_str()) {
@@ -261,7 +263,39 @@ impl Config {
             service_ids: raw.fastly.service_ids,
             ingest,
             buffer,
-            dead_letter: raw.dead_letter.path,
+            dead_letter: DeadLetterConfig {
+                path: raw.dead_letter.path,
+                max_bytes: match raw.dead_letter.max_bytes {
+                    None => DEFAULT_DEAD_LETTER_MAX_BYTES,
+                    Some(b) if b >= MIN_DEAD_LETTER_MAX_BYTES => b,
+                    Some(b) => {
+                        return Err(invalid(
+                            "dead_letter.max_bytes",
+                            format!("{b} is below the least, {MIN_DEAD_LETTER_MAX_BYTES}"),
+                        ))
+                    }
+                },
+                keep: match raw.dead_letter.keep {
+                    None => DEFAULT_DEAD_LETTER_KEEP,
+                    Some(k) if k <= MAX_DEAD_LETTER_KEEP => k,
+                    Some(k) => {
+                        return Err(invalid(
+                            "dead_letter.keep",
+                            format!("{k} is above the most, {MAX_DEAD_LETTER_KEEP}"),
+                        ))
+                    }
+                },
+            },
+            admin_listen: match raw.admin.listen.trim() {
+                ADMIN_LISTEN_OFF => None,
+                a if a.parse::<std::net::SocketAddr>().is_ok() => Some(a.to_string()),
+                a => {
+                    return Err(invalid(
+                        "admin.listen",
+                        format!("{a:?} is not an address and port like 127.0.0.1:9180, or off"),
+                    ))
+                }
+            },
             outputs,
             retry,
             tail,

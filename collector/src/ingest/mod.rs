@@ -249,11 +249,11 @@ mod tests {
         let cfg = Config::from_yaml(&yaml, &|_| None).expect("config");
         let metrics = Arc::new(Metrics::default());
         let buffer = Arc::new(Buffer::open(&cfg.buffer, metrics.clone()).expect("buffer"));
-        let tail = Arc::new(Tail::new(None, metrics.clone()));
+        let tail = Arc::new(Tail::new(metrics.clone()));
         let health = Arc::new(Health::new(metrics.clone()));
         let state = Arc::new(IngestState::new(
             &cfg,
-            buffer,
+            buffer.clone(),
             metrics.clone(),
             health.clone(),
             tail.clone(),
@@ -261,9 +261,15 @@ mod tests {
         let app = App {
             ingest: state.clone(),
             tail,
-            health,
-            metrics,
-            outputs: Vec::new(),
+            observer: Arc::new(crate::status::Observer::new(
+                metrics,
+                health,
+                buffer,
+                Vec::new(),
+                "memory",
+                cfg.buffer.max_bytes,
+            )),
+            admin_token: None,
         };
         Fixture {
             state,
@@ -527,7 +533,18 @@ mod tests {
         let (status, _, body) = call(&f, post(()).body(Body::from("x")).expect("req")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(body.contains("shutting down"));
-        let (status, headers, body) = call(&f, get("/metrics")).await;
+        assert_eq!(
+            call(&f, get("/metrics")).await.0,
+            StatusCode::NOT_FOUND,
+            "no admin routes on the listener facing Fastly without a token"
+        );
+        let resp = crate::routes::admin_router(&f.app)
+            .oneshot(get("/metrics"))
+            .await
+            .expect("response");
+        let (status, headers) = (resp.status(), resp.headers().clone());
+        let body = resp.into_body().collect().await.expect("body").to_bytes();
+        let body = String::from_utf8_lossy(&body);
         assert_eq!(status, StatusCode::OK);
         assert!(headers[header::CONTENT_TYPE]
             .to_str()

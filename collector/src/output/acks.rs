@@ -151,6 +151,11 @@ impl Acks {
         self.buffer.lag(self.lane)
     }
 
+    /// The ledger's numbers for this output.
+    pub fn counts(&self) -> crate::ledger::Counts {
+        self.buffer.ledger().counts(self.lane)
+    }
+
     /// Entries with lines still on their way.
     pub fn outstanding(&self) -> usize {
         self.lock().len()

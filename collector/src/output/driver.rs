@@ -155,7 +155,7 @@ mod tests {
         );
         let acks = Arc::new(Acks::new(buffer.clone(), 0, None, metrics.clone()));
         let dead = Arc::new(DeadLetter::new(
-            &dir.path().join("dead.ndjson"),
+            &crate::config::DeadLetterConfig::at(dir.path().join("dead.ndjson")),
             metrics.clone(),
         ));
         let long = "L".repeat(20);

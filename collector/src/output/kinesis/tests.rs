@@ -191,7 +191,10 @@ fn shards(n: u128) -> Vec<Shard> {
 }
 
 async fn output(r: &Rig, c: &KinesisConfig) -> Result<KinesisOutput, OutputError> {
-    let dead = Arc::new(DeadLetter::new(&r.dead_path, r.metrics.clone()));
+    let dead = Arc::new(DeadLetter::new(
+        &crate::config::DeadLetterConfig::at(r.dead_path.clone()),
+        r.metrics.clone(),
+    ));
     KinesisOutput::start(
         c,
         r.fake.clone(),

@@ -1,0 +1,134 @@
+//! `collector status`: the answer of `GET /status` as a short table, one row per output.
+
+use serde_json::Value;
+use std::fmt::Write;
+
+/// The table for a `/status` answer.
+pub fn render(status: &Value) -> String {
+    let mut out = String::new();
+    let ready = status["ready"].as_bool().unwrap_or(false);
+    let _ = writeln!(
+        out,
+        "{} (version {}, up {} s); accepted {} lines, {:.1}/s now",
+        if ready { "ready" } else { "NOT READY" },
+        status["version"].as_str().unwrap_or("?"),
+        status["uptime_seconds"].as_u64().unwrap_or(0),
+        status["ingest"]["lines"].as_u64().unwrap_or(0),
+        status["ingest"]["lines_per_second"].as_f64().unwrap_or(0.0),
+    );
+    for p in status["problems"].as_array().into_iter().flatten() {
+        let _ = writeln!(out, "  problem: {}", p.as_str().unwrap_or(""));
+    }
+    let header = [
+        "output",
+        "received",
+        "delivered",
+        "dead-lettered",
+        "buffered",
+        "balances",
+        "lag",
+        "rate now",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
+    for o in status["outputs"].as_array().into_iter().flatten() {
+        let n = |k: &str| o[k].as_u64().unwrap_or(0);
+        rows.push(vec![
+            o["name"].as_str().unwrap_or("?").to_string(),
+            n("received").to_string(),
+            n("delivered").to_string(),
+            n("dead_lettered_total").to_string(),
+            n("buffered").to_string(),
+            if o["balanced"].as_bool() == Some(true) {
+                "yes".into()
+            } else {
+                "NO".into()
+            },
+            format!(
+                "{} lines, {:.1} s",
+                n("buffered"),
+                o["oldest_seconds"].as_f64().unwrap_or(0.0)
+            ),
+            format!("{:.1}/s", o["delivered_per_second"].as_f64().unwrap_or(0.0)),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].len()).max().unwrap_or(0))
+        .collect();
+    for r in &rows {
+        let cells: Vec<String> = r
+            .iter()
+            .zip(&widths)
+            .enumerate()
+            .map(|(i, (cell, w))| {
+                if i == 0 {
+                    format!("{cell:<w$}")
+                } else {
+                    format!("{cell:>w$}")
+                }
+            })
+            .collect();
+        let _ = writeln!(out, "{}", cells.join("  ").trim_end());
+    }
+    let mut dead = Vec::new();
+    for o in status["outputs"].as_array().into_iter().flatten() {
+        for (reason, n) in o["dead_lettered"].as_object().into_iter().flatten() {
+            if n.as_u64().unwrap_or(0) > 0 {
+                dead.push(format!(
+                    "{} {reason} {n}",
+                    o["name"].as_str().unwrap_or("?")
+                ));
+            }
+        }
+    }
+    if !dead.is_empty() {
+        let _ = writeln!(out, "dead-lettered: {}", dead.join(", "));
+    }
+    let refused: Vec<String> = status["ingest"]["refused"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(reason, n)| format!("{reason} {n}"))
+        .collect();
+    let _ = writeln!(
+        out,
+        "refused at ingest (requests, not in the ledger): {}",
+        if refused.is_empty() {
+            "none".to_string()
+        } else {
+            refused.join(", ")
+        }
+    );
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_row_per_output_and_the_refusals_beside() {
+        let v = serde_json::json!({
+            "ready": false, "version": "0.1.0", "uptime_seconds": 12,
+            "problems": ["aws_kinesis: unreachable"],
+            "ingest": {"lines": 30, "lines_per_second": 2.5, "refused": {"unauthorized": 4}},
+            "outputs": [
+                {"name": "aws_kinesis", "received": 30, "delivered": 20, "dead_lettered_total": 3,
+                 "dead_lettered": {"line_too_long": 3, "retries_exhausted": 0},
+                 "buffered": 7, "balanced": true, "oldest_seconds": 1.25, "delivered_per_second": 4.0},
+                {"name": "s3", "received": 30, "delivered": 30, "dead_lettered_total": 0,
+                 "dead_lettered": {}, "buffered": 0, "balanced": true, "oldest_seconds": 0.0,
+                 "delivered_per_second": 0.0}
+            ]
+        });
+        let t = render(&v);
+        let lines: Vec<&str> = t.lines().collect();
+        assert!(lines[0].starts_with("NOT READY (version 0.1.0, up 12 s); accepted 30 lines"));
+        assert_eq!(lines[1], "  problem: aws_kinesis: unreachable");
+        assert!(lines[2].starts_with("output "), "{t}");
+        let row: Vec<&str> = lines[3].split_whitespace().collect();
+        assert_eq!(&row[..6], ["aws_kinesis", "30", "20", "3", "7", "yes"]);
+        assert!(lines[4].starts_with("s3 "));
+        assert!(t.contains("dead-lettered: aws_kinesis line_too_long 3\n"));
+        assert!(t.contains("refused at ingest (requests, not in the ledger): unauthorized 4\n"));
+    }
+}
