@@ -109,8 +109,8 @@ async fn idle_connections_are_closed_and_beyond_the_cap_new_ones_get_503() {
         post_lines(&proc.url, None, &["after".to_string()]).await,
         204
     );
-    assert!(metric(&proc.url, "edgelog_connections_idle_closed_total").await >= 20);
-    assert!(metric(&proc.url, "edgelog_connections_refused_total").await >= 1);
+    assert!(metric(&proc.admin_url, "edgelog_connections_idle_closed_total").await >= 20);
+    assert!(metric(&proc.admin_url, "edgelog_connections_refused_total").await >= 1);
 }
 
 #[tokio::test]
@@ -259,8 +259,8 @@ async fn under_1024_descriptors_an_idle_flood_stops_neither_new_nor_open_connect
     let waited = t0.elapsed();
     assert!(accepted, "no new connection got through in 30 s");
     let answers = steady.await.expect("steady client");
-    let refused = metric(&proc.url, "edgelog_connections_refused_total").await;
-    let closed = metric(&proc.url, "edgelog_connections_idle_closed_total").await;
+    let refused = metric(&proc.admin_url, "edgelog_connections_refused_total").await;
+    let closed = metric(&proc.admin_url, "edgelog_connections_idle_closed_total").await;
     eprintln!(
         "1,100 idle connections under 1,024 descriptors: {descriptors} descriptors held at the peak, {refused} connections refused with 503, {closed} closed as idle, a new batch accepted after {waited:?}; the keep-alive client's answers {answers:?}"
     );

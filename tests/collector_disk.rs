@@ -143,7 +143,7 @@ async fn a_buffer_that_fills_its_disk_answers_503_and_recovers_by_itself_even_ac
     let loader = Loader::start_padded(proc.url.clone(), 40, 900);
     until(Duration::from_secs(120), "the disk fills", || async {
         metric(
-            &proc.url,
+            &proc.admin_url,
             "edgelog_ingest_rejections_total{reason=\"disk_full\"}",
         )
         .await
@@ -183,7 +183,7 @@ async fn a_buffer_that_fills_its_disk_answers_503_and_recovers_by_itself_even_ac
         "refusing after the restart",
         || async {
             metric(
-                &proc.url,
+                &proc.admin_url,
                 "edgelog_ingest_rejections_total{reason=\"disk_full\"}",
             )
             .await
@@ -245,10 +245,10 @@ async fn a_disk_filled_by_another_file_still_frees_delivered_segments() {
     let filler = disk.fill("someone-elses-file");
     assert!(disk.free() < 4096, "{} bytes free", disk.free());
     let accepted_before = loader.acked_len();
-    let held = metric(&proc.url, "edgelog_buffer_bytes").await;
+    let held = metric(&proc.admin_url, "edgelog_buffer_bytes").await;
     front.set(Faults::default());
     let freed = until(Duration::from_secs(120), "segments freed", || async {
-        metric(&proc.url, "edgelog_buffer_bytes").await < held / 2
+        metric(&proc.admin_url, "edgelog_buffer_bytes").await < held / 2
     })
     .await;
     let recovered = until(Duration::from_secs(120), "accepting again", || async {
@@ -369,8 +369,8 @@ async fn damaged_and_unreadable_segments_are_named_counted_in_entries_and_skippe
     std::fs::write(&segs[4], &data).expect("damage");
     let proc = spawn_collector_process(&u.cfg).await;
     until(Duration::from_secs(120), "delivered", || async {
-        metric(&proc.url, "edgelog_buffer_entries").await == 0
-            && metric(&proc.url, "edgelog_output_lines_total").await > 0
+        metric(&proc.admin_url, "edgelog_buffer_entries").await == 0
+            && metric(&proc.admin_url, "edgelog_output_lines_total").await > 0
     })
     .await;
     let got: HashSet<i64> = stream_numbers(kc, "damaged").await.into_iter().collect();
@@ -378,7 +378,7 @@ async fn damaged_and_unreadable_segments_are_named_counted_in_entries_and_skippe
         .iter()
         .filter(|&&n| !got.contains(&(n as i64)))
         .count() as u64;
-    let lost_entries = metric(&proc.url, "edgelog_buffer_corrupt_entries_total").await;
+    let lost_entries = metric(&proc.admin_url, "edgelog_buffer_corrupt_entries_total").await;
     assert!(missing > 0);
     assert_eq!(
         lost_entries * per_post,
@@ -386,7 +386,7 @@ async fn damaged_and_unreadable_segments_are_named_counted_in_entries_and_skippe
         "the count is in entries: {lost_entries} entries of {per_post} lines"
     );
     assert_eq!(
-        metric(&proc.url, "edgelog_buffer_unreadable_segments_total").await,
+        metric(&proc.admin_url, "edgelog_buffer_unreadable_segments_total").await,
         1
     );
     let log = proc.stderr.snapshot();

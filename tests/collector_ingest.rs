@@ -252,9 +252,11 @@ async fn a_line_over_the_limit_is_dead_lettered_and_the_rest_accepted() {
     assert_eq!(rec["line"], long);
     assert_eq!(rec["bytes"], 101);
     assert_eq!(col.handles.metrics.dead_lettered.get("line_too_long"), 1);
+    assert_eq!(col.handles.metrics.ingest_long_lines.get(), 1);
     assert_eq!(
-        col.handles.metrics.ingest_rejections.get("line_too_long"),
-        1
+        col.handles.metrics.ingest_rejections.total(),
+        0,
+        "accepted, not refused"
     );
 }
 
@@ -350,13 +352,29 @@ async fn methods_paths_and_the_challenge() {
         resp.text().await.expect("body"),
         "1ee2d94dd1b21a62213e4e9ddcb72231c530113926c0312fcf5b548f7530fc4c\n"
     );
-    for (path, status) in [("/healthz", 200), ("/readyz", 200), ("/metrics", 200)] {
+    // Facing Fastly without a tail token: health and readiness only.
+    for (path, status) in [
+        ("/healthz", 200),
+        ("/readyz", 200),
+        ("/metrics", 404),
+        ("/status", 404),
+        ("/", 404),
+        ("/tail", 404),
+    ] {
         let resp = c
             .get(format!("{}{path}", col.url))
             .send()
             .await
             .expect("req");
         assert_eq!(resp.status().as_u16(), status, "{path}");
+    }
+    for path in ["/healthz", "/readyz", "/metrics", "/status", "/"] {
+        let resp = c
+            .get(format!("{}{path}", col.admin_url))
+            .send()
+            .await
+            .expect("req");
+        assert_eq!(resp.status().as_u16(), 200, "admin {path}");
     }
 }
 
@@ -499,7 +517,7 @@ async fn auth_is_required_and_the_token_never_appears_in_the_log() {
         assert_eq!(status, if token == Some(TOKEN) { 204 } else { 401 });
     }
     let metrics = c
-        .get(format!("{}/metrics", proc.url))
+        .get(format!("{}/metrics", proc.admin_url))
         .send()
         .await
         .expect("metrics")

@@ -66,7 +66,7 @@ fn numbers(lines: &[String]) -> HashMap<u64, usize> {
 
 async fn lag(c: &CollectorProcess, output: &str) -> u64 {
     let name = format!("edgelog_output_lag_entries{{output=\"{output}\"}}");
-    metric(&c.url, &name).await
+    metric(&c.admin_url, &name).await
 }
 
 #[tokio::test]
@@ -113,10 +113,10 @@ async fn every_line_lands_once_in_the_bucket_and_in_the_stream() {
     let records = kinesis.read_all("both").await;
     assert_eq!(records.len(), all.len(), "and every line in the stream");
     assert_eq!(
-        metric(&c.url, "edgelog_s3_lines_total").await,
+        metric(&c.admin_url, "edgelog_s3_lines_total").await,
         all.len() as u64
     );
-    assert!(metric(&c.url, "edgelog_s3_objects_total").await >= 1);
+    assert!(metric(&c.admin_url, "edgelog_s3_objects_total").await >= 1);
     until(Duration::from_secs(10), "no lag left", async || {
         lag(&c, "s3").await == 0 && lag(&c, "aws_kinesis").await == 0
     })
@@ -159,17 +159,22 @@ async fn throttling_on_both_sides_all_the_time_leaves_both_exact() {
         async || {
             lag(&c, "aws_kinesis").await == 0
                 && lag(&c, "s3").await == 0
-                && metric(&c.url, "edgelog_s3_lines_total").await >= all.len() as u64
+                && metric(&c.admin_url, "edgelog_s3_lines_total").await >= all.len() as u64
         },
     )
     .await;
     assert!(
-        metric(&c.url, "edgelog_output_throttles_total").await > 0,
+        metric(&c.admin_url, "edgelog_output_throttles_total").await > 0,
         "Kinesis pushed back"
     );
     assert!(s3_front.slowed.load(std::sync::atomic::Ordering::Relaxed) > 0);
     assert!(
-        metric(&c.url, "edgelog_s3_upload_errors_total{error=\"SlowDown\"}").await > 0,
+        metric(
+            &c.admin_url,
+            "edgelog_s3_upload_errors_total{error=\"SlowDown\"}"
+        )
+        .await
+            > 0,
         "the store pushed back, counted by its code"
     );
     let seen = numbers(&s3.client().await.lines(BUCKET).await);
@@ -206,8 +211,8 @@ async fn large_objects_go_up_in_parts_and_hold_every_line() {
         Duration::from_secs(90),
         "two objects stored in parts",
         async || {
-            metric(&c.url, "edgelog_s3_objects_total").await >= 2
-                && metric(&c.url, "edgelog_s3_parts_total").await >= 4
+            metric(&c.admin_url, "edgelog_s3_objects_total").await >= 2
+                && metric(&c.admin_url, "edgelog_s3_parts_total").await >= 4
         },
     )
     .await;
@@ -250,11 +255,11 @@ async fn kill_9_during_uploads_loses_nothing_and_stores_nothing_twice() {
     let mut c = spawn_collector_process(&cfg).await;
     let loader = Loader::start(c.url.clone(), 100);
     for round in 0..4 {
-        let before = metric(&c.url, "edgelog_s3_objects_total").await;
+        let before = metric(&c.admin_url, "edgelog_s3_objects_total").await;
         until(
             Duration::from_secs(30),
             "objects stored before the kill",
-            async || metric(&c.url, "edgelog_s3_objects_total").await >= before + 3,
+            async || metric(&c.admin_url, "edgelog_s3_objects_total").await >= before + 3,
         )
         .await;
         // Kill while parts and objects are on their way (the age limit closes one every 200 ms).
@@ -333,7 +338,7 @@ async fn objects_stored_after_the_saved_position_are_stored_again_under_the_same
     let c = spawn_collector_process(&cfg).await;
     let loader = Loader::start(c.url.clone(), 100);
     until(Duration::from_secs(30), "some objects stored", async || {
-        metric(&c.url, "edgelog_s3_objects_total").await >= 3
+        metric(&c.admin_url, "edgelog_s3_objects_total").await >= 3
     })
     .await;
     let earlier: Vec<(PathBuf, Vec<u8>)> = ack_files(&buffer)
@@ -344,9 +349,9 @@ async fn objects_stored_after_the_saved_position_are_stored_again_under_the_same
         })
         .collect();
     assert_eq!(earlier.len(), 3, "ack, ack.s3, ack.stdout");
-    let at_copy = metric(&c.url, "edgelog_s3_objects_total").await;
+    let at_copy = metric(&c.admin_url, "edgelog_s3_objects_total").await;
     until(Duration::from_secs(30), "more objects stored", async || {
-        metric(&c.url, "edgelog_s3_objects_total").await >= at_copy + 8
+        metric(&c.admin_url, "edgelog_s3_objects_total").await >= at_copy + 8
     })
     .await;
     let (acked, _) = loader.finish().await;
@@ -359,7 +364,9 @@ async fn objects_stored_after_the_saved_position_are_stored_again_under_the_same
     until(
         Duration::from_secs(60),
         "the archive caught up again",
-        async || metric(&c.url, "edgelog_s3_objects_total").await >= 1 && lag(&c, "s3").await == 0,
+        async || {
+            metric(&c.admin_url, "edgelog_s3_objects_total").await >= 1 && lag(&c, "s3").await == 0
+        },
     )
     .await;
     let seen = numbers(&client.lines(BUCKET).await);
@@ -369,7 +376,7 @@ async fn objects_stored_after_the_saved_position_are_stored_again_under_the_same
         acked.iter().all(|n| seen.contains_key(n)),
         "every line archived"
     );
-    let stored_again = metric(&c.url, "edgelog_s3_objects_total").await;
+    let stored_again = metric(&c.admin_url, "edgelog_s3_objects_total").await;
     assert!(
         stored_again >= 8,
         "objects were stored again: {stored_again}"
@@ -433,7 +440,7 @@ async fn one_destination_down_never_holds_the_other_back() {
     );
     assert!(
         metric(
-            &c.url,
+            &c.admin_url,
             "edgelog_s3_upload_errors_total{error=\"Unreachable\"}"
         )
         .await
@@ -579,7 +586,7 @@ async fn objects_carry_the_configured_storage_class_encryption_and_content_type(
     let c = spawn_collector_process(&config(dir.path(), &outputs)).await;
     post_all(&c.url, &lines("sse", 100), 50).await;
     until(Duration::from_secs(30), "the object stored", async || {
-        metric(&c.url, "edgelog_s3_objects_total").await >= 1
+        metric(&c.admin_url, "edgelog_s3_objects_total").await >= 1
     })
     .await;
     let requests = seen.seen.lock().expect("seen").clone();

@@ -199,6 +199,7 @@ pub struct Metrics {
     pub ingest_duration: Histogram,
     pub ingest_in_flight: Gauge,
     pub ingest_prefix_stripped: Counter,
+    pub ingest_long_lines: Counter,
     pub connections_open: Gauge,
     pub connections_refused: Counter,
     pub connections_idle_closed: Counter,
@@ -266,6 +267,7 @@ impl Default for Metrics {
             ingest_duration: Histogram::new(SECONDS_BUCKETS),
             ingest_in_flight: Gauge::default(),
             ingest_prefix_stripped: Counter::default(),
+            ingest_long_lines: Counter::default(),
             connections_open: Gauge::default(),
             connections_refused: Counter::default(),
             connections_idle_closed: Counter::default(),
@@ -373,6 +375,11 @@ impl Default for Metrics {
             "edgelog_ingest_prefix_stripped",
             "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed",
             m.ingest_prefix_stripped.0.clone(),
+        );
+        r.register(
+            "edgelog_ingest_long_lines",
+            "Lines over ingest.max_line_bytes accepted with their batch (the Kinesis output dead-letters them)",
+            m.ingest_long_lines.0.clone(),
         );
         r.register(
             "edgelog_dead_lettered",

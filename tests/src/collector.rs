@@ -16,6 +16,8 @@ use tokio::task::JoinHandle;
 pub struct RunningCollector {
     pub url: String,
     pub port: u16,
+    /// The admin listener (status page, `/status`, `/metrics`, tail).
+    pub admin_url: String,
     pub handles: Handles,
     /// Holds the buffer, dead-letter and output files (`{dir}` in the YAML).
     pub dir: tempfile::TempDir,
@@ -48,9 +50,23 @@ impl Drop for RunningCollector {
     }
 }
 
-/// Parses a YAML configuration, replacing `{dir}` with `dir`.
+/// The admin listener on a free port, unless the configuration says otherwise: several
+/// collectors run at once in the tests.
+const ADMIN_ON_A_FREE_PORT: &str = "admin: {listen: \"127.0.0.1:0\"}\n";
+
+/// `yaml` with the admin listener on a free port if it does not set one.
+pub fn with_admin_on_a_free_port(yaml: &str) -> String {
+    if yaml.lines().any(|l| l.starts_with("admin:")) {
+        yaml.to_string()
+    } else {
+        format!("{}\n{ADMIN_ON_A_FREE_PORT}", yaml.trim_end())
+    }
+}
+
+/// Parses a YAML configuration, replacing `{dir}` with `dir` (the admin listener on a free port
+/// unless it says otherwise).
 pub fn config_in(yaml: &str, dir: &std::path::Path) -> Config {
-    let text = yaml.replace("{dir}", &dir.display().to_string());
+    let text = with_admin_on_a_free_port(&yaml.replace("{dir}", &dir.display().to_string()));
     Config::from_yaml(&text, &|k| std::env::var(k).ok())
         .unwrap_or_else(|e| panic!("config: {e}\n{text}"))
 }
@@ -90,6 +106,10 @@ pub async fn spawn_collector_in(yaml: &str, dir: tempfile::TempDir) -> RunningCo
     RunningCollector {
         url: format!("http://127.0.0.1:{port}"),
         port,
+        admin_url: handles
+            .admin
+            .map(|a| format!("http://{a}"))
+            .unwrap_or_default(),
         handles,
         dir,
         stop: Some(stop_tx),
@@ -117,6 +137,8 @@ pub fn collector_bin() -> PathBuf {
 pub struct CollectorProcess {
     pub url: String,
     pub port: u16,
+    /// The admin listener (status page, `/status`, `/metrics`, tail); empty when it is off.
+    pub admin_url: String,
     pub stderr: Lines,
     pub stdout: Lines,
     child: KillOnDrop,
@@ -144,7 +166,8 @@ impl CollectorProcess {
 
 /// Starts `collector serve --config <file>`. The file's `listen` should use port 0: the address
 /// the collector bound is read from its start-up log, so no other process can take the port
-/// between choosing and binding it.
+/// between choosing and binding it. A file that does not set `admin` gets the admin listener on
+/// a free port (the line is added to the file).
 pub async fn spawn_collector_process(config_path: &std::path::Path) -> CollectorProcess {
     spawn_collector_process_at(&collector_bin(), config_path).await
 }
@@ -164,6 +187,11 @@ pub async fn spawn_collector_process_with(
     config_path: &std::path::Path,
     env: &[(&str, &str)],
 ) -> CollectorProcess {
+    let text = std::fs::read_to_string(config_path).expect("read the collector's configuration");
+    let with_admin = with_admin_on_a_free_port(&text);
+    if with_admin != text {
+        std::fs::write(config_path, with_admin).expect("write the collector's configuration");
+    }
     let mut child = command(bin)
         .arg("serve")
         .arg("--config")
@@ -179,9 +207,20 @@ pub async fn spawn_collector_process_with(
     let stdout = Lines::collect(child.stdout.take().expect("stdout"));
     let stderr = Lines::collect(child.stderr.take().expect("stderr"));
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    let port = loop {
-        if let Some(port) = stderr.snapshot().iter().find_map(|l| listening_port(l)) {
-            break port;
+    let admin_off = !std::fs::read_to_string(config_path)
+        .unwrap_or_default()
+        .lines()
+        .any(|l| l.starts_with("admin:") && !l.contains("off"));
+    let (port, admin) = loop {
+        let lines = stderr.snapshot();
+        let port = lines
+            .iter()
+            .find_map(|l| listening_port(l, "collector listening"));
+        let admin = lines
+            .iter()
+            .find_map(|l| listening_port(l, "admin listening"));
+        if let (Some(port), true) = (port, admin.is_some() || admin_off) {
+            break (port, admin);
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
@@ -197,15 +236,19 @@ pub async fn spawn_collector_process_with(
     CollectorProcess {
         url: format!("http://127.0.0.1:{port}"),
         port,
+        admin_url: admin
+            .map(|a| format!("http://127.0.0.1:{a}"))
+            .unwrap_or_default(),
         stderr,
         stdout,
         child: KillOnDrop(child),
     }
 }
 
-/// The port in the collector's "collector listening" log line (text or JSON).
-fn listening_port(line: &str) -> Option<u16> {
-    if !line.contains("collector listening") {
+/// The port in the collector's `message` log line ("collector listening", "admin listening";
+/// text or JSON).
+fn listening_port(line: &str, message: &str) -> Option<u16> {
+    if !line.contains(message) {
         return None;
     }
     let at = line.find("127.0.0.1:")? + "127.0.0.1:".len();

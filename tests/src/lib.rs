@@ -4,6 +4,7 @@
 //! Invariant: a component that is missing from the machine makes the test fail with the command
 //! that installs it; nothing is skipped quietly.
 
+pub mod browser;
 pub mod certs;
 pub mod collector;
 pub mod delivery;

@@ -207,9 +207,7 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
         s.tail.publish(&b);
     }
     if oversized > 0 {
-        s.metrics
-            .ingest_rejections
-            .add("line_too_long", oversized as u64);
+        s.metrics.ingest_long_lines.add(oversized as u64);
     }
     s.metrics.ingest_prefix_stripped.add(stripped as u64);
     s.metrics.ingest_batches.inc();
@@ -470,7 +468,7 @@ mod tests {
             3,
             "kept whole; the output side sets the long line aside"
         );
-        assert_eq!(f.state.metrics.ingest_rejections.get("line_too_long"), 1);
+        assert_eq!(f.state.metrics.ingest_long_lines.get(), 1);
     }
 
     #[tokio::test]
@@ -494,7 +492,7 @@ mod tests {
             "nothing of the refused batch on the tail"
         );
         assert_eq!(
-            f.state.metrics.ingest_rejections.get("line_too_long"),
+            f.state.metrics.ingest_long_lines.get(),
             0,
             "its long line is not counted as set aside"
         );

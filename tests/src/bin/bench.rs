@@ -32,6 +32,8 @@ struct Scenario {
     s3: &'static str,
     /// The `s3` output's `max_object_bytes`.
     s3_object_mb: u64,
+    /// Someone watches the status page: `/status` is read every 2 s, as the page does.
+    watched: bool,
 }
 
 fn scenario(
@@ -54,6 +56,7 @@ fn scenario(
         client: "direct",
         s3: "-",
         s3_object_mb: 64,
+        watched: false,
     }
 }
 
@@ -109,6 +112,18 @@ fn all_scenarios() -> Vec<Scenario> {
             false,
             "kinesis",
         ),
+        Scenario {
+            watched: true,
+            ..s(
+                "disk-interval-watched",
+                "disk",
+                "interval",
+                false,
+                "shard",
+                false,
+                "kinesis",
+            )
+        },
         s(
             "disk-interval-gzip",
             "disk",
@@ -276,7 +291,13 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
-fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str, s3: &str) -> String {
+fn config(
+    s: &Scenario,
+    (port, admin_port): (u16, u16),
+    dir: &std::path::Path,
+    stub: &str,
+    s3: &str,
+) -> String {
     let buffer = match s.buffer {
         "memory" => "buffer: {type: memory, max_bytes: 25165824, when_full: reject}\n".to_string(),
         // `interval` runs with the defaults (100 ms, or sooner once 1 MiB waits);
@@ -323,7 +344,7 @@ fn config(s: &Scenario, port: u16, dir: &std::path::Path, stub: &str, s3: &str) 
         }
     };
     format!(
-        "listen: \"127.0.0.1:{port}\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
+        "listen: \"127.0.0.1:{port}\"\nadmin: {{listen: \"127.0.0.1:{admin_port}\"}}\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
          ingest: {{max_body_bytes: 8388608, max_in_flight: 32, max_in_flight_bytes: 12582912}}\n\
          dead_letter: {{path: \"{}/dead.ndjson\"}}\n{buffer}{output}",
         dir.display()
@@ -396,9 +417,13 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         .map(|k| k.endpoint.clone())
         .unwrap_or(stub_url);
     let port = free_port();
+    let admin_port = free_port();
     let cfg_path = dir.path().join("collector.yaml");
-    std::fs::write(&cfg_path, config(s, port, dir.path(), &endpoint, &s3_url))
-        .expect("write config");
+    std::fs::write(
+        &cfg_path,
+        config(s, (port, admin_port), dir.path(), &endpoint, &s3_url),
+    )
+    .expect("write config");
     let mut child = tokio::process::Command::new(&args.collector)
         .args(["serve", "--config"])
         .arg(&cfg_path)
@@ -434,10 +459,23 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         max_lines: 0,
     };
     let loader = tokio::spawn(run_load(plan, bodies.clone(), load.clone()));
+    let admin = format!("http://127.0.0.1:{admin_port}");
+    let watcher = s.watched.then(|| {
+        let status = format!("{admin}/status");
+        tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                if let Ok(r) = client.get(&status).send().await {
+                    let _ = r.bytes().await;
+                }
+                tokio::time::sleep(Duration::from_secs(2)).await;
+            }
+        })
+    });
     let mut last = (0u64, Instant::now());
     while !loader.is_finished() {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        let now = delivered(s, &stub_stats, &url, &load).await.lines;
+        let now = delivered(s, &stub_stats, &admin, &load).await.lines;
         let rate = now.saturating_sub(last.0) as f64 / last.1.elapsed().as_secs_f64();
         last = (now, Instant::now());
         eprint!(
@@ -454,10 +492,13 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
     let accepted = load.lines_accepted.load(Ordering::Relaxed);
     // Everything accepted must be delivered before the clock stops.
     let drain_deadline = Instant::now() + Duration::from_secs(60);
-    let mut done = delivered(s, &stub_stats, &url, &load).await;
+    let mut done = delivered(s, &stub_stats, &admin, &load).await;
     while done.lines < accepted && Instant::now() < drain_deadline {
         tokio::time::sleep(Duration::from_millis(20)).await;
-        done = delivered(s, &stub_stats, &url, &load).await;
+        done = delivered(s, &stub_stats, &admin, &load).await;
+    }
+    if let Some(w) = watcher {
+        w.abort();
     }
     let report = stub_stats.report();
     let elapsed = if s.output == "kinesis" && s.s3 == "-" {

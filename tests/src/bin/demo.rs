@@ -215,7 +215,7 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
             t0.elapsed().as_secs_f64(),
             sent.load(Ordering::Relaxed),
             args.requests,
-            delivered(&collector.url).await,
+            delivered(&collector.admin_url).await,
             records
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -235,7 +235,7 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
     println!(
         "demo: {} requests sent, {} lines delivered by the collector, {} records in the stream; first record after {:.1}s",
         sent.load(Ordering::Relaxed),
-        delivered(&collector.url).await,
+        delivered(&collector.admin_url).await,
         all.len(),
         first_record.unwrap_or_default().as_secs_f64()
     );
@@ -269,10 +269,13 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
     }
     if args.keep {
         eprintln!(
-            "\nStill running (Ctrl-C stops everything):\n  curl {}/hello                      # a request through the edge app\n  {} tail --url {} --token {TAIL_TOKEN} --filter status=503\n",
+            "\nStill running (Ctrl-C stops everything):\n  curl {}/hello                      # a request through the edge app\n  {} tail --config {} --filter status=503\n  {} status --config {}\n  status page: {}/\n",
             edge.url,
             args.collector.display(),
-            collector.url
+            cfg.display(),
+            args.collector.display(),
+            cfg.display(),
+            collector.admin_url
         );
         std::future::pending::<()>().await;
     }
