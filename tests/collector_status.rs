@@ -1,1 +1,199 @@
-//! The ledger end to end.
+//! The ledger end to end: after a run with kill -9, a Kinesis outage, a steady share of
+//! throttled entries and lines over the limit, every output's `received = delivered +
+//! dead-lettered + buffered` holds exactly, and each number is what the stream and the
+//! dead-letter file really hold; `collector status` prints the same numbers.
+
+use edgelog_testkit::collector::{collector_bin, post_lines, spawn_collector_process};
+use edgelog_testkit::delivery::stream_behind_front;
+use edgelog_testkit::numbered::{stream_numbers, Loader};
+use edgelog_testkit::paths::free_port;
+use edgelog_testkit::Faults;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// The admin listener on a port of its own, so `collector status --config` finds it.
+fn config(dir: &Path, endpoint: &str) -> std::path::PathBuf {
+    let path = dir.join("collector.yaml");
+    std::fs::write(
+        &path,
+        format!(
+            "listen: \"127.0.0.1:0\"\nadmin: {{listen: \"127.0.0.1:{admin}\"}}\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
+             ingest: {{max_line_bytes: 400}}\n\
+             buffer: {{type: disk, dir: \"{d}/buffer\", fsync: interval}}\n\
+             dead_letter: {{path: \"{d}/dead.ndjson\"}}\n\
+             output:\n  aws_kinesis:\n    stream_name: ledger\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n\
+             \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n\
+             \x20   batch: {{duration: 50ms}}\n    health_check_interval: 200ms\n\
+             \x20 retry: {{max_retries: 5, initial_wait: 20ms, max_wait: 300ms}}\n",
+            d = dir.display(),
+            admin = free_port()
+        ),
+    )
+    .expect("write config");
+    path
+}
+
+async fn status(admin: &str) -> Value {
+    let body = reqwest::get(format!("{admin}/status"))
+        .await
+        .expect("status")
+        .bytes()
+        .await
+        .expect("body");
+    serde_json::from_slice(&body).expect("json")
+}
+
+fn n(v: &Value) -> u64 {
+    v.as_u64().unwrap_or_else(|| panic!("not a number: {v}"))
+}
+
+/// Checks the equation on every output and returns the first output's numbers.
+fn balanced(s: &Value) -> &Value {
+    for o in s["outputs"].as_array().expect("outputs") {
+        let dead: u64 = o["dead_lettered"]
+            .as_object()
+            .expect("reasons")
+            .values()
+            .map(n)
+            .sum();
+        assert_eq!(dead, n(&o["dead_lettered_total"]), "{o}");
+        assert_eq!(
+            n(&o["received"]),
+            n(&o["delivered"]) + dead + n(&o["buffered"]),
+            "the equation: {o}"
+        );
+        assert_eq!(o["balanced"], true);
+    }
+    &s["outputs"][0]
+}
+
+fn long_lines(tag: &str) -> Vec<String> {
+    (0..5)
+        .map(|i| format!("{{\"long\":\"{tag}-{i}\",\"pad\":\"{}\"}}", "q".repeat(500)))
+        .collect()
+}
+
+#[tokio::test]
+async fn the_ledger_balances_exactly_through_kill_9_an_outage_throttling_and_long_lines() {
+    let (_k, kc, front) = stream_behind_front("ledger", 2).await;
+    let throttled = Faults::throttle_entries(0.03);
+    front.set(throttled.clone());
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = config(dir.path(), &front.endpoint);
+    let proc = spawn_collector_process(&cfg).await;
+    let loader = Loader::start(proc.url.clone(), 50);
+    assert_eq!(
+        post_lines(&proc.url, None, &long_lines("before")).await,
+        204
+    );
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+
+    // Kinesis away; lines wait in the buffer; SIGKILL mid-load.
+    front.set(Faults {
+        every_request: Some((500, "InternalFailure".into())),
+        ..Faults::default()
+    });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let before = status(&proc.admin_url).await;
+    assert!(n(&balanced(&before)["buffered"]) > 0, "{before}");
+    proc.kill9().await;
+    let proc = spawn_collector_process(&cfg).await;
+    loader.follow(&proc);
+    // The counts resume from the disk: nothing accepted is missing from the equation.
+    let after = status(&proc.admin_url).await;
+    let o = balanced(&after);
+    assert!(
+        n(&o["received"]) >= n(&before["outputs"][0]["received"]),
+        "{after}"
+    );
+    assert!(n(&o["buffered"]) > 0, "{after}");
+
+    // Kinesis back, throttling a few percent; more long lines and two bodies refused at ingest.
+    front.set(throttled);
+    assert_eq!(post_lines(&proc.url, None, &long_lines("after")).await, 204);
+    let client = reqwest::Client::new();
+    for _ in 0..2 {
+        let r = client
+            .post(format!("{}/logs", proc.url))
+            .header("content-encoding", "gzip")
+            .body("not gzip")
+            .send()
+            .await
+            .expect("post");
+        assert_eq!(r.status().as_u16(), 400);
+    }
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (acked, _) = loader.finish().await;
+
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let end = loop {
+        let s = status(&proc.admin_url).await;
+        if n(&balanced(&s)["buffered"]) == 0 {
+            break s;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "not delivered: {s}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let o = balanced(&end);
+
+    // Each number is what the stream and the dead-letter file hold: every line once, whatever
+    // was sent twice around the SIGKILL.
+    let in_stream: HashSet<i64> = stream_numbers(&kc, "ledger").await.into_iter().collect();
+    for a in &acked {
+        assert!(in_stream.contains(&(*a as i64)), "accepted line {a} lost");
+    }
+    assert_eq!(n(&o["delivered"]), in_stream.len() as u64, "{o}");
+    let dead = std::fs::read_to_string(dir.path().join("dead.ndjson")).expect("dead letters");
+    let dead: HashSet<String> = dead
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).expect("record")["line"].to_string())
+        .collect();
+    assert_eq!(dead.len(), 10);
+    assert_eq!(n(&o["dead_lettered"]["line_too_long"]), 10, "{o}");
+    assert_eq!(n(&o["received"]), in_stream.len() as u64 + 10, "{o}");
+    assert!(
+        front
+            .stats
+            .failed_entries
+            .load(std::sync::atomic::Ordering::Relaxed)
+            > 0,
+        "entries were throttled"
+    );
+    // Refusals beside the ledger, not in it.
+    assert_eq!(end["ingest"]["refused"]["corrupt_body"], 2, "{end}");
+
+    // `collector status` prints the same numbers.
+    let out = tokio::process::Command::new(collector_bin())
+        .args(["status", "--config"])
+        .arg(&cfg)
+        .output()
+        .await
+        .expect("collector status");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let table = String::from_utf8_lossy(&out.stdout);
+    let row: Vec<&str> = table
+        .lines()
+        .find(|l| l.starts_with("aws_kinesis "))
+        .unwrap_or_else(|| panic!("no row for the output:\n{table}"))
+        .split_whitespace()
+        .collect();
+    let want = [
+        "aws_kinesis".to_string(),
+        o["received"].to_string(),
+        o["delivered"].to_string(),
+        "10".into(),
+        "0".into(),
+        "yes".into(),
+    ];
+    assert_eq!(row[..6], want, "{table}");
+    assert!(
+        table.contains("refused at ingest (requests, not in the ledger): corrupt_body 2"),
+        "{table}"
+    );
+}

@@ -201,6 +201,9 @@ impl AdminTarget {
         let (base, token) = match (url, &config) {
             (Some(u), _) => (u, token.or(configured)),
             (None, Some(c)) => match &c.admin_listen {
+                Some(admin) if admin.ends_with(":0") => bail!(
+                    "admin.listen {admin} takes a free port at each start: give --url with the port the collector logged"
+                ),
                 Some(admin) => (format!("http://{}", local(admin)), None),
                 None => {
                     let scheme = if c.tls.is_some() { "https" } else { "http" };

@@ -110,7 +110,8 @@ pub struct DiskBuffer {
     ack_synced: Mutex<Option<Instant>>,
     ack_file: Arc<AckFile>,
     room: Room,
-    ledger: Ledger,
+    /// Shared with the writer, which counts lines as received.
+    ledger: Arc<Ledger>,
     _lock: File,
 }
 
@@ -145,7 +146,6 @@ impl DiskBuffer {
             return Err(BufferError::Closed);
         }
         let arrived_ms = now_ms();
-        let lines = batch.len() as u64;
         let header = Pending::new(batch.joined(), arrived_ms);
         let size = (HEADER_LEN + batch.joined().len()) as u64;
 
@@ -170,7 +170,7 @@ impl DiskBuffer {
         match wait.await {
             Ok(Ok(())) => {
                 self.room.appended();
-                self.stored(lines);
+                self.stored();
                 Ok(())
             }
             Ok(Err(WriteError::NoRoom(e))) => {
@@ -187,12 +187,12 @@ impl DiskBuffer {
                 error,
                 no_room: true,
             })) => {
-                self.stored(lines);
+                self.stored();
                 self.room.no_room(size);
                 Err(BufferError::NoRoom(error))
             }
             Ok(Err(WriteError::NotSynced { error, .. })) => {
-                self.stored(lines);
+                self.stored();
                 Err(BufferError::Io(error))
             }
             Err(_) => {
@@ -202,12 +202,12 @@ impl DiskBuffer {
         }
     }
 
-    /// An entry of `lines` lines was written and published: every output will read it.
-    fn stored(&self, lines: u64) {
+    /// An entry was written and published: every output will read it (the writer counted its
+    /// lines in the ledger).
+    fn stored(&self) {
         for l in &self.lanes {
             l.entries.fetch_add(1, Ordering::AcqRel);
         }
-        self.ledger.received(lines);
         self.metrics.buffer_entries.set(self.held_entries());
     }
 

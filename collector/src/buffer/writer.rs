@@ -7,6 +7,7 @@
 use super::room::is_no_room;
 use super::segment::{Pending, HEADER_LEN};
 use crate::config::FsyncPolicy;
+use crate::ledger::Ledger;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::collections::{BTreeMap, VecDeque};
@@ -115,6 +116,8 @@ pub(super) struct SegmentWriter {
     pub(super) published: watch::Sender<WritePos>,
     pub(super) segments: Arc<Mutex<BTreeMap<u64, u64>>>,
     pub(super) recent: Arc<Mutex<Recent>>,
+    /// Counts each entry's lines as received once written: before any reader can see it.
+    pub(super) ledger: Arc<Ledger>,
     /// The next entry's sequence number.
     pub(super) next_seq: u64,
     /// The next entry goes to a new segment: this one ended in a failed write, and a full
@@ -200,6 +203,7 @@ impl SegmentWriter {
                 };
                 self.next_seq += 1;
                 self.offset += len;
+                self.ledger.received(m.batch.len() as u64);
                 self.unsynced += len;
                 *lock(&self.segments).entry(self.seg).or_insert(0) += len;
                 // Before the position is published, so a caught-up reader always finds it.

@@ -128,6 +128,12 @@ impl DiskBuffer {
         sizes.insert(active, 0);
         let segments = Arc::new(Mutex::new(sizes));
         let recent = Arc::new(Mutex::new(Recent::default()));
+        let ledger = Arc::new(Ledger::new(
+            tallies
+                .iter()
+                .zip(&found.lanes)
+                .map(|(t, start)| (*t, start.lines)),
+        ));
         let writer = SegmentWriter {
             dir: dir.clone(),
             seg: active,
@@ -142,6 +148,7 @@ impl DiskBuffer {
             published: pub_tx,
             segments: segments.clone(),
             recent: recent.clone(),
+            ledger: ledger.clone(),
             next_seq: found.next_seq,
             roll_next: false,
         };
@@ -149,12 +156,6 @@ impl DiskBuffer {
             .name("edgelog-buffer-writer".into())
             .spawn(move || writer.run(rx))?;
 
-        let ledger = Ledger::new(
-            tallies
-                .iter()
-                .zip(&found.lanes)
-                .map(|(t, start)| (*t, start.lines)),
-        );
         let lanes = lanes
             .iter()
             .zip(lane_files)
