@@ -197,3 +197,104 @@ async fn the_ledger_balances_exactly_through_kill_9_an_outage_throttling_and_lon
         "{table}"
     );
 }
+
+/// Runs `collector dead-letter replay` and returns what it printed.
+async fn replay(cfg: &Path) -> String {
+    let out = tokio::process::Command::new(collector_bin())
+        .args(["dead-letter", "replay", "--config"])
+        .arg(cfg)
+        .output()
+        .await
+        .expect("collector dead-letter replay");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn replay_sends_dead_letters_once_across_rotated_files_and_the_status_counts_them() {
+    let (_k, kc, front) = stream_behind_front("ledger", 2).await;
+    front.set(Faults {
+        poison: Some((b"POISON".to_vec(), "InvalidArgumentException".into())),
+        ..Faults::default()
+    });
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = config(dir.path(), &front.endpoint);
+    let text = std::fs::read_to_string(&cfg)
+        .expect("config")
+        .replace("max_retries: 5", "max_retries: 1")
+        .replace(
+            "dead_letter: {path:",
+            "dead_letter: {max_bytes: 4096, keep: 3, path:",
+        );
+    std::fs::write(&cfg, text).expect("config");
+    let proc = spawn_collector_process(&cfg).await;
+    let poisoned: Vec<String> = (0..30)
+        .map(|i| {
+            format!(
+                "{{\"n\":{},\"p\":\"POISON\",\"pad\":\"{}\"}}",
+                1000 + i,
+                "z".repeat(150)
+            )
+        })
+        .collect();
+    let fine: Vec<String> = (0..20).map(|i| format!("{{\"n\":{i}}}")).collect();
+    assert_eq!(post_lines(&proc.url, None, &fine).await, 204);
+    for chunk in poisoned.chunks(5) {
+        assert_eq!(post_lines(&proc.url, None, chunk).await, 204);
+    }
+    assert_eq!(
+        post_lines(&proc.url, None, &long_lines("long")[..2]).await,
+        204
+    );
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let s = status(&proc.admin_url).await;
+        let o = balanced(&s);
+        if n(&o["buffered"]) == 0 && n(&o["dead_lettered_total"]) == 32 {
+            assert_eq!(n(&o["dead_lettered"]["retries_exhausted"]), 30, "{o}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not dead-lettered: {s}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let dead = dir.path().join("dead.ndjson");
+    assert!(
+        dir.path().join("dead.ndjson.1").exists(),
+        "the dead-letter file was rotated"
+    );
+    assert!(std::fs::metadata(&dead).expect("current").len() <= 4096);
+
+    // The store takes them now: each poisoned line arrives once, the long ones stay aside.
+    front.set(Faults::default());
+    let said = replay(&cfg).await;
+    assert!(said.contains("replayed 30 lines from "), "{said}");
+    assert!(
+        said.contains("30 delivered, 0 dead-lettered again"),
+        "{said}"
+    );
+    assert!(
+        said.contains("skipped 2 lines dead-lettered for line_too_long"),
+        "{said}"
+    );
+    let count = |nums: &[i64]| nums.iter().filter(|&&k| k >= 1000).count();
+    assert_eq!(count(&stream_numbers(&kc, "ledger").await), 30);
+    let again = replay(&cfg).await;
+    assert!(again.contains("replayed 0 lines"), "{again}");
+    assert_eq!(
+        count(&stream_numbers(&kc, "ledger").await),
+        30,
+        "a second replay sent nothing"
+    );
+    let s = status(&proc.admin_url).await;
+    assert_eq!(s["replayed"]["replayed_lines"], 30, "{s}");
+    assert_eq!(s["replayed"]["delivered"], 30);
+    assert_eq!(s["replayed"]["skipped"]["line_too_long"], 2);
+    balanced(&s);
+}

@@ -144,6 +144,7 @@ mod tests {
             vec![("aws_kinesis".into(), acks)],
             "memory",
             1 << 20,
+            std::path::PathBuf::from("dead.ndjson"),
         ));
         let tail = Arc::new(Tail::new(metrics.clone()));
         let check = TokenCheck::new(HeaderName::from_static("x-edgelog-tail-token"), "t0ken");

@@ -22,6 +22,7 @@ pub mod metrics;
 pub mod output;
 pub mod ratelimit;
 pub mod redact;
+pub mod replay;
 pub mod routes;
 pub mod server;
 pub mod status;
@@ -34,8 +35,6 @@ use deadletter::DeadLetter;
 use health::Health;
 use ingest::IngestState;
 use metrics::Metrics;
-use output::acks::Acks;
-use output::driver::{Driver, Output};
 use output::error::OutputError;
 use std::future::Future;
 use std::sync::Arc;
@@ -142,6 +141,15 @@ pub async fn run_with(
         None => None,
     };
     let health = Arc::new(Health::new(metrics.clone()));
+    let shared = output::start::Shared {
+        buffer: buffer.clone(),
+        dead: dead.clone(),
+        health: health.clone(),
+        metrics: metrics.clone(),
+        retry: config.retry,
+        max_line_bytes: config.ingest.max_line_bytes,
+        buffer_max_bytes: config.buffer.max_bytes,
+    };
     let mut drivers = Vec::new();
     let mut outputs = Vec::new();
     for (lane, out) in config.outputs.iter().enumerate() {
@@ -150,57 +158,9 @@ pub async fn run_with(
             (BufferKind::Disk, OutputConfig::S3(_)) | (BufferKind::Memory, _) => None,
             (BufferKind::Disk, _) => Some(DISK_READ_AHEAD_BYTES),
         };
-        let acks = Arc::new(Acks::new(buffer.clone(), lane, read_ahead, metrics.clone()));
-        let output = match out {
-            OutputConfig::Stdout => Output::Stdio(output::stdio::StdioOutput::stdout()),
-            OutputConfig::File { path } => {
-                Output::Stdio(output::stdio::StdioOutput::file(path.clone()))
-            }
-            OutputConfig::AwsKinesis(k) => {
-                let api = output::kinesis::connect::connect(k)
-                    .await
-                    .map_err(OutputError::Start)?;
-                Output::Kinesis(Box::new(
-                    output::kinesis::output::KinesisOutput::start(
-                        k,
-                        api,
-                        acks.clone(),
-                        dead.clone(),
-                        health.clone(),
-                        config.retry,
-                    )
-                    .await?,
-                ))
-            }
-            OutputConfig::S3(s) => Output::S3(Box::new(
-                output::s3::output::S3Output::start(
-                    Arc::new((**s).clone()),
-                    acks.clone(),
-                    buffer.clone(),
-                    config.buffer.max_bytes,
-                    metrics.clone(),
-                )
-                .await
-                .map_err(OutputError::Start)?,
-            )),
-        };
-        if matches!(output, Output::Stdio(_)) {
-            health.set_ready("stdio");
-        }
-        let max_line_bytes = match out {
-            OutputConfig::S3(_) => None,
-            _ => Some(config.ingest.max_line_bytes),
-        };
-        drivers.push(tokio::spawn(
-            Driver {
-                buffer: buffer.clone(),
-                acks: acks.clone(),
-                dead: dead.clone(),
-                max_line_bytes,
-            }
-            .drive(output),
-        ));
-        outputs.push((out.name().to_string(), acks));
+        let (driver, output) = output::start::start(out, lane, read_ahead, &shared).await?;
+        outputs.push((out.name().to_string(), driver.acks.clone()));
+        drivers.push(tokio::spawn(driver.drive(output)));
     }
     let persister = {
         let buffer = buffer.clone();
@@ -232,6 +192,7 @@ pub async fn run_with(
             BufferKind::Disk => "disk",
         },
         config.buffer.max_bytes,
+        config.dead_letter.path.clone(),
     ));
     let sampler = tokio::spawn(observer.clone().run_sampler());
     let state = Arc::new(IngestState::new(

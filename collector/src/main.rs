@@ -46,6 +46,11 @@ enum Command {
         #[arg(long)]
         ca: Option<PathBuf>,
     },
+    /// Work with the dead-letter files.
+    DeadLetter {
+        #[command(subcommand)]
+        action: DeadLetterAction,
+    },
     /// Print where every line is, per output: received, delivered, dead-lettered, buffered, lag,
     /// rate now (from the collector's `/status`).
     Status {
@@ -63,6 +68,21 @@ enum Command {
         /// CA certificate (PEM) to trust for an HTTPS collector.
         #[arg(long)]
         ca: Option<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DeadLetterAction {
+    /// Send the dead-lettered lines again, through the output (once: a journal beside the files
+    /// remembers what was replayed).
+    Replay {
+        /// The output to send them through.
+        #[arg(long, default_value = "aws_kinesis")]
+        output: String,
+        /// Also lines set aside for a reason a replay cannot change (line_too_long,
+        /// record_too_large).
+        #[arg(long)]
+        all: bool,
     },
 }
 
@@ -95,6 +115,9 @@ fn main() -> std::process::ExitCode {
             filter,
             ca,
         } => tail(cli.config, url, token, filter, ca),
+        Command::DeadLetter {
+            action: DeadLetterAction::Replay { output, all },
+        } => replay(cli.config, &output, all),
         Command::Status {
             url,
             token,
@@ -124,6 +147,27 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
     print!("{}", config.to_yaml());
     for w in &config.warnings {
         eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn replay(path: Option<PathBuf>, output: &str, all: bool) -> anyhow::Result<()> {
+    let config = load(path)?;
+    init_logging(config.log_format, config.secret_values());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let r = runtime.block_on(collector::replay::replay(&config, output, all))?;
+    println!(
+        "replayed {} lines from {} files: {} delivered, {} dead-lettered again",
+        r.lines, r.files, r.delivered, r.dead_lettered_again
+    );
+    for (reason, n) in &r.skipped {
+        println!("skipped {n} lines dead-lettered for {reason} (give --all to send them too)");
+    }
+    if r.unreadable > 0 {
+        println!("{} records could not be read and were left", r.unreadable);
     }
     Ok(())
 }

@@ -11,8 +11,10 @@ use crate::health::Health;
 use crate::ledger::DEAD_REASONS;
 use crate::metrics::Metrics;
 use crate::output::acks::Acks;
+use crate::replay::{read_journal, Journal};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -30,6 +32,8 @@ pub struct Observer {
     pub outputs: Vec<(String, Arc<Acks>)>,
     pub buffer_kind: &'static str,
     pub buffer_max_bytes: u64,
+    /// The dead-letter file, beside which the replay journal is kept.
+    pub dead_letter: PathBuf,
     started: Instant,
     history: Mutex<VecDeque<Sample>>,
 }
@@ -57,6 +61,9 @@ pub struct Status {
     pub outputs: Vec<OutputStatus>,
     /// Errors by kind, each by code or reason.
     pub errors: BTreeMap<&'static str, BTreeMap<String, u64>>,
+    /// What `collector dead-letter replay` sent again so far (outside the ledger, which counts
+    /// those lines as dead-lettered).
+    pub replayed: Journal,
     pub history: History,
 }
 
@@ -122,6 +129,7 @@ impl Observer {
         outputs: Vec<(String, Arc<Acks>)>,
         buffer_kind: &'static str,
         buffer_max_bytes: u64,
+        dead_letter: PathBuf,
     ) -> Observer {
         let o = Observer {
             metrics,
@@ -130,6 +138,7 @@ impl Observer {
             outputs,
             buffer_kind,
             buffer_max_bytes,
+            dead_letter,
             started: Instant::now(),
             history: Mutex::new(VecDeque::with_capacity(HISTORY_SAMPLES + 1)),
         };
@@ -289,6 +298,10 @@ impl Observer {
             },
             outputs,
             errors,
+            replayed: Journal {
+                files: BTreeMap::new(),
+                ..read_journal(&self.dead_letter)
+            },
             history: h,
         }
     }

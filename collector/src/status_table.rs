@@ -83,6 +83,14 @@ pub fn render(status: &Value) -> String {
     if !dead.is_empty() {
         let _ = writeln!(out, "dead-lettered: {}", dead.join(", "));
     }
+    let r = &status["replayed"];
+    if r["replayed_lines"].as_u64().unwrap_or(0) > 0 {
+        let _ = writeln!(
+            out,
+            "replayed from the dead-letter files: {} lines ({} delivered, {} dead-lettered again)",
+            r["replayed_lines"], r["delivered"], r["dead_lettered_again"]
+        );
+    }
     let refused: Vec<String> = status["ingest"]["refused"]
         .as_object()
         .into_iter()
@@ -111,6 +119,7 @@ mod tests {
             "ready": false, "version": "0.1.0", "uptime_seconds": 12,
             "problems": ["aws_kinesis: unreachable"],
             "ingest": {"lines": 30, "lines_per_second": 2.5, "refused": {"unauthorized": 4}},
+            "replayed": {"replayed_lines": 5, "delivered": 4, "dead_lettered_again": 1},
             "outputs": [
                 {"name": "aws_kinesis", "received": 30, "delivered": 20, "dead_lettered_total": 3,
                  "dead_lettered": {"line_too_long": 3, "retries_exhausted": 0},
@@ -129,6 +138,9 @@ mod tests {
         assert_eq!(&row[..6], ["aws_kinesis", "30", "20", "3", "7", "yes"]);
         assert!(lines[4].starts_with("s3 "));
         assert!(t.contains("dead-lettered: aws_kinesis line_too_long 3\n"));
+        assert!(t.contains(
+            "replayed from the dead-letter files: 5 lines (4 delivered, 1 dead-lettered again)\n"
+        ));
         assert!(t.contains("refused at ingest (requests, not in the ledger): unauthorized 4\n"));
     }
 }

@@ -266,6 +266,7 @@ mod tests {
                 Vec::new(),
                 "memory",
                 cfg.buffer.max_bytes,
+                cfg.dead_letter.path.clone(),
             )),
             admin_token: None,
         };
