@@ -143,4 +143,25 @@ mod tests {
         ));
         assert!(t.contains("refused at ingest (requests, not in the ledger): unauthorized 4\n"));
     }
+
+    /// The README's example is what the command prints for these numbers.
+    #[test]
+    fn the_readme_example_is_the_real_output() {
+        let v = serde_json::json!({
+            "ready": true, "version": "0.1.0", "uptime_seconds": 312, "problems": [],
+            "ingest": {"lines": 1203345, "lines_per_second": 4210.4, "refused": {"corrupt_body": 2}},
+            "replayed": {"replayed_lines": 0},
+            "outputs": [{"name": "aws_kinesis", "received": 1203352, "delivered": 1201120,
+                "dead_lettered_total": 7, "dead_lettered": {"line_too_long": 7, "other": 0},
+                "buffered": 2225, "balanced": true, "oldest_seconds": 0.2,
+                "delivered_per_second": 4190.0}]
+        });
+        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
+            .expect("README");
+        let rendered = render(&v);
+        assert!(
+            readme.contains(&format!("```\n{rendered}```\n")),
+            "the README's example should read:\n{rendered}"
+        );
+    }
 }
