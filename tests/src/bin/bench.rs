@@ -260,6 +260,10 @@ struct Args {
     /// Only these scenarios (comma list); see `all_scenarios`.
     #[arg(long, value_delimiter = ',')]
     scenarios: Vec<String>,
+    /// The collector has no admin listener (an older build, for a baseline): no `admin` key in
+    /// its configuration, `/metrics` and `/status` on its one listener.
+    #[arg(long)]
+    no_admin_listener: bool,
 }
 
 fn parse_secs(s: &str) -> Result<Duration, String> {
@@ -293,7 +297,7 @@ fn peak_rss_mb(pid: u32) -> f64 {
 
 fn config(
     s: &Scenario,
-    (port, admin_port): (u16, u16),
+    (port, admin_port): (u16, Option<u16>),
     dir: &std::path::Path,
     stub: &str,
     s3: &str,
@@ -344,10 +348,13 @@ fn config(
         }
     };
     format!(
-        "listen: \"127.0.0.1:{port}\"\nadmin: {{listen: \"127.0.0.1:{admin_port}\"}}\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
+        "listen: \"127.0.0.1:{port}\"\n{admin}log_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
          ingest: {{max_body_bytes: 8388608, max_in_flight: 32, max_in_flight_bytes: 12582912}}\n\
          dead_letter: {{path: \"{}/dead.ndjson\"}}\n{buffer}{output}",
-        dir.display()
+        dir.display(),
+        admin = admin_port
+            .map(|p| format!("admin: {{listen: \"127.0.0.1:{p}\"}}\n"))
+            .unwrap_or_default()
     )
 }
 
@@ -417,7 +424,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         .map(|k| k.endpoint.clone())
         .unwrap_or(stub_url);
     let port = free_port();
-    let admin_port = free_port();
+    let admin_port = (!args.no_admin_listener).then(free_port);
     let cfg_path = dir.path().join("collector.yaml");
     std::fs::write(
         &cfg_path,
@@ -459,7 +466,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         max_lines: 0,
     };
     let loader = tokio::spawn(run_load(plan, bodies.clone(), load.clone()));
-    let admin = format!("http://127.0.0.1:{admin_port}");
+    let admin = format!("http://127.0.0.1:{}", admin_port.unwrap_or(port));
     let watcher = s.watched.then(|| {
         let status = format!("{admin}/status");
         tokio::spawn(async move {
