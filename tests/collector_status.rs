@@ -298,3 +298,28 @@ async fn replay_sends_dead_letters_once_across_rotated_files_and_the_status_coun
     assert_eq!(s["replayed"]["skipped"]["line_too_long"], 2);
     balanced(&s);
 }
+
+#[tokio::test]
+async fn an_admin_port_in_use_is_a_start_error_naming_the_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = taken.local_addr().expect("addr").port();
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = edgelog_testkit::collector::config_in(
+        &format!(
+            "fastly: {{service_ids: [\"*\"]}}\nbuffer: {{type: memory}}\noutput: {{stdout: {{}}}}\n\
+             dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\nadmin: {{listen: \"127.0.0.1:{port}\"}}\n"
+        ),
+        dir.path(),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let e = collector::run(cfg, listener, std::future::pending())
+        .await
+        .expect_err("the admin port is taken");
+    assert!(
+        e.to_string()
+            .starts_with(&format!("admin.listen: cannot bind 127.0.0.1:{port}: ")),
+        "{e}"
+    );
+}

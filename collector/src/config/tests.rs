@@ -366,3 +366,34 @@ fn stream_mode_and_durations_in_humantime_form() {
     let e = err("fastly: {service_ids: [\"*\"]}\noutput: {aws_kinesis: {stream_name: s, stream_mode: fast}}\n");
     assert!(e.starts_with("output.aws_kinesis.stream_mode:"), "{e}");
 }
+
+#[test]
+fn the_admin_listener_and_dead_letter_rotation() {
+    let c = load(MINIMAL).expect("valid");
+    assert_eq!(c.admin_listen.as_deref(), Some(DEFAULT_ADMIN_LISTEN));
+    assert_eq!(c.dead_letter.max_bytes, DEFAULT_DEAD_LETTER_MAX_BYTES);
+    assert_eq!(c.dead_letter.keep, DEFAULT_DEAD_LETTER_KEEP);
+    let off = load(&format!("{MINIMAL}admin: {{listen: off}}\n")).expect("off");
+    assert_eq!(off.admin_listen, None);
+    let set = load(&format!(
+        "{MINIMAL}admin: {{listen: \"[::1]:9999\"}}\ndead_letter: {{path: d.ndjson, max_bytes: 4096, keep: 0}}\n"
+    ))
+    .expect("set");
+    assert_eq!(set.admin_listen.as_deref(), Some("[::1]:9999"));
+    assert_eq!((set.dead_letter.max_bytes, set.dead_letter.keep), (4096, 0));
+    for (extra, says) in [
+        ("admin: {listen: localhost}", "admin.listen"),
+        ("admin: {listen: \"127.0.0.1\"}", "admin.listen"),
+        ("admin: {port: 1}", "port"),
+        (
+            "dead_letter: {path: d, max_bytes: 100}",
+            "dead_letter.max_bytes",
+        ),
+        ("dead_letter: {path: d, keep: 1001}", "dead_letter.keep"),
+        ("ingest: {path: /status}", "ingest.path"),
+        ("ingest: {path: /}", "ingest.path"),
+    ] {
+        let e = err(&format!("{MINIMAL}{extra}\n"));
+        assert!(e.contains(says), "{extra}: {e}");
+    }
+}
