@@ -4,9 +4,12 @@
 //! Data path: `ingest` (HTTP, challenge, auth, decoding) -> `buffer` (durable, bounded) ->
 //! `output` (one driver per output, each reading the buffer at its own pace: batching,
 //! partitioning, pacing, retries) -> Kinesis, S3, stdout or a file. `deadletter` keeps what cannot
-//! be delivered, `metrics` counts everything, `health` answers readiness, `tail` streams lines
-//! live, `routes` is the route table and `server` the listener. [`run`] wires them and is what
-//! both `main` and the tests start, on a listener they bind.
+//! be delivered (`replay` sends it again), `ledger` says where every line is (kept by the
+//! buffer), `metrics` counts everything, `health` answers readiness, `status` puts it together
+//! for `/status` and the page (`admin`, `status_table`), `tail` streams lines live, `routes` is
+//! the route table and `server` the listener. [`run`] wires them and is what both `main` and the
+//! tests start, on a listener they bind (the admin listener it binds itself, from the
+//! configuration).
 
 pub mod admin;
 pub mod auth;
