@@ -31,6 +31,7 @@ pub mod server;
 pub mod status;
 pub mod status_table;
 pub mod tail;
+pub mod tls;
 
 use buffer::{Buffer, BufferError};
 use config::{BufferKind, Config, OutputConfig};
@@ -54,7 +55,7 @@ const BUFFER_NAME: &str = "buffer";
 #[derive(Debug, thiserror::Error)]
 pub enum RunError {
     #[error(transparent)]
-    Tls(#[from] server::TlsError),
+    Tls(#[from] tls::TlsError),
     #[error("buffer: {0}")]
     Buffer(#[from] BufferError),
     #[error(transparent)]
@@ -114,7 +115,12 @@ pub async fn run_with(
             }
         },
     };
-    let tls = config.tls.as_ref().map(server::tls_acceptor).transpose()?;
+    let tls = config
+        .tls
+        .as_ref()
+        .map(|c| tls::Tls::load(c, metrics.clone()))
+        .transpose()?;
+    let tls_watcher = tls.clone().map(|t| tokio::spawn(t.watch()));
     let lanes: Vec<buffer::Lane> = config.outputs.iter().map(|o| o.name().into()).collect();
     let buffer = Arc::new(Buffer::open_lanes(&config.buffer, &lanes, metrics.clone())?);
     let rec = buffer.recovery();
@@ -278,6 +284,9 @@ pub async fn run_with(
     }
     persister.abort();
     sampler.abort();
+    if let Some(w) = tls_watcher {
+        w.abort();
+    }
     if let Some(a) = admin_server {
         a.abort();
     }

@@ -252,6 +252,8 @@ pub struct Metrics {
     pub tail_clients: Gauge,
     pub tail_dropped: Counter,
     pub tail_filters_refused: Counter,
+    // tls
+    pub tls_reloads: Labeled,
 }
 
 impl Default for Metrics {
@@ -281,6 +283,7 @@ impl Default for Metrics {
             },
             admin_unauthorized: Counter::default(),
             tail_filters_refused: Counter::default(),
+            tls_reloads: Labeled::new("result"),
             buffer_bytes: Gauge::default(),
             buffer_entries: Gauge::default(),
             buffer_corrupt_entries: Counter::default(),
@@ -415,6 +418,11 @@ impl Default for Metrics {
             "edgelog_admin_unauthorized",
             "Requests for the status page, status, metrics or the tail with a wrong or missing token",
             m.admin_unauthorized.0.clone(),
+        );
+        r.register(
+            "edgelog_tls_reloads",
+            "Reloads of the TLS certificate, key and client CA, by result (ok, failed)",
+            m.tls_reloads.family.clone(),
         );
         r.register(
             "edgelog_tail_filters_refused",

@@ -7,80 +7,19 @@
 //! are open, and one more is answered 503 and closed; on shutdown the listener closes at once,
 //! requests in flight are finished, and connections still open at the deadline are dropped.
 
-use crate::config::TlsConfig;
 use crate::conn::{self, Activity, Tracked};
 use crate::metrics::Metrics;
+use crate::tls::{Tls, HANDSHAKE_TIMEOUT};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto::Builder;
-use rustls::pki_types::pem::PemObject;
-use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::{watch, Semaphore};
-use tokio_rustls::TlsAcceptor;
 use tower::ServiceExt;
-
-/// Time allowed for a TLS handshake.
-pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-
-#[derive(Debug, thiserror::Error)]
-#[error("tls.{key}: {reason}")]
-pub struct TlsError {
-    key: &'static str,
-    reason: String,
-}
-
-/// Builds the TLS acceptor from PEM files.
-pub fn tls_acceptor(cfg: &TlsConfig) -> Result<TlsAcceptor, TlsError> {
-    let err = |key: &'static str| {
-        move |e: &dyn std::fmt::Display| TlsError {
-            key,
-            reason: e.to_string(),
-        }
-    };
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&cfg.cert)
-        .map_err(|e| err("cert")(&e))?
-        .collect::<Result<_, _>>()
-        .map_err(|e| err("cert")(&e))?;
-    if certs.is_empty() {
-        return Err(TlsError {
-            key: "cert",
-            reason: format!("no certificate in {}", cfg.cert.display()),
-        });
-    }
-    let key = PrivateKeyDer::from_pem_file(&cfg.key).map_err(|e| err("key")(&e))?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
-        .with_safe_default_protocol_versions()
-        .map_err(|e| err("cert")(&e))?;
-    let builder = match &cfg.client_ca {
-        Some(ca) => {
-            let mut roots = rustls::RootCertStore::empty();
-            for c in CertificateDer::pem_file_iter(ca).map_err(|e| err("client_ca")(&e))? {
-                roots
-                    .add(c.map_err(|e| err("client_ca")(&e))?)
-                    .map_err(|e| err("client_ca")(&e))?;
-            }
-            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
-                Arc::new(roots),
-                provider,
-            )
-            .build()
-            .map_err(|e| err("client_ca")(&e))?;
-            builder.with_client_cert_verifier(verifier)
-        }
-        None => builder.with_no_client_auth(),
-    };
-    let mut config = builder
-        .with_single_cert(certs, key)
-        .map_err(|e| err("key")(&e))?;
-    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(TlsAcceptor::from(Arc::new(config)))
-}
 
 /// How long connections may take to close once asked to (idle, or shutting down).
 const CLOSE_GRACE: Duration = Duration::from_secs(5);
@@ -100,7 +39,7 @@ pub struct Limits {
 /// requests in flight until that deadline.
 pub async fn serve(
     listener: TcpListener,
-    tls: Option<TlsAcceptor>,
+    tls: Option<Arc<Tls>>,
     app: Router,
     limits: Limits,
     metrics: Arc<Metrics>,
@@ -157,7 +96,7 @@ pub async fn serve(
                             }
                         })
                     };
-                    let io: Box<dyn Io> = match tls {
+                    let io: Box<dyn Io> = match tls.map(|t| t.acceptor()) {
                         Some(acceptor) => {
                             match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
                                 Ok(Ok(s)) => Box::new(s),
