@@ -3,7 +3,9 @@
 //! dead-lettered + buffered` holds exactly, and each number is what the stream and the
 //! dead-letter file really hold; `collector status` prints the same numbers.
 
-use edgelog_testkit::collector::{collector_bin, post_lines, spawn_collector_process};
+use edgelog_testkit::collector::{
+    collector_bin, post_corrupt_gzip, post_lines, spawn_collector_process, status,
+};
 use edgelog_testkit::delivery::stream_behind_front;
 use edgelog_testkit::numbered::{stream_numbers, Loader};
 use edgelog_testkit::paths::free_port;
@@ -33,16 +35,6 @@ fn config(dir: &Path, endpoint: &str) -> std::path::PathBuf {
     )
     .expect("write config");
     path
-}
-
-async fn status(admin: &str) -> Value {
-    let body = reqwest::get(format!("{admin}/status"))
-        .await
-        .expect("status")
-        .bytes()
-        .await
-        .expect("body");
-    serde_json::from_slice(&body).expect("json")
 }
 
 fn n(v: &Value) -> u64 {
@@ -113,16 +105,8 @@ async fn the_ledger_balances_exactly_through_kill_9_an_outage_throttling_and_lon
     // Kinesis back, throttling a few percent; more long lines and two bodies refused at ingest.
     front.set(throttled);
     assert_eq!(post_lines(&proc.url, None, &long_lines("after")).await, 204);
-    let client = reqwest::Client::new();
     for _ in 0..2 {
-        let r = client
-            .post(format!("{}/logs", proc.url))
-            .header("content-encoding", "gzip")
-            .body("not gzip")
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status().as_u16(), 400);
+        assert_eq!(post_corrupt_gzip(&proc.url).await, 400);
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let (acked, _) = loader.finish().await;

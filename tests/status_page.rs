@@ -3,21 +3,11 @@
 //! update, and it fits a phone's width.
 
 use edgelog_testkit::browser::Browser;
-use edgelog_testkit::collector::post_lines;
+use edgelog_testkit::collector::{post_corrupt_gzip, post_lines, status};
 use edgelog_testkit::delivery::{lines, stream_behind_front, yaml};
 use edgelog_testkit::{spawn_collector, Faults};
 use serde_json::Value;
 use std::time::Duration;
-
-async fn status(admin: &str) -> Value {
-    let body = reqwest::get(format!("{admin}/status"))
-        .await
-        .expect("status")
-        .bytes()
-        .await
-        .expect("body");
-    serde_json::from_slice(&body).expect("json")
-}
 
 /// A number as the page shows it (`12,345`).
 fn shown(v: &Value) -> u64 {
@@ -58,16 +48,8 @@ async fn the_page_shows_the_ledger_plots_and_tail_live_with_no_error() {
     }
     let long = vec!["x".repeat(400); 7];
     assert_eq!(post_lines(&col.url, None, &long).await, 204);
-    let client = reqwest::Client::new();
     for _ in 0..2 {
-        let r = client
-            .post(format!("{}/logs", col.url))
-            .header("content-encoding", "gzip")
-            .body("not gzip")
-            .send()
-            .await
-            .expect("post");
-        assert_eq!(r.status().as_u16(), 400);
+        assert_eq!(post_corrupt_gzip(&col.url).await, 400);
     }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let s = loop {

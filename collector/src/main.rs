@@ -159,10 +159,7 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
 fn replay(path: Option<PathBuf>, output: &str, all: bool) -> anyhow::Result<()> {
     let config = load(path)?;
     init_logging(config.log_format, config.secret_values());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = multi_thread_runtime()?;
     let r = runtime.block_on(collector::replay::replay(&config, output, all))?;
     println!(
         "replayed {} lines from {} files: {} delivered, {} dead-lettered again",
@@ -192,10 +189,7 @@ fn init_logging(format: LogFormat, secrets: Vec<String>) {
 fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
     let config = load(path)?;
     init_logging(config.log_format, config.secret_values());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
+    let runtime = multi_thread_runtime()?;
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
@@ -298,6 +292,13 @@ impl AdminTarget {
         }
         Ok(resp)
     }
+}
+
+fn multi_thread_runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -229,6 +229,10 @@ impl Observer {
             .find(|s| now.unix_ms.saturating_sub(s.unix_ms) >= HISTORY_EVERY.as_millis() as u64)
             .or(last);
         let used = self.buffer.used_bytes();
+        let problems: Vec<String> = match self.health.readiness() {
+            Ok(()) => Vec::new(),
+            Err(why) => why.lines().map(str::to_string).collect(),
+        };
         let outputs = self
             .outputs
             .iter()
@@ -272,11 +276,8 @@ impl Observer {
         Status {
             version: env!("CARGO_PKG_VERSION"),
             uptime_seconds: self.started.elapsed().as_secs(),
-            ready: self.health.readiness().is_ok(),
-            problems: match self.health.readiness() {
-                Ok(()) => Vec::new(),
-                Err(why) => why.lines().map(str::to_string).collect(),
-            },
+            ready: problems.is_empty(),
+            problems,
             ingest: IngestStatus {
                 lines: now.received,
                 batches: m.ingest_batches.get(),

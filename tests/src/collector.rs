@@ -285,3 +285,26 @@ pub async fn metric(url: &str, name: &str) -> u64 {
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
 }
+
+/// A collector's `GET /status`, parsed (on its admin listener).
+pub async fn status(admin_url: &str) -> serde_json::Value {
+    let body = reqwest::get(format!("{admin_url}/status"))
+        .await
+        .expect("status")
+        .bytes()
+        .await
+        .expect("body");
+    serde_json::from_slice(&body).expect("status is JSON")
+}
+
+/// Posts a body that claims gzip and is not: the collector refuses it; returns the status code.
+pub async fn post_corrupt_gzip(url: &str) -> u16 {
+    reqwest::Client::new()
+        .post(format!("{url}/logs"))
+        .header("content-encoding", "gzip")
+        .body("not gzip")
+        .send()
+        .await
+        .map(|r| r.status().as_u16())
+        .unwrap_or(0)
+}
