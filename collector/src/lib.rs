@@ -17,6 +17,7 @@ pub mod buffer;
 pub mod config;
 pub mod conn;
 pub mod deadletter;
+pub mod fastly_setup;
 pub mod health;
 pub mod ingest;
 pub mod ledger;

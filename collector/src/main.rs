@@ -69,6 +69,53 @@ enum Command {
         #[arg(long)]
         ca: Option<PathBuf>,
     },
+    /// Print (or, with --run, run) the `fastly` CLI commands that point a Fastly service at this
+    /// collector: the HTTPS log endpoint as the configuration expects it, the `edgelog` Config
+    /// Store, the `origin` backend, and the activation.
+    FastlySetup(Box<FastlySetupArgs>),
+}
+
+#[derive(clap::Args)]
+struct FastlySetupArgs {
+    /// The Fastly service that runs the edge app.
+    #[arg(long)]
+    service_id: String,
+    /// The collector's public HTTPS URL (`ingest.path` is added when it has no path).
+    #[arg(long)]
+    url: String,
+    /// The origin the edge app forwards to, `host` or `host:port` (HTTPS); absent: no backend.
+    #[arg(long)]
+    origin: Option<String>,
+    /// The log endpoint's name, as the edge app's `endpoints` setting names it.
+    #[arg(long, default_value = "collector")]
+    endpoint: String,
+    /// How Fastly compresses batches: gzip, zstd, snappy or none.
+    #[arg(long, default_value = "gzip")]
+    compression: String,
+    /// Seconds between Fastly's batches.
+    #[arg(long, default_value_t = collector::fastly_setup::DEFAULT_PERIOD_SECONDS)]
+    period: u32,
+    /// The edge app's line format (its `format` setting).
+    #[arg(long, default_value = "json")]
+    format: String,
+    /// PEM of the CA the collector's certificate chains to, when it is not a public CA.
+    #[arg(long)]
+    tls_ca_cert: Option<PathBuf>,
+    /// Client certificate (PEM) Fastly presents; needed when `tls.client_ca` is set.
+    #[arg(long)]
+    tls_client_cert: Option<PathBuf>,
+    /// The client certificate's key (PEM).
+    #[arg(long)]
+    tls_client_key: Option<PathBuf>,
+    /// The name checked against the collector's certificate; default the URL's host.
+    #[arg(long)]
+    tls_hostname: Option<String>,
+    /// Run the commands instead of printing them.
+    #[arg(long)]
+    run: bool,
+    /// The Fastly CLI to run.
+    #[arg(long, default_value = "fastly")]
+    fastly: PathBuf,
 }
 
 #[derive(Subcommand)]
@@ -120,6 +167,7 @@ fn main() -> std::process::ExitCode {
             filter,
             ca,
         } => tail(cli.config, url, token, filter, ca),
+        Command::FastlySetup(args) => fastly_setup(cli.config, *args),
         Command::DeadLetter {
             action: DeadLetterAction::Replay { output, all },
         } => replay(cli.config, &output, all),
@@ -152,6 +200,39 @@ fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
     print!("{}", config.to_yaml());
     for w in &config.warnings {
         eprintln!("warning: {w}");
+    }
+    Ok(())
+}
+
+fn fastly_setup(path: Option<PathBuf>, a: FastlySetupArgs) -> anyhow::Result<()> {
+    use collector::fastly_setup::{plan, run, script, Options};
+    let config = load(path)?;
+    let steps = plan(
+        &config,
+        &Options {
+            service_id: a.service_id.clone(),
+            url: a.url,
+            endpoint: a.endpoint,
+            compression: a.compression,
+            period: a.period,
+            format: a.format,
+            origin: a.origin,
+            tls_ca_cert: a.tls_ca_cert,
+            tls_client_cert: a.tls_client_cert,
+            tls_client_key: a.tls_client_key,
+            tls_hostname: a.tls_hostname,
+        },
+    )?;
+    if a.run {
+        let token = config
+            .ingest
+            .auth
+            .as_ref()
+            .map(|t| t.token.expose().to_string())
+            .unwrap_or_default();
+        run(&steps, &a.fastly, &token)?;
+    } else {
+        print!("{}", script(&steps, &a.service_id));
     }
     Ok(())
 }

@@ -55,6 +55,8 @@ pub struct FrontStats {
     pub actions: Mutex<Vec<String>>,
     /// The data of every entry failed on purpose.
     pub failed_data: Mutex<Vec<Vec<u8>>>,
+    /// Every request's action and the access key id that signed it.
+    pub signed_by: Mutex<Vec<(String, String)>>,
 }
 
 pub struct KinesisFront {
@@ -99,6 +101,17 @@ pub async fn spawn_kinesis_front(upstream: &str) -> KinesisFront {
         stats,
         _task: crate::procs::AbortOnDrop(task),
     }
+}
+
+/// The key id in a SigV4 `Authorization` header (`... Credential=<id>/<date>/...`); empty if none.
+fn access_key_id(headers: &HeaderMap) -> String {
+    headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|a| a.split("Credential=").nth(1))
+        .and_then(|c| c.split('/').next())
+        .unwrap_or("")
+        .to_string()
 }
 
 fn error(status: u16, code: &str) -> Response {
@@ -146,6 +159,11 @@ async fn handle(State(s): State<FrontState>, headers: HeaderMap, body: Bytes) ->
         .lock()
         .expect("actions")
         .push(action.clone());
+    s.stats
+        .signed_by
+        .lock()
+        .expect("signers")
+        .push((action.clone(), access_key_id(&headers)));
     if let Some((status, code)) = &faults.every_request {
         return error(*status, code);
     }

@@ -23,6 +23,7 @@ pub mod s3;
 pub mod s3_front;
 pub mod s3_stub;
 pub mod standin;
+pub mod sts;
 pub mod viceroy;
 
 pub use collector::{spawn_collector, RunningCollector};

@@ -98,3 +98,19 @@ pub fn free_port() -> u16 {
         .map(|a| a.port())
         .expect("bind a free port")
 }
+
+/// The first fenced code block of the README after the line containing `marker`, without its
+/// fences; panics naming the marker when there is none.
+pub fn readme_block(marker: &str) -> String {
+    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
+    let after = readme
+        .split_once(marker)
+        .unwrap_or_else(|| panic!("README has no {marker:?}"))
+        .1;
+    let start = after
+        .find("```")
+        .unwrap_or_else(|| panic!("no code block after {marker:?}"));
+    let body = &after[start..];
+    let body = &body[body.find('\n').map_or(body.len(), |i| i + 1)..];
+    body[..body.find("```").unwrap_or(body.len())].to_string()
+}

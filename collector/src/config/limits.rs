@@ -112,3 +112,14 @@ pub const S3_PARTS_IN_FLIGHT: usize = 4;
 pub const S3_MAX_PARTS: u64 = 10_000;
 /// S3: characters of an object's `{id}` (buffer id, then the position of its first line).
 pub const OBJECT_ID_CHARS: usize = 16 + 1 + 28;
+
+/// `credentials.session_name`.
+pub const DEFAULT_ROLE_SESSION_NAME: &str = "edgelog-collector";
+/// `credentials.session_duration`.
+pub const DEFAULT_ROLE_SESSION_DURATION: &str = "1h";
+/// STS: the shortest role session.
+pub const MIN_ROLE_SESSION: Duration = Duration::from_secs(15 * 60);
+/// STS: the longest role session (a role's own maximum may be lower).
+pub const MAX_ROLE_SESSION: Duration = Duration::from_secs(12 * 3600);
+/// Credentials that expire (assumed roles, SSO, instance roles) are renewed this long before.
+pub const CREDENTIALS_REFRESH_BEFORE: Duration = Duration::from_secs(5 * 60);

@@ -5,6 +5,7 @@
 //! (the `s3` output block),
 //! `validate.rs` (typed values), `error.rs` (errors naming their key), `model.rs` (the typed values).
 
+pub mod credentials;
 pub mod error;
 pub mod interpolate;
 pub mod keytemplate;

@@ -119,10 +119,10 @@ impl Config {
                 OutputConfig::S3(s) => s.credentials.as_ref(),
                 _ => None,
             };
-            if let Some(c) = creds {
-                out.push(c.access_key_id.expose().to_string());
-                out.push(c.secret_access_key.expose().to_string());
-                out.extend(c.session_token.as_ref().map(|t| t.expose().to_string()));
+            if let Some(k) = creds.and_then(|c| c.keys.as_ref()) {
+                out.push(k.access_key_id.expose().to_string());
+                out.push(k.secret_access_key.expose().to_string());
+                out.extend(k.session_token.as_ref().map(|t| t.expose().to_string()));
             }
         }
         out
@@ -296,11 +296,32 @@ pub struct KinesisConfig {
     pub stream_mode: StreamMode,
 }
 
+/// Where an AWS output gets its credentials: keys, a role assumed with keys or with the SDK
+/// chain, or (when the block is absent) the SDK chain alone.
 #[derive(Debug, Clone, Serialize)]
 pub struct Credentials {
+    pub keys: Option<AccessKeys>,
+    pub assume_role: Option<AssumeRole>,
+}
+
+/// Static AWS keys.
+#[derive(Debug, Clone, Serialize)]
+pub struct AccessKeys {
     pub access_key_id: Secret,
     pub secret_access_key: Secret,
     pub session_token: Option<Secret>,
+}
+
+/// A role the output assumes through STS.
+#[derive(Debug, Clone, Serialize)]
+pub struct AssumeRole {
+    pub role_arn: String,
+    pub external_id: Option<String>,
+    pub session_name: String,
+    #[serde(serialize_with = "ser_duration")]
+    pub session_duration: Duration,
+    pub sts_region: Option<String>,
+    pub sts_endpoint_url: Option<String>,
 }
 
 /// How records get their partition key.

@@ -3,7 +3,7 @@
 use super::error::{invalid, ConfigError};
 use super::keytemplate::{KeyTemplate, KeyValues, MAX_KEY_BYTES};
 use super::limits::*;
-use super::model::{parse_duration, Credentials, RetryPolicy, S3Config, Sse};
+use super::model::{parse_duration, RetryPolicy, S3Config, Sse};
 use super::schema::RawS3;
 
 const KEY: &str = "output.s3";
@@ -109,6 +109,10 @@ pub fn s3_config(s: RawS3, retry: RetryPolicy) -> Result<S3Config, ConfigError> 
             ));
         }
     }
+    let credentials = s
+        .credentials
+        .map(|c| super::credentials::credentials(&format!("{KEY}.credentials"), c))
+        .transpose()?;
     Ok(S3Config {
         bucket,
         prefix,
@@ -116,11 +120,7 @@ pub fn s3_config(s: RawS3, retry: RetryPolicy) -> Result<S3Config, ConfigError> 
         region: s.region,
         endpoint_url: s.endpoint_url,
         force_path_style: s.force_path_style,
-        credentials: s.credentials.map(|c| Credentials {
-            access_key_id: c.access_key_id,
-            secret_access_key: c.secret_access_key,
-            session_token: c.session_token,
-        }),
+        credentials,
         max_object_bytes,
         max_object_age,
         compression,

@@ -319,12 +319,26 @@ pub struct RawS3 {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawCredentials {
-    /// AWS access key id.
-    pub access_key_id: Secret,
-    /// AWS secret access key.
-    pub secret_access_key: Secret,
+    /// AWS access key id; with `role_arn`, the key that assumes the role.
+    pub access_key_id: Option<Secret>,
+    /// AWS secret access key, given with `access_key_id`.
+    pub secret_access_key: Option<Secret>,
     /// Session token of temporary credentials.
     pub session_token: Option<Secret>,
+    /// An IAM role to assume (`arn:aws:iam::<account>:role/<name>`): with the keys above, or
+    /// without them with the SDK credential chain. Its sessions are renewed before they end.
+    pub role_arn: Option<String>,
+    /// The external id the role's trust policy asks for.
+    pub external_id: Option<String>,
+    /// The role session's name, as CloudTrail shows it; default `edgelog-collector`.
+    pub session_name: Option<String>,
+    /// How long one role session lasts: 15m to 12h (and at most the role's own maximum);
+    /// default 1h.
+    pub session_duration: Option<String>,
+    /// The region of the STS endpoint that assumes the role; default the output's region.
+    pub sts_region: Option<String>,
+    /// The STS endpoint; default the regional endpoint the SDK resolves for `sts_region`.
+    pub sts_endpoint_url: Option<String>,
 }
 
 #[derive(Debug, Deserialize, Default)]

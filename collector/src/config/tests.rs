@@ -85,6 +85,7 @@ output:
     assert_eq!(
         k.credentials
             .as_ref()
+            .and_then(|c| c.keys.as_ref())
             .expect("creds")
             .secret_access_key
             .expose(),

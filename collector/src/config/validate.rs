@@ -418,11 +418,10 @@ fn kinesis_config(k: RawKinesis, warnings: &mut Vec<String>) -> Result<KinesisCo
             "must be more than 0",
         ));
     }
-    let credentials = k.credentials.map(|c| Credentials {
-        access_key_id: c.access_key_id,
-        secret_access_key: c.secret_access_key,
-        session_token: c.session_token,
-    });
+    let credentials = k
+        .credentials
+        .map(|c| super::credentials::credentials(&format!("{key}.credentials"), c))
+        .transpose()?;
     Ok(KinesisConfig {
         stream_name: k.stream_name,
         partition_key,

@@ -77,8 +77,12 @@ async fn resolve_endpoint(
 
 /// Builds the client: the SDK for everything, or the direct encoder for PutRecords.
 pub async fn connect(cfg: &KinesisConfig) -> Result<Arc<dyn KinesisApi>, String> {
-    let shared =
-        crate::output::aws::shared_config(cfg.region.as_deref(), cfg.credentials.as_ref()).await;
+    let shared = crate::output::aws::shared_config(
+        "output.aws_kinesis",
+        cfg.region.as_deref(),
+        cfg.credentials.as_ref(),
+    )
+    .await?;
     let Some(region) = shared.region().map(|r| r.to_string()) else {
         return Err(
             "output.aws_kinesis.region: not set and none found in the environment (AWS_REGION, ~/.aws/config)"

@@ -22,12 +22,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
-use tokio::sync::Mutex;
 
 const TARGET: &str = "Kinesis_20131202.PutRecords";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
-/// Credentials closer than this to their expiry are fetched again.
-const REFRESH_BEFORE: Duration = Duration::from_secs(300);
 
 /// Appends `s` as the inside of a JSON string.
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
@@ -173,7 +170,6 @@ pub struct DirectPut {
     host: String,
     region: String,
     provider: aws_credential_types::provider::SharedCredentialsProvider,
-    cached: Mutex<Option<Credentials>>,
 }
 
 impl DirectPut {
@@ -207,27 +203,15 @@ impl DirectPut {
             host,
             region: region.to_string(),
             provider,
-            cached: Mutex::new(None),
         })
     }
 
+    /// The provider keeps and renews them (see `output::aws`).
     async fn credentials(&self) -> Result<Credentials, CallError> {
-        let mut cached = self.cached.lock().await;
-        if let Some(c) = cached.as_ref() {
-            let fresh = c
-                .expiry()
-                .is_none_or(|exp| exp > SystemTime::now() + REFRESH_BEFORE);
-            if fresh {
-                return Ok(c.clone());
-            }
-        }
-        let c = self
-            .provider
+        self.provider
             .provide_credentials()
             .await
-            .map_err(|e| classify::call_error("NoCredentials".into(), e.to_string(), false))?;
-        *cached = Some(c.clone());
-        Ok(c)
+            .map_err(|e| classify::call_error("NoCredentials".into(), e.to_string(), false))
     }
 
     pub async fn put(&self, stream: &str, entries: &[PutEntry]) -> Result<PutResult, CallError> {

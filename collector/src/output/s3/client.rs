@@ -66,9 +66,12 @@ pub struct S3Client {
 impl S3Client {
     /// Builds the client; fails only when no region can be found.
     pub async fn connect(cfg: Arc<S3Config>, metrics: Arc<Metrics>) -> Result<S3Client, String> {
-        let shared =
-            crate::output::aws::shared_config(cfg.region.as_deref(), cfg.credentials.as_ref())
-                .await;
+        let shared = crate::output::aws::shared_config(
+            "output.s3",
+            cfg.region.as_deref(),
+            cfg.credentials.as_ref(),
+        )
+        .await?;
         if shared.region().is_none() {
             return Err(
                 "output.s3.region: not set and none found in the environment (AWS_REGION, ~/.aws/config)"
