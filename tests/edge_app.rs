@@ -506,3 +506,47 @@ fn copy_recursively(from: &std::path::Path, to: &std::path::Path) {
         std::fs::copy(from, to).expect("copy");
     }
 }
+
+#[tokio::test]
+async fn the_vcl_json_format_from_the_readme_works_unchanged() {
+    let example = edgelog_testkit::paths::readme_block(
+        "Fastly's own JSON log format for VCL services works as it is",
+    );
+    let (_origin, edge) = start(|s| s.set("format", example.trim_end())).await;
+    let before = now_secs();
+    client()
+        .get(format!("{}/hello?a=%22b%22", edge.url))
+        .header("user-agent", "ua \"quoted\"\tand tab")
+        .header("referer", "https://ref.test/p?q=1")
+        .send()
+        .await
+        .expect("request");
+    let line = &edge.wait_endpoint_lines("collector", 1).await[0];
+    let v = json(line);
+    let ts = v["timestamp"].as_str().expect("timestamp");
+    assert!(ts.len() == 24 && ts.ends_with("+0000"), "{ts}");
+    let year: i64 = ts[..4].parse().expect("year");
+    assert!((1970 + before / 31_557_600 - 1..=1970 + before / 31_557_600 + 1).contains(&year));
+    let mut rest = v.clone();
+    rest.as_object_mut().expect("object").remove("timestamp");
+    assert_eq!(
+        rest,
+        serde_json::json!({
+            "client_ip": "127.0.0.1",
+            "geo_country": "United States of America",
+            "url": "/hello?a=%22b%22",
+            "request_referer": "https://ref.test/p?q=1",
+            "request_user_agent": "ua \"quoted\"\tand tab",
+            "fastly_is_edge": true,
+            "response_state": "PASS",
+            "response_status": 200,
+            "response_reason": "OK",
+            "response_body_size": 12,
+            "request_method": "GET",
+            "request_protocol": "HTTP/1.1",
+            "fastly_server": "localhost",
+            "host": format!("127.0.0.1:{}", edge.port)
+        }),
+        "{line}"
+    );
+}

@@ -29,6 +29,18 @@ fn main() {
         format: LineFormat::Template(Template::clf()),
         ..Settings::default()
     };
+    // The README's example of Fastly's JSON log format for VCL services.
+    let readme = include_str!("../../README.md");
+    let vcl_spec = readme
+        .split_once("Fastly's own JSON log format for VCL services works as it is")
+        .and_then(|(_, rest)| rest.split_once("```text\n"))
+        .and_then(|(_, rest)| rest.split_once("```"))
+        .map(|(block, _)| block.trim_end())
+        .expect("the README's VCL JSON example");
+    let vcl = Settings {
+        format: LineFormat::Template(Template::parse(vcl_spec).expect("the example parses")),
+        ..Settings::default()
+    };
     let off = Settings {
         sample_rate: 0.0,
         ..Settings::default()
@@ -84,6 +96,16 @@ fn main() {
                 let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
                 finish(&mut f);
                 if let Some(e) = plan(&mut f, &json) {
+                    writer.write(&target, &e.line);
+                }
+            }),
+        ),
+        (
+            "build VCL JSON format + write",
+            Box::new(|i| {
+                let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
+                finish(&mut f);
+                if let Some(e) = plan(&mut f, &vcl) {
                     writer.write(&target, &e.line);
                 }
             }),

@@ -155,6 +155,7 @@ pub fn request_facts(req: &Request, start: Micros, trace_id: String) -> Facts {
         .and_then(fastly::geo::geo_lookup)
         .map(|g| GeoFacts {
             country_code: g.country_code().to_string(),
+            country_name: g.country_name().to_string(),
             city: g.city().to_string(),
             latitude: g.latitude(),
             longitude: g.longitude(),

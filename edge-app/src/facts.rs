@@ -13,6 +13,7 @@ use std::net::IpAddr;
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct GeoFacts {
     pub country_code: String,
+    pub country_name: String,
     pub city: String,
     pub latitude: f64,
     pub longitude: f64,
@@ -161,6 +162,7 @@ pub(crate) mod tests {
             server_ip: Some("151.101.1.1".parse().expect("ip")),
             geo: Some(GeoFacts {
                 country_code: "US".into(),
+                country_name: "United States of America".into(),
                 city: "San Francisco".into(),
                 latitude: 37.77869,
                 longitude: -122.39557,

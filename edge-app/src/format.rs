@@ -5,11 +5,10 @@
 //! lose their line breaks at parse time, request text is escaped at render time), and a bad format
 //! string is an error that names the placeholder and its position, never a panic.
 
-use crate::escape::{
-    cut_line, push_apache_escaped, push_json_escaped, single_line, MAX_LINE_BYTES,
-};
-use crate::facts::{Facts, Outcome};
-use crate::timefmt::{clf, iso8601, TimeFormat};
+use crate::escape::{cut_line, push_apache_escaped, single_line, MAX_LINE_BYTES};
+use crate::facts::Facts;
+use crate::timefmt::{clf, TimeFormat};
+use crate::vcl::Expr;
 use std::fmt::{self, Write};
 
 /// The Common Log Format, as seed 001 writes it for Apache compatibility.
@@ -34,102 +33,6 @@ impl fmt::Display for FormatError {
 }
 
 impl std::error::Error for FormatError {}
-
-/// How a text value is escaped into the line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Escape {
-    /// Apache mod_log_config style: `\"`, `\\`, `\n`, `\xhh`.
-    Apache,
-    /// For the inside of a JSON string: `json.escape(...)` in a `%{...}V`.
-    Json,
-}
-
-/// A Compute variable that `%{name}V` can log; the documented set.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Var {
-    ReqHeader(String),
-    RespHeader(String),
-    ClientIp,
-    GeoCountryCode,
-    GeoCity,
-    GeoLatitude,
-    GeoLongitude,
-    GeoConnType,
-    ServerDatacenter,
-    ServerHostname,
-    ServerIp,
-    ServiceId,
-    ServiceVersion,
-    TraceId,
-    Method,
-    Url,
-    UrlPath,
-    UrlQs,
-    Proto,
-    TlsProtocol,
-    ReqHeaderBytes,
-    ReqBodyBytes,
-    ReqBytes,
-    RespStatus,
-    RespBodyBytes,
-    RespHeaderBytes,
-    RespBytes,
-    TimeStart,
-    TimeStartSec,
-    TimeStartMsec,
-    TimeStartUsec,
-    TimeEnd,
-    TimeEndSec,
-    TimeEndMsec,
-    TimeEndUsec,
-    ElapsedUsec,
-    ElapsedMsec,
-    ElapsedSec,
-    Outcome,
-    Error,
-}
-
-/// The names `%{name}V` accepts besides `req.http.*` and `resp.http.*`; listed in the README.
-pub const VAR_NAMES: &[(&str, Var)] = &[
-    ("client.ip", Var::ClientIp),
-    ("client.geo.country_code", Var::GeoCountryCode),
-    ("client.geo.city", Var::GeoCity),
-    ("client.geo.latitude", Var::GeoLatitude),
-    ("client.geo.longitude", Var::GeoLongitude),
-    ("client.geo.conn_type", Var::GeoConnType),
-    ("server.datacenter", Var::ServerDatacenter),
-    ("server.hostname", Var::ServerHostname),
-    ("server.ip", Var::ServerIp),
-    ("req.service_id", Var::ServiceId),
-    ("req.vcl.version", Var::ServiceVersion),
-    ("req.xid", Var::TraceId),
-    ("req.method", Var::Method),
-    ("req.url", Var::Url),
-    ("req.url.path", Var::UrlPath),
-    ("req.url.qs", Var::UrlQs),
-    ("req.proto", Var::Proto),
-    ("tls.client.protocol", Var::TlsProtocol),
-    ("req.header_bytes_read", Var::ReqHeaderBytes),
-    ("req.body_bytes_read", Var::ReqBodyBytes),
-    ("req.bytes_read", Var::ReqBytes),
-    ("resp.status", Var::RespStatus),
-    ("resp.body_bytes_written", Var::RespBodyBytes),
-    ("resp.header_bytes_written", Var::RespHeaderBytes),
-    ("resp.bytes_written", Var::RespBytes),
-    ("time.start", Var::TimeStart),
-    ("time.start.sec", Var::TimeStartSec),
-    ("time.start.msec", Var::TimeStartMsec),
-    ("time.start.usec", Var::TimeStartUsec),
-    ("time.end", Var::TimeEnd),
-    ("time.end.sec", Var::TimeEndSec),
-    ("time.end.msec", Var::TimeEndMsec),
-    ("time.end.usec", Var::TimeEndUsec),
-    ("time.elapsed.usec", Var::ElapsedUsec),
-    ("time.elapsed.msec", Var::ElapsedMsec),
-    ("time.elapsed.sec", Var::ElapsedSec),
-    ("edgelog.outcome", Var::Outcome),
-    ("edgelog.error", Var::Error),
-];
 
 #[derive(Debug, Clone, PartialEq)]
 enum Piece {
@@ -160,7 +63,8 @@ enum Piece {
     ElapsedSec,
     Host,
     Const(&'static str),
-    Var(Var, Escape),
+    /// `%{...}V`: a VCL expression.
+    Expr(Expr),
 }
 
 /// A parsed format string.
@@ -188,21 +92,49 @@ impl Template {
             i += 1;
             let mut arg: Option<String> = None;
             if i < chars.len() && chars[i].1 == '{' {
+                // Braces inside an expression's strings ("..." and {"..."}) do not count.
+                let at = |k: usize| chars.get(k).map(|&(_, c)| c);
                 let mut depth = 1;
                 let mut j = i + 1;
                 let mut text = String::new();
+                let mut string: Option<bool> = None; // Some(long)
                 while j < chars.len() {
-                    match chars[j].1 {
-                        '{' => depth += 1,
-                        '}' => {
-                            depth -= 1;
-                            if depth == 0 {
-                                break;
-                            }
-                        }
-                        _ => {}
+                    let c = chars[j].1;
+                    let close = match string {
+                        Some(false) => usize::from(c == '"'),
+                        Some(true) => match (c, at(j + 1), at(j + 2)) {
+                            ('"', Some('}'), _) => 2,
+                            ('"', Some('\\'), Some('}')) => 3,
+                            _ => 0,
+                        },
+                        None => 0,
+                    };
+                    if close > 0 {
+                        text.extend(chars[j..j + close].iter().map(|&(_, c)| c));
+                        j += close;
+                        string = None;
+                        continue;
                     }
-                    text.push(chars[j].1);
+                    if string.is_none() {
+                        match (c, at(j + 1)) {
+                            ('"', _) => string = Some(false),
+                            ('{', Some('"')) => {
+                                text.push_str("{\"");
+                                j += 2;
+                                string = Some(true);
+                                continue;
+                            }
+                            ('{', _) => depth += 1,
+                            ('}', _) => {
+                                depth -= 1;
+                                if depth == 0 {
+                                    break;
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                    text.push(c);
                     j += 1;
                 }
                 if j >= chars.len() {
@@ -265,13 +197,18 @@ impl Template {
                 ('r', None) => Piece::RequestLine,
                 ('s', None) => Piece::Status,
                 ('t', None) => Piece::ClfTime,
-                ('t', Some(fmt)) => Piece::Time(TimeFormat::parse(&fmt).map_err(|e| err(&e))?),
+                // The format's own text is written as it is: no line break or NUL may pass.
+                ('t', Some(fmt)) => {
+                    Piece::Time(TimeFormat::parse(&fold_lines(&fmt)).map_err(|e| err(&e))?)
+                }
                 ('T', None) => Piece::ElapsedSec,
                 ('v' | 'V', None) => Piece::Host,
-                ('V', Some(name)) => {
-                    let (var, escape) = parse_var(&name).map_err(|e| err(&e))?;
-                    Piece::Var(var, escape)
-                }
+                ('V', Some(text)) => Piece::Expr(Expr::parse(&text).map_err(|e| FormatError {
+                    placeholder: placeholder.clone(),
+                    // The expression starts after `%{`.
+                    position: position + 2 + e.offset,
+                    reason: e.reason,
+                })?),
                 ('e' | 'n', Some(_)) | ('l' | 'P' | 'R' | 'u', None) | ('P', Some(_)) => {
                     Piece::Const("-")
                 }
@@ -284,12 +221,12 @@ impl Template {
                 (_, None) => return Err(err("unknown placeholder")),
             };
             if !literal.is_empty() {
-                pieces.push(Piece::Literal(single_line(&std::mem::take(&mut literal))));
+                pieces.push(Piece::Literal(fold_lines(&std::mem::take(&mut literal))));
             }
             pieces.push(piece);
         }
         if !literal.is_empty() {
-            pieces.push(Piece::Literal(single_line(&literal)));
+            pieces.push(Piece::Literal(fold_lines(&literal)));
         }
         Ok(Template { pieces })
     }
@@ -311,6 +248,66 @@ impl Template {
     }
 }
 
+/// Parses `spec` and, when it parses, renders it for a request full of hostile text (quotes,
+/// line breaks, NUL, invalid UTF-8, a header past the line limit), panicking if the line is not
+/// one line within [`MAX_LINE_BYTES`]. What the fuzz target and the replay of its inputs check.
+#[doc(hidden)]
+pub fn check_invariants(spec: &str) {
+    let Ok(t) = Template::parse(spec) else {
+        return;
+    };
+    let hostile = b"\"quote\" \\ back\nline\r\0nul \xff\xfe %22 {\"}".to_vec();
+    let f = Facts {
+        start: crate::timefmt::Micros(971_186_136_123_456),
+        end: crate::timefmt::Micros(971_186_136_125_789),
+        elapsed_us: 2_333,
+        client_ip: None,
+        server_ip: Some(std::net::Ipv6Addr::LOCALHOST.into()),
+        geo: None,
+        pop: "SJC\n".into(),
+        cache_host: "cache\"x".into(),
+        service_id: String::new(),
+        service_version: "7".into(),
+        trace_id: "t".into(),
+        method: "GE\nT".into(),
+        path: "/\"a\"\n\r\0".into(),
+        query: Some("q=\n".into()),
+        protocol: "HTTP/2".into(),
+        tls_protocol: None,
+        request_headers: vec![
+            ("user-agent".into(), hostile.clone()),
+            ("host".into(), hostile.clone()),
+            ("cookie".into(), b"a=\"\n\"; b=\xff".to_vec()),
+            ("fastly-ff".into(), b", ,a,".to_vec()),
+            ("x-big".into(), vec![b'\n'; 2 * MAX_LINE_BYTES]),
+        ],
+        request_header_bytes: u64::MAX / 2,
+        request_body_bytes: u64::MAX / 2,
+        status: 999,
+        response_headers: vec![("x-cache".into(), hostile)],
+        response_header_bytes: 0,
+        response_body_bytes: 0,
+        outcome: crate::facts::Outcome::Failed("e\n\"".into()),
+    };
+    let line = t.render(&f);
+    assert!(
+        !line.contains(['\n', '\r', '\0']),
+        "{spec:?} rendered more than one line: {line:?}"
+    );
+    assert!(
+        line.len() <= MAX_LINE_BYTES,
+        "{spec:?}: {} bytes",
+        line.len()
+    );
+}
+
+/// The format string's own text: a line break the operator wrote (a format written over several
+/// lines, as documented examples are) becomes a space, so the line means the same and stays one
+/// line; a NUL is escaped.
+fn fold_lines(text: &str) -> String {
+    single_line(&text.replace("\r\n", " ").replace(['\n', '\r'], " "))
+}
+
 fn snippet(chars: &[(usize, char)], from: usize, to: usize) -> String {
     chars[from..to.min(chars.len())]
         .iter()
@@ -318,37 +315,11 @@ fn snippet(chars: &[(usize, char)], from: usize, to: usize) -> String {
         .collect()
 }
 
-fn parse_var(name: &str) -> Result<(Var, Escape), String> {
-    let (inner, escape) = match name
-        .strip_prefix("json.escape(")
-        .and_then(|r| r.strip_suffix(')'))
-    {
-        Some(inner) => (inner.trim(), Escape::Json),
-        None => (name.trim(), Escape::Apache),
-    };
-    let lower = inner.to_ascii_lowercase();
-    if let Some(h) = lower.strip_prefix("req.http.") {
-        if h == "fastly-client-ip" {
-            return Ok((Var::ClientIp, escape));
-        }
-        return Ok((Var::ReqHeader(h.to_string()), escape));
-    }
-    if let Some(h) = lower.strip_prefix("resp.http.") {
-        return Ok((Var::RespHeader(h.to_string()), escape));
-    }
-    VAR_NAMES
-        .iter()
-        .find(|(n, _)| *n == lower)
-        .map(|(_, v)| (v.clone(), escape))
-        .ok_or_else(|| format!("unknown variable {inner:?} (see the README for the supported set)"))
-}
-
-fn push_text(out: &mut String, value: Option<&str>, escape: Escape) {
-    match (value, escape) {
-        (Some(v), Escape::Apache) => push_apache_escaped(out, v),
-        (Some(v), Escape::Json) => push_json_escaped(out, v),
-        (None, Escape::Apache) => out.push('-'),
-        (None, Escape::Json) => {}
+/// Request text, escaped; `-` when there is none.
+fn push_text(out: &mut String, value: Option<&str>) {
+    match value {
+        Some(v) => push_apache_escaped(out, v),
+        None => out.push('-'),
     }
 }
 
@@ -369,16 +340,14 @@ fn render_piece(out: &mut String, piece: &Piece, f: &Facts) {
                 push_num(out, f.response_body_bytes)
             }
         }
-        Piece::Cookie(name) => push_text(out, f.cookie(name).as_deref(), Escape::Apache),
+        Piece::Cookie(name) => push_text(out, f.cookie(name).as_deref()),
         Piece::ElapsedUs => push_num(out, f.elapsed_us),
         Piece::Path => push_apache_escaped(out, &f.path),
         Piece::Protocol => push_apache_escaped(out, &f.protocol),
-        Piece::ReqHeader(name) => push_text(out, f.request_header(name).as_deref(), Escape::Apache),
+        Piece::ReqHeader(name) => push_text(out, f.request_header(name).as_deref()),
         Piece::BytesIn => push_num(out, f.request_header_bytes + f.request_body_bytes),
         Piece::Method => push_apache_escaped(out, &f.method),
-        Piece::RespHeader(name) => {
-            push_text(out, f.response_header(name).as_deref(), Escape::Apache)
-        }
+        Piece::RespHeader(name) => push_text(out, f.response_header(name).as_deref()),
         Piece::BytesOut => push_num(out, f.response_header_bytes + f.response_body_bytes),
         Piece::Port { remote } => out.push_str(if *remote { "-" } else { "80" }),
         Piece::Query => {
@@ -400,7 +369,7 @@ fn render_piece(out: &mut String, piece: &Piece, f: &Facts) {
         Piece::ElapsedSec => push_num(out, f.elapsed_us / 1_000_000),
         Piece::Host => push_apache_escaped(out, &f.host()),
         Piece::Const(c) => out.push_str(c),
-        Piece::Var(var, escape) => render_var(out, var, *escape, f),
+        Piece::Expr(e) => e.render(out, f),
     }
 }
 
@@ -408,69 +377,6 @@ fn push_ip(out: &mut String, ip: Option<std::net::IpAddr>) {
     match ip {
         Some(ip) => push_num(out, ip),
         None => out.push('-'),
-    }
-}
-
-fn render_var(out: &mut String, var: &Var, escape: Escape, f: &Facts) {
-    let text = |out: &mut String, s: &str| push_text(out, Some(s), escape);
-    let geo = f.geo.as_ref();
-    match var {
-        Var::ReqHeader(h) => push_text(out, f.request_header(h).as_deref(), escape),
-        Var::RespHeader(h) => push_text(out, f.response_header(h).as_deref(), escape),
-        Var::ClientIp => match f.client_ip {
-            Some(ip) => text(out, &ip.to_string()),
-            None => push_text(out, None, escape),
-        },
-        Var::GeoCountryCode => push_text(out, geo.map(|g| g.country_code.as_str()), escape),
-        Var::GeoCity => push_text(out, geo.map(|g| g.city.as_str()), escape),
-        Var::GeoLatitude => push_num(out, geo.map_or(0.0, |g| g.latitude)),
-        Var::GeoLongitude => push_num(out, geo.map_or(0.0, |g| g.longitude)),
-        Var::GeoConnType => push_text(out, geo.map(|g| g.conn_type.as_str()), escape),
-        Var::ServerDatacenter => text(out, &f.pop),
-        Var::ServerHostname => text(out, &f.cache_host),
-        Var::ServerIp => match f.server_ip {
-            Some(ip) => text(out, &ip.to_string()),
-            None => push_text(out, None, escape),
-        },
-        Var::ServiceId => text(out, &f.service_id),
-        Var::ServiceVersion => text(out, &f.service_version),
-        Var::TraceId => text(out, &f.trace_id),
-        Var::Method => text(out, &f.method),
-        Var::Url => text(out, &f.url()),
-        Var::UrlPath => text(out, &f.path),
-        Var::UrlQs => text(out, f.query.as_deref().unwrap_or("")),
-        Var::Proto => text(out, &f.protocol),
-        Var::TlsProtocol => push_text(out, f.tls_protocol.as_deref(), escape),
-        Var::ReqHeaderBytes => push_num(out, f.request_header_bytes),
-        Var::ReqBodyBytes => push_num(out, f.request_body_bytes),
-        Var::ReqBytes => push_num(out, f.request_header_bytes + f.request_body_bytes),
-        Var::RespStatus => push_num(out, f.status),
-        Var::RespBodyBytes => push_num(out, f.response_body_bytes),
-        Var::RespHeaderBytes => push_num(out, f.response_header_bytes),
-        Var::RespBytes => push_num(out, f.response_header_bytes + f.response_body_bytes),
-        Var::TimeStart => text(out, &iso8601(f.start)),
-        Var::TimeStartSec => push_num(out, f.start.secs()),
-        Var::TimeStartMsec => push_num(out, f.start.0.div_euclid(1000)),
-        Var::TimeStartUsec => push_num(out, f.start.0),
-        Var::TimeEnd => text(out, &iso8601(f.end)),
-        Var::TimeEndSec => push_num(out, f.end.secs()),
-        Var::TimeEndMsec => push_num(out, f.end.0.div_euclid(1000)),
-        Var::TimeEndUsec => push_num(out, f.end.0),
-        Var::ElapsedUsec => push_num(out, f.elapsed_us),
-        Var::ElapsedMsec => push_num(out, f.elapsed_us / 1000),
-        Var::ElapsedSec => push_num(out, f.elapsed_us / 1_000_000),
-        Var::Outcome => text(
-            out,
-            match f.outcome {
-                Outcome::Origin => "origin",
-                Outcome::Edge => "edge",
-                Outcome::Failed(_) => "error",
-            },
-        ),
-        Var::Error => match &f.outcome {
-            Outcome::Failed(e) => text(out, e),
-            _ => push_text(out, None, escape),
-        },
     }
 }
 
@@ -571,7 +477,7 @@ mod tests {
             assert_eq!(&render(spec), want, "variable {spec}");
         }
         // Every documented name parses.
-        for (name, _) in VAR_NAMES {
+        for (name, _) in crate::vars::VAR_NAMES {
             Template::parse(&format!("%{{{name}}}V")).expect(name);
         }
     }
@@ -588,6 +494,94 @@ mod tests {
         assert_eq!(v["ua"], "curl/8.5.0, evil\"\n\u{1}");
     }
 
+    /// The README's example: Fastly's JSON log format for VCL services, as documented.
+    fn vcl_json_example() -> String {
+        let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
+        let after = readme
+            .split_once("Fastly's own JSON log format for VCL services works as it is")
+            .expect("the example")
+            .1;
+        let block = after.split_once("```text\n").expect("a text block").1;
+        block
+            .split_once("```")
+            .expect("its end")
+            .0
+            .trim_end()
+            .to_string()
+    }
+
+    #[test]
+    fn the_vcl_json_example_gives_valid_json_with_every_field() {
+        let example = vcl_json_example();
+        let line = render(&example);
+        assert!(!line.contains('\n'));
+        let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        let want = serde_json::json!({
+            "timestamp": "2000-10-10T13:55:36+0000",
+            "client_ip": "203.0.113.77",
+            "geo_country": "United States of America",
+            "url": "/apache_pb.gif?a=1&token=s3cr3t",
+            "request_referer": "https://ref.example/?token=abc&x=2",
+            "request_user_agent": "curl/8.5.0",
+            "fastly_is_edge": true,
+            "response_state": "PASS",
+            "response_status": 200,
+            "response_reason": "OK",
+            "response_body_size": 2326,
+            "request_method": "GET",
+            "request_protocol": "HTTP/1.1",
+            "fastly_server": "cache-sjc3128",
+            "host": "www.example.com"
+        });
+        assert_eq!(v, want);
+        // A status without a reason phrase, a shielded request, hostile text.
+        let mut f = sample();
+        f.status = 599;
+        f.request_headers
+            .push(("fastly-ff".into(), b"cache-sjc1-SJC".to_vec()));
+        f.request_headers
+            .push(("fastly-orig-host".into(), b"orig.example".to_vec()));
+        f.path = "/\"}\n".into();
+        let line = Template::parse(&example).expect("parse").render(&f);
+        let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
+        assert_eq!(v["response_reason"], serde_json::Value::Null);
+        assert_eq!(v["fastly_is_edge"], false);
+        assert_eq!(v["host"], "orig.example");
+        assert_eq!(v["url"], "/\"}\n?a=1&token=s3cr3t");
+    }
+
+    /// The fuzz target's seeds and every input it ever found a crash with (on the host: the
+    /// inputs are files).
+    #[cfg(not(target_arch = "wasm32"))]
+    #[test]
+    fn fuzz_inputs_replay() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fuzz");
+        let mut n = 0;
+        for dir in ["seeds", "regressions"] {
+            for entry in std::fs::read_dir(root.join(dir)).expect("fuzz inputs") {
+                let data = std::fs::read(entry.expect("entry").path()).expect("input");
+                check_invariants(&String::from_utf8_lossy(&data));
+                n += 1;
+            }
+        }
+        assert!(n >= 5, "only {n} inputs");
+    }
+
+    #[test]
+    fn expression_errors_name_their_position() {
+        // The README's example.
+        let e = Template::parse(r#"%{if(req.url "a", "b")}V"#).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            r#"placeholder %{if(req.url "a", "b")}V at position 14: expected "," or ")" after an argument"#
+        );
+        let e = Template::parse(r#"x %{"}" + nope}V"#).unwrap_err();
+        assert_eq!(e.position, 11);
+        assert!(e.reason.contains("unknown variable \"nope\""), "{e}");
+        let e = Template::parse(r#"%{{"never closed}V"#).unwrap_err();
+        assert_eq!(e.reason, "unterminated {");
+    }
+
     #[test]
     fn request_text_is_escaped_and_literals_stay_on_one_line() {
         let mut f = sample();
@@ -597,7 +591,7 @@ mod tests {
         let line = Template::parse("%U %{X-Evil}i lit\nline")
             .expect("parse")
             .render(&f);
-        assert_eq!(line, "/a\\\"b\\nc \\r\\n\\x00\u{fffd} lit\\nline");
+        assert_eq!(line, "/a\\\"b\\nc \\r\\n\\x00\u{fffd} lit line");
     }
 
     #[test]
@@ -625,7 +619,7 @@ mod tests {
         let e = Template::parse("%i").unwrap_err();
         assert!(e.reason.contains("needs a name"));
         let e = Template::parse("é %{nope.var}V").unwrap_err();
-        assert_eq!((e.placeholder.as_str(), e.position), ("%{nope.var}V", 3));
+        assert_eq!((e.placeholder.as_str(), e.position), ("%{nope.var}V", 5));
         let e = Template::parse("%{%Q}t").unwrap_err();
         assert!(e.reason.contains("%Q"));
         let e = Template::parse("%{weird}p").unwrap_err();

@@ -12,6 +12,8 @@ pub mod privacy;
 pub mod record;
 pub mod settings;
 pub mod timefmt;
+pub mod vars;
+pub mod vcl;
 
 #[cfg(target_arch = "wasm32")]
 pub mod app;
