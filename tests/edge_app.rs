@@ -550,3 +550,122 @@ async fn the_vcl_json_format_from_the_readme_works_unchanged() {
         "{line}"
     );
 }
+
+#[tokio::test]
+async fn every_compute_variable_has_its_value_under_viceroy() {
+    // Every variable the README lists, in one line; Viceroy's geolocation data for 127.0.0.1 and
+    // its environment (FASTLY_POP=XXX, FASTLY_REGION=Somewhere, FASTLY_HOSTNAME=localhost).
+    let names = [
+        "req.http.fastly-client-ip",
+        "client.ip",
+        "client.as.number",
+        "client.as.name",
+        "client.geo.country_code",
+        "client.geo.country_code3",
+        "client.geo.country_name",
+        "client.geo.continent_code",
+        "client.geo.region",
+        "client.geo.city",
+        "client.geo.postal_code",
+        "client.geo.metro_code",
+        "client.geo.area_code",
+        "client.geo.conn_type",
+        "client.geo.latitude",
+        "client.geo.longitude",
+        "tls.client.protocol",
+        "tls.client.servername",
+        "tls.client.cipher",
+        "req.is_ipv6",
+        "fastly_info.is_h2",
+        "fastly_info.h2.is_push",
+        "req.vcl.version",
+        "req.service_id",
+        "server.datacenter",
+        "server.region",
+        "server.hostname",
+        "server.identity",
+        "fastly.ff.visits_this_service",
+        "req.header_bytes_read",
+        "req.body_bytes_read",
+        "req.method",
+        "req.url",
+        "req.url.path",
+        "req.url.qs",
+        "req.proto",
+        "req.http.accept",
+        "req.http.if-none-match",
+        "fastly_info.state",
+        "resp.status",
+        "resp.response",
+        "resp.http.content-type",
+        "resp.body_bytes_written",
+        "resp.completed",
+        "edgelog.outcome",
+    ];
+    let format: Vec<String> = names.iter().map(|n| format!("%{{{n}}}V")).collect();
+    let (_origin, edge) = start(|s| s.set("format", &format.join("|"))).await;
+    client()
+        .get(format!("{}/hello?a=1", edge.url))
+        .header("accept", "text/plain")
+        .header("fastly-ff", "cache-sjc1-SJC, cache-lax2-LAX")
+        .send()
+        .await
+        .expect("request");
+    let line = &edge.wait_endpoint_lines("collector", 1).await[0];
+    let values: Vec<&str> = line.split('|').collect();
+    let want = [
+        "127.0.0.1",
+        "127.0.0.1",
+        "54113",
+        "Fastly, Inc",
+        "US",
+        "USA",
+        "United States of America",
+        "NA",
+        "CA",
+        "San Francisco",
+        "94107",
+        "0",
+        "415",
+        "wired",
+        "37.77869",
+        "-122.39557",
+        "-",
+        "-",
+        "-",
+        "0",
+        "0",
+        "0",
+        "0",
+        "0000000000000000000000",
+        "XXX",
+        "Somewhere",
+        "localhost",
+        "localhost",
+        "2",
+        "-",
+        "0",
+        "GET",
+        "/hello?a=1",
+        "/hello",
+        "a=1",
+        "HTTP/1.1",
+        "text/plain",
+        "-",
+        "PASS",
+        "200",
+        "OK",
+        "text/plain; charset=utf-8",
+        "12",
+        "1",
+        "origin",
+    ];
+    assert_eq!(values.len(), want.len(), "{line}");
+    for ((name, got), want) in names.iter().zip(&values).zip(want) {
+        if *name == "req.header_bytes_read" {
+            assert!(got.parse::<u64>().expect("a number") > 50, "{name}: {got}");
+            continue;
+        }
+        assert_eq!(*got, want, "{name} in {line}");
+    }
+}

@@ -160,6 +160,14 @@ pub fn request_facts(req: &Request, start: Micros, trace_id: String) -> Facts {
             latitude: g.latitude(),
             longitude: g.longitude(),
             conn_type: conn_type_name(&g.conn_type()),
+            as_number: g.as_number(),
+            as_name: g.as_name().to_string(),
+            country_code3: g.country_code3().to_string(),
+            continent_code: g.continent().as_code().to_string(),
+            region: g.region().unwrap_or("").to_string(),
+            postal_code: g.postal_code().to_string(),
+            metro_code: g.metro_code(),
+            area_code: g.area_code(),
         });
     let request_headers: Vec<(String, Vec<u8>)> = req
         .get_headers()
@@ -168,7 +176,7 @@ pub fn request_facts(req: &Request, start: Micros, trace_id: String) -> Facts {
     let url = req.get_url_str();
     let path = req.get_path().to_string();
     let query = req.get_query_str().map(str::to_string);
-    let protocol = format!("{:?}", req.get_version());
+    let protocol = crate::facts::protocol_name(req.get_version()).to_string();
     let method = req.get_method_str().to_string();
     // Request line (`GET /p HTTP/1.1\r\n`) as the origin-form the client sent.
     let target_len = url.len().saturating_sub(url.find(&path).unwrap_or(0));
@@ -190,6 +198,13 @@ pub fn request_facts(req: &Request, start: Micros, trace_id: String) -> Facts {
         query,
         protocol,
         tls_protocol: req.get_tls_protocol().ok().flatten().map(str::to_string),
+        tls_cipher: req
+            .get_tls_cipher_openssl_name()
+            .ok()
+            .flatten()
+            .map(str::to_string),
+        tls_servername: req.get_tls_client_servername().map(str::to_string),
+        server_region: env("FASTLY_REGION"),
         request_header_bytes: header_bytes(&request_headers, request_line),
         request_headers,
         request_body_bytes: 0,

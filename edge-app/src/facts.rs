@@ -18,6 +18,17 @@ pub struct GeoFacts {
     pub latitude: f64,
     pub longitude: f64,
     pub conn_type: String,
+    /// The client's autonomous system (ISP) number and the name of its organization.
+    pub as_number: u32,
+    pub as_name: String,
+    pub country_code3: String,
+    /// `AF`, `AN`, `AS`, `EU`, `NA`, `OC`, `SA`.
+    pub continent_code: String,
+    /// ISO 3166-2 subdivision (state, province), empty when unknown.
+    pub region: String,
+    pub postal_code: String,
+    pub metro_code: i64,
+    pub area_code: u16,
 }
 
 /// How the request ended.
@@ -56,6 +67,11 @@ pub struct Facts {
     /// `HTTP/1.1`, `HTTP/2`, ...
     pub protocol: String,
     pub tls_protocol: Option<String>,
+    /// The TLS cipher (OpenSSL name) and the SNI server name the client sent.
+    pub tls_cipher: Option<String>,
+    pub tls_servername: Option<String>,
+    /// `FASTLY_REGION`: the POP's region of the world (`US-West`, `Europe`, ...).
+    pub server_region: String,
     /// Request headers, names lower-cased, values as received (possibly not UTF-8).
     pub request_headers: Vec<(String, Vec<u8>)>,
     pub request_header_bytes: u64,
@@ -131,6 +147,17 @@ impl Facts {
     }
 }
 
+/// The protocol as Fastly logs it: `HTTP/1.1`, `HTTP/2`, `HTTP/3` (not `HTTP/2.0`).
+pub fn protocol_name(v: http::Version) -> &'static str {
+    match v {
+        http::Version::HTTP_09 => "HTTP/0.9",
+        http::Version::HTTP_10 => "HTTP/1.0",
+        http::Version::HTTP_2 => "HTTP/2",
+        http::Version::HTTP_3 => "HTTP/3",
+        _ => "HTTP/1.1",
+    }
+}
+
 fn header(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
     let mut out: Option<String> = None;
     for (k, v) in headers {
@@ -167,6 +194,14 @@ pub(crate) mod tests {
                 latitude: 37.77869,
                 longitude: -122.39557,
                 conn_type: "wired".into(),
+                as_number: 54113,
+                as_name: "Fastly, Inc".into(),
+                country_code3: "USA".into(),
+                continent_code: "NA".into(),
+                region: "CA".into(),
+                postal_code: "94107".into(),
+                metro_code: 807,
+                area_code: 415,
             }),
             pop: "SJC".into(),
             cache_host: "cache-sjc3128".into(),
@@ -178,6 +213,9 @@ pub(crate) mod tests {
             query: Some("a=1&token=s3cr3t".into()),
             protocol: "HTTP/1.1".into(),
             tls_protocol: Some("TLSv1.3".into()),
+            tls_cipher: Some("TLS_AES_128_GCM_SHA256".into()),
+            tls_servername: Some("www.example.com".into()),
+            server_region: "US-West".into(),
             request_headers: vec![
                 ("host".into(), b"www.example.com".to_vec()),
                 ("user-agent".into(), b"curl/8.5.0".to_vec()),
@@ -212,6 +250,25 @@ pub(crate) mod tests {
         assert_eq!(f.cookie("theme").as_deref(), Some("dark"));
         assert_eq!(f.cookie("nope"), None);
         assert_eq!(f.url(), "/apache_pb.gif?a=1&token=s3cr3t");
+    }
+
+    #[test]
+    fn protocols_are_named_as_fastly_logs_them() {
+        use http::Version;
+        let names: Vec<&str> = [
+            Version::HTTP_09,
+            Version::HTTP_10,
+            Version::HTTP_11,
+            Version::HTTP_2,
+            Version::HTTP_3,
+        ]
+        .into_iter()
+        .map(protocol_name)
+        .collect();
+        assert_eq!(
+            names,
+            ["HTTP/0.9", "HTTP/1.0", "HTTP/1.1", "HTTP/2", "HTTP/3"]
+        );
     }
 
     #[test]

@@ -274,6 +274,9 @@ pub fn check_invariants(spec: &str) {
         query: Some("q=\n".into()),
         protocol: "HTTP/2".into(),
         tls_protocol: None,
+        tls_cipher: Some("\n".into()),
+        tls_servername: Some("a\"b\r".into()),
+        server_region: "\0".into(),
         request_headers: vec![
             ("user-agent".into(), hostile.clone()),
             ("host".into(), hostile.clone()),

@@ -49,6 +49,27 @@ pub enum Var {
     Outcome,
     Error,
     GeoCountryName,
+    GeoCountryCode3,
+    GeoContinentCode,
+    GeoRegion,
+    GeoPostalCode,
+    GeoMetroCode,
+    GeoAreaCode,
+    AsNumber,
+    AsName,
+    TlsCipher,
+    TlsServername,
+    ServerRegion,
+    /// 1 for an IPv6 client, else 0.
+    IsIpv6,
+    /// 1 for HTTP/2, else 0.
+    IsH2,
+    /// Compute sends no HTTP/2 push: always 0.
+    IsPush,
+    /// 1 unless the request failed at the edge.
+    RespCompleted,
+    /// A VCL variable whose fact a Compute app cannot know: always not set.
+    NotOnCompute,
     /// What is known of the cache: see [`cache_state`].
     CacheState,
     /// The response's reason phrase, from its status.
@@ -64,6 +85,40 @@ pub const VAR_NAMES: &[(&str, Var)] = &[
     ("client.geo.country_code", Var::GeoCountryCode),
     ("client.geo.city", Var::GeoCity),
     ("client.geo.country_name", Var::GeoCountryName),
+    ("client.geo.country_code3", Var::GeoCountryCode3),
+    ("client.geo.continent_code", Var::GeoContinentCode),
+    ("client.geo.region", Var::GeoRegion),
+    ("client.geo.postal_code", Var::GeoPostalCode),
+    ("client.geo.metro_code", Var::GeoMetroCode),
+    ("client.geo.area_code", Var::GeoAreaCode),
+    ("client.as.number", Var::AsNumber),
+    ("client.as.name", Var::AsName),
+    ("tls.client.cipher", Var::TlsCipher),
+    ("tls.client.servername", Var::TlsServername),
+    ("server.region", Var::ServerRegion),
+    ("req.is_ipv6", Var::IsIpv6),
+    ("fastly_info.is_h2", Var::IsH2),
+    ("fastly_info.h2.is_push", Var::IsPush),
+    ("resp.completed", Var::RespCompleted),
+    ("tls.client.ciphers_sha", Var::NotOnCompute),
+    ("tls.client.tlsexts_sha", Var::NotOnCompute),
+    ("client.socket.congestion_algorithm", Var::NotOnCompute),
+    ("client.socket.cwnd", Var::NotOnCompute),
+    ("client.socket.tcpi_rcv_space", Var::NotOnCompute),
+    ("client.socket.tcpi_rtt", Var::NotOnCompute),
+    ("client.socket.tcpi_rttvar", Var::NotOnCompute),
+    ("client.socket.tcpi_rcv_rtt", Var::NotOnCompute),
+    ("client.socket.tcpi_rcv_mss", Var::NotOnCompute),
+    ("client.socket.tcpi_delivery_rate", Var::NotOnCompute),
+    ("client.socket.ploss", Var::NotOnCompute),
+    ("client.socket.tcpi_delta_retrans", Var::NotOnCompute),
+    ("client.socket.tcpi_last_data_sent", Var::NotOnCompute),
+    ("client.requests", Var::NotOnCompute),
+    ("fastly_info.h2.stream_id", Var::NotOnCompute),
+    ("req.vcl", Var::NotOnCompute),
+    ("obj.age", Var::NotOnCompute),
+    ("obj.hits", Var::NotOnCompute),
+    ("obj.ttl", Var::NotOnCompute),
     ("fastly_info.state", Var::CacheState),
     ("client.geo.latitude", Var::GeoLatitude),
     ("client.geo.longitude", Var::GeoLongitude),
@@ -149,6 +204,24 @@ impl Var {
             Var::GeoCountryCode => geo.map_or(Value::NotSet, |g| text(&g.country_code)),
             Var::GeoCity => geo.map_or(Value::NotSet, |g| text(&g.city)),
             Var::GeoCountryName => geo.map_or(Value::NotSet, |g| text(&g.country_name)),
+            Var::GeoCountryCode3 => geo.map_or(Value::NotSet, |g| text(&g.country_code3)),
+            Var::GeoContinentCode => geo.map_or(Value::NotSet, |g| text(&g.continent_code)),
+            Var::GeoRegion => geo
+                .filter(|g| !g.region.is_empty())
+                .map_or(Value::NotSet, |g| text(&g.region)),
+            Var::GeoPostalCode => geo.map_or(Value::NotSet, |g| text(&g.postal_code)),
+            Var::GeoMetroCode => geo.map_or(Value::NotSet, |g| Value::Int(g.metro_code)),
+            Var::GeoAreaCode => geo.map_or(Value::NotSet, |g| Value::Int(i64::from(g.area_code))),
+            Var::AsNumber => geo.map_or(Value::NotSet, |g| Value::Int(i64::from(g.as_number))),
+            Var::AsName => geo.map_or(Value::NotSet, |g| text(&g.as_name)),
+            Var::TlsCipher => f.tls_cipher.as_deref().map_or(Value::NotSet, text),
+            Var::TlsServername => f.tls_servername.as_deref().map_or(Value::NotSet, text),
+            Var::ServerRegion => text(&f.server_region),
+            Var::IsIpv6 => Value::Int(i64::from(f.client_ip.is_some_and(|ip| ip.is_ipv6()))),
+            Var::IsH2 => Value::Int(i64::from(f.protocol == "HTTP/2")),
+            Var::IsPush => Value::Int(0),
+            Var::RespCompleted => Value::Int(i64::from(!f.failed())),
+            Var::NotOnCompute => Value::NotSet,
             Var::CacheState => text(cache_state(f)),
             Var::GeoLatitude => Value::Float(geo.map_or(0.0, |g| g.latitude)),
             Var::GeoLongitude => Value::Float(geo.map_or(0.0, |g| g.longitude)),
@@ -271,6 +344,34 @@ mod tests {
         assert_eq!(cache_state(&f), "HIT-SYNTH");
         f.outcome = Outcome::Failed("timeout".into());
         assert_eq!(cache_state(&f), "ERROR");
+    }
+
+    #[test]
+    fn facts_compute_cannot_know_are_not_set() {
+        let f = sample();
+        let unknowable: Vec<&str> = VAR_NAMES
+            .iter()
+            .filter(|(_, v)| *v == Var::NotOnCompute)
+            .map(|(n, _)| *n)
+            .collect();
+        assert_eq!(unknowable.len(), 19);
+        for name in unknowable {
+            assert_eq!(lookup(name).expect(name).value(&f), Value::NotSet, "{name}");
+        }
+        assert_eq!(
+            lookup("req.is_ipv6").expect("known").value(&f),
+            Value::Int(0)
+        );
+        let mut v6 = sample();
+        v6.client_ip = Some("2001:db8::1".parse().expect("ip"));
+        v6.protocol = "HTTP/2".into();
+        assert_eq!(Var::IsIpv6.value(&v6), Value::Int(1));
+        assert_eq!(Var::IsH2.value(&v6), Value::Int(1));
+        assert_eq!(
+            Var::TlsCipher.value(&f),
+            Value::Text("TLS_AES_128_GCM_SHA256".into())
+        );
+        assert_eq!(Var::AsNumber.value(&f), Value::Int(54113));
     }
 
     #[test]
