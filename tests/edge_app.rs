@@ -669,3 +669,28 @@ async fn every_compute_variable_has_its_value_under_viceroy() {
         assert_eq!(*got, want, "{name} in {line}");
     }
 }
+
+#[tokio::test]
+async fn responses_fetched_from_the_origin_are_logged_so_with_no_cache_age() {
+    // Viceroy has no HTTP cache: every request reaches the origin, even a cacheable one
+    // (max-age=60), and is logged as fetched from it, with obj.age and obj.ttl not set. (A
+    // response Fastly's cache answers has an age, and is logged as `cache` and `HIT`.)
+    let (origin, edge) = start(|s| {
+        s.set(
+            "format",
+            "%{edgelog.outcome}V %{fastly_info.state}V %{obj.age}V %{obj.ttl}V",
+        )
+    })
+    .await;
+    let before = origin.hits();
+    for _ in 0..2 {
+        client()
+            .get(format!("{}/headers", edge.url))
+            .send()
+            .await
+            .expect("request");
+    }
+    let lines = edge.wait_endpoint_lines("collector", 2).await;
+    assert_eq!(origin.hits() - before, 2);
+    assert_eq!(lines, ["origin PASS - -", "origin PASS - -"]);
+}

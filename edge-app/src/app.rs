@@ -71,15 +71,33 @@ fn serve(mut req: Request, facts: &mut Facts) -> Served {
         panic!("edgelog test panic");
     }
 
-    let chunked = req.contains_header(header::TRANSFER_ENCODING);
-    let result = if chunked {
+    let streamed = crate::facts::body_is_streamed(
+        req.get_method_str(),
+        req.get_version(),
+        req.get_content_length().is_some(),
+        req.contains_header(header::TRANSFER_ENCODING),
+    );
+    let result = if streamed {
         send_streaming(&mut req, facts)
     } else {
         facts.request_body_bytes = req.get_content_length().unwrap_or(0) as u64;
         req.send(BACKEND).map_err(|e| e.root_cause().to_string())
     };
     match result {
-        Ok(resp) => send(resp, Outcome::Origin, facts.method == "HEAD"),
+        Ok(resp) => {
+            // A response from Fastly's cache has an age; one fetched from the origin (stored or
+            // not) has none.
+            facts.cache_age_secs = resp.get_age().map(|d| d.as_secs());
+            facts.cache_ttl_secs = facts
+                .cache_age_secs
+                .and(resp.get_ttl())
+                .map(|d| d.as_secs());
+            let outcome = match facts.cache_age_secs {
+                Some(_) => Outcome::Cache,
+                None => Outcome::Origin,
+            };
+            send(resp, outcome, facts.method == "HEAD")
+        }
         Err(error) => {
             let status = StatusCode::BAD_GATEWAY;
             let resp = Response::from_status(status)
@@ -213,6 +231,8 @@ pub fn request_facts(req: &Request, start: Micros, trace_id: String) -> Facts {
         response_header_bytes: 0,
         response_body_bytes: 0,
         outcome: Outcome::Origin,
+        cache_age_secs: None,
+        cache_ttl_secs: None,
     }
 }
 

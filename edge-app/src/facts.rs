@@ -36,10 +36,25 @@ pub struct GeoFacts {
 pub enum Outcome {
     /// The origin answered; its response was passed on.
     Origin,
+    /// Fastly's cache answered (the response had been stored before this request): the origin
+    /// was not asked.
+    Cache,
     /// The edge answered itself (health check).
     Edge,
     /// The request failed at the edge (origin unreachable, timeout, ...).
     Failed(String),
+}
+
+impl Outcome {
+    /// As logged: `origin`, `cache`, `edge` or `error`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Origin => "origin",
+            Outcome::Cache => "cache",
+            Outcome::Edge => "edge",
+            Outcome::Failed(_) => "error",
+        }
+    }
 }
 
 /// Everything about one request that a log line may carry.
@@ -82,6 +97,9 @@ pub struct Facts {
     pub response_header_bytes: u64,
     pub response_body_bytes: u64,
     pub outcome: Outcome,
+    /// For a response from Fastly's cache: its age and the freshness it has left, in seconds.
+    pub cache_age_secs: Option<u64>,
+    pub cache_ttl_secs: Option<u64>,
 }
 
 impl Facts {
@@ -145,6 +163,23 @@ impl Facts {
             }
         }
     }
+}
+
+/// Whether a request's body must be streamed to the origin and counted as it goes: a body
+/// without a Content-Length (HTTP/1.1 chunked, or an HTTP/2 or HTTP/3 upload, which has no
+/// Transfer-Encoding). A body with a Content-Length passes through uncopied and is counted by it.
+pub fn body_is_streamed(
+    method: &str,
+    version: http::Version,
+    content_length: bool,
+    transfer_encoding: bool,
+) -> bool {
+    if content_length {
+        return false;
+    }
+    let framed_by_streams = matches!(version, http::Version::HTTP_2 | http::Version::HTTP_3);
+    transfer_encoding
+        || (framed_by_streams && !matches!(method, "GET" | "HEAD" | "OPTIONS" | "DELETE" | "TRACE"))
 }
 
 /// The protocol as Fastly logs it: `HTTP/1.1`, `HTTP/2`, `HTTP/3` (not `HTTP/2.0`).
@@ -236,6 +271,8 @@ pub(crate) mod tests {
             response_header_bytes: 120,
             response_body_bytes: 2326,
             outcome: Outcome::Origin,
+            cache_age_secs: None,
+            cache_ttl_secs: None,
         }
     }
 
@@ -250,6 +287,36 @@ pub(crate) mod tests {
         assert_eq!(f.cookie("theme").as_deref(), Some("dark"));
         assert_eq!(f.cookie("nope"), None);
         assert_eq!(f.url(), "/apache_pb.gif?a=1&token=s3cr3t");
+    }
+
+    #[test]
+    fn uploads_without_a_length_are_streamed_and_counted() {
+        use http::Version;
+        // HTTP/1.1: chunked only.
+        assert!(body_is_streamed("POST", Version::HTTP_11, false, true));
+        assert!(!body_is_streamed("POST", Version::HTTP_11, true, false));
+        assert!(!body_is_streamed("GET", Version::HTTP_11, false, false));
+        // HTTP/2 and HTTP/3 have no Transfer-Encoding: an upload without a length is streamed.
+        for v in [Version::HTTP_2, Version::HTTP_3] {
+            assert!(body_is_streamed("POST", v, false, false));
+            assert!(body_is_streamed("PUT", v, false, false));
+            assert!(!body_is_streamed("POST", v, true, false));
+            assert!(!body_is_streamed("GET", v, false, false));
+        }
+    }
+
+    #[test]
+    fn outcomes_are_named() {
+        let names: Vec<&str> = [
+            Outcome::Origin,
+            Outcome::Cache,
+            Outcome::Edge,
+            Outcome::Failed("x".into()),
+        ]
+        .iter()
+        .map(Outcome::name)
+        .collect();
+        assert_eq!(names, ["origin", "cache", "edge", "error"]);
     }
 
     #[test]

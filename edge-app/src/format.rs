@@ -291,6 +291,8 @@ pub fn check_invariants(spec: &str) {
         response_header_bytes: 0,
         response_body_bytes: 0,
         outcome: crate::facts::Outcome::Failed("e\n\"".into()),
+        cache_age_secs: Some(u64::MAX),
+        cache_ttl_secs: None,
     };
     let line = t.render(&f);
     assert!(

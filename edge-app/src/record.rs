@@ -77,10 +77,10 @@ fn is_false(b: &bool) -> bool {
 
 impl AccessRecord {
     pub fn from_facts(f: &Facts) -> Self {
-        let (outcome, error) = match &f.outcome {
-            Outcome::Origin => ("origin", None),
-            Outcome::Edge => ("edge", None),
-            Outcome::Failed(e) => ("error", Some(e.clone())),
+        let outcome = f.outcome.name();
+        let error = match &f.outcome {
+            Outcome::Failed(e) => Some(e.clone()),
+            _ => None,
         };
         AccessRecord {
             event: "access",

@@ -68,6 +68,10 @@ pub enum Var {
     IsPush,
     /// 1 unless the request failed at the edge.
     RespCompleted,
+    /// A cached response's age and remaining freshness, in seconds; not set when the response
+    /// did not come from the cache.
+    ObjAge,
+    ObjTtl,
     /// A VCL variable whose fact a Compute app cannot know: always not set.
     NotOnCompute,
     /// What is known of the cache: see [`cache_state`].
@@ -116,9 +120,9 @@ pub const VAR_NAMES: &[(&str, Var)] = &[
     ("client.requests", Var::NotOnCompute),
     ("fastly_info.h2.stream_id", Var::NotOnCompute),
     ("req.vcl", Var::NotOnCompute),
-    ("obj.age", Var::NotOnCompute),
+    ("obj.age", Var::ObjAge),
     ("obj.hits", Var::NotOnCompute),
-    ("obj.ttl", Var::NotOnCompute),
+    ("obj.ttl", Var::ObjTtl),
     ("fastly_info.state", Var::CacheState),
     ("client.geo.latitude", Var::GeoLatitude),
     ("client.geo.longitude", Var::GeoLongitude),
@@ -221,6 +225,8 @@ impl Var {
             Var::IsH2 => Value::Int(i64::from(f.protocol == "HTTP/2")),
             Var::IsPush => Value::Int(0),
             Var::RespCompleted => Value::Int(i64::from(!f.failed())),
+            Var::ObjAge => f.cache_age_secs.map_or(Value::NotSet, int),
+            Var::ObjTtl => f.cache_ttl_secs.map_or(Value::NotSet, int),
             Var::NotOnCompute => Value::NotSet,
             Var::CacheState => text(cache_state(f)),
             Var::GeoLatitude => Value::Float(geo.map_or(0.0, |g| g.latitude)),
@@ -256,11 +262,7 @@ impl Var {
             Var::ElapsedUsec => int(f.elapsed_us),
             Var::ElapsedMsec => int(f.elapsed_us / 1000),
             Var::ElapsedSec => int(f.elapsed_us / 1_000_000),
-            Var::Outcome => text(match f.outcome {
-                Outcome::Origin => "origin",
-                Outcome::Edge => "edge",
-                Outcome::Failed(_) => "error",
-            }),
+            Var::Outcome => text(f.outcome.name()),
             Var::Error => match &f.outcome {
                 Outcome::Failed(e) => text(e),
                 _ => Value::NotSet,
@@ -275,13 +277,15 @@ impl Var {
 }
 
 /// `fastly_info.state`, as far as Compute can tell: `ERROR` when the request failed at the edge,
-/// `HIT-SYNTH` for an answer made at the edge, else the last entry of the response's `X-Cache`
+/// `HIT-SYNTH` for an answer made at the edge, `HIT` for a response from Fastly's cache, else the
+/// last entry of the response's `X-Cache`
 /// header (the one this node added: `HIT`, `MISS`, ...), else `PASS` (fetched from the origin
 /// with no cache information).
 pub fn cache_state(f: &Facts) -> &'static str {
     match f.outcome {
         Outcome::Failed(_) => "ERROR",
         Outcome::Edge => "HIT-SYNTH",
+        Outcome::Cache => "HIT",
         Outcome::Origin => {
             let last = f
                 .response_header("x-cache")
@@ -340,6 +344,8 @@ mod tests {
         f.response_headers
             .push(("x-cache".into(), b"MISS".to_vec()));
         assert_eq!(cache_state(&f), "MISS");
+        f.outcome = Outcome::Cache;
+        assert_eq!(cache_state(&f), "HIT");
         f.outcome = Outcome::Edge;
         assert_eq!(cache_state(&f), "HIT-SYNTH");
         f.outcome = Outcome::Failed("timeout".into());
@@ -354,7 +360,7 @@ mod tests {
             .filter(|(_, v)| *v == Var::NotOnCompute)
             .map(|(n, _)| *n)
             .collect();
-        assert_eq!(unknowable.len(), 19);
+        assert_eq!(unknowable.len(), 17);
         for name in unknowable {
             assert_eq!(lookup(name).expect(name).value(&f), Value::NotSet, "{name}");
         }
