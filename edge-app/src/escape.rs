@@ -4,7 +4,7 @@
 //! most [`MAX_LINE_BYTES`] bytes, and text from the request (which may be hostile) never breaks
 //! the line's syntax: Apache-style escaping for text formats, JSON escaping inside JSON.
 
-/// Compute's limit on one log message (seed 001: "in Compute@Edge, it is 64KB").
+/// Compute's limit on one log message: 64 KB.
 pub const MAX_LINE_BYTES: usize = 64 * 1024;
 
 /// Appended where a text line was cut to fit [`MAX_LINE_BYTES`].

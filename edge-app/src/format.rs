@@ -1,4 +1,4 @@
-//! The format-string engine: Fastly's VCL log `format` placeholders (seed 001), for Compute.
+//! The format-string engine: the placeholders of Fastly's VCL log `format`, for Compute.
 //!
 //! A format string is parsed once into [`Template`] pieces; rendering a request is then a walk
 //! over the pieces with no parsing. Invariants: a template renders to exactly one line (literals
@@ -11,7 +11,7 @@ use crate::timefmt::{clf, TimeFormat};
 use crate::vcl::Expr;
 use std::fmt::{self, Write};
 
-/// The Common Log Format, as seed 001 writes it for Apache compatibility.
+/// The Common Log Format, as Fastly writes it for Apache compatibility.
 pub const CLF: &str = "%h - - %t \"%r\" %>s %b";
 
 /// A format-string error: which placeholder, where (1-based character column), and why.
@@ -403,7 +403,7 @@ mod tests {
     }
 
     #[test]
-    fn every_placeholder_of_seed_001() {
+    fn every_placeholder_of_the_vcl_format() {
         let cases: &[(&str, &str)] = &[
             ("%%", "%"),
             ("%a", "203.0.113.77"),
@@ -488,7 +488,7 @@ mod tests {
     }
 
     #[test]
-    fn seed_001_json_style_format() {
+    fn a_json_style_format() {
         let spec = r#"{"client_ip":"%{req.http.Fastly-Client-IP}V","url":"%{json.escape(req.url)}V","ua":"%{json.escape(req.http.User-Agent)}V","status":%{resp.status}V}"#;
         let mut f = sample();
         f.request_headers

@@ -1,8 +1,8 @@
 //! Request bodies built the way Fastly's HTTPS logging endpoint builds them: `json_format` 0, 1
 //! or 2, `compression_codec` gzip, zstd or snappy, and the `classic` message_type prefix.
 //!
-//! See `../shared/reference/fastly-delivery.md`. Where Fastly's behaviour is unconfirmed (whether
-//! Content-Encoding is set; raw or framed snappy) both forms can be produced.
+//! Where Fastly's behaviour is not documented (whether Content-Encoding is set; raw or framed
+//! snappy) both forms can be produced.
 
 use bytes::Bytes;
 use std::io::Write;

@@ -233,7 +233,8 @@ pub struct RawFileOutput {
     pub path: PathBuf,
 }
 
-/// The `aws_kinesis` block of seed 003, plus this collector's extensions.
+/// The `aws_kinesis` block, as Fastly's Kinesis logging documents it, plus this collector's
+/// extensions.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawKinesis {

@@ -40,7 +40,7 @@ fn defaults() {
 }
 
 #[test]
-fn the_issue_example_and_seed_003_block_are_accepted() {
+fn a_full_configuration_and_the_documented_kinesis_block_are_accepted() {
     let yaml = r#"
 listen: "127.0.0.1:9000"
 fastly:

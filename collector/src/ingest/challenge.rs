@@ -1,5 +1,5 @@
 //! Fastly's domain proof: `GET /.well-known/fastly/logging/challenge` must answer, each on its own
-//! line, hex(sha256(service_id)) for every service allowed to post, or `*` for any (seed 001).
+//! line, hex(sha256(service_id)) for every service allowed to post, or `*` for any.
 
 use sha2::{Digest, Sha256};
 
@@ -32,8 +32,8 @@ mod tests {
 
     #[test]
     fn hashes_as_sha256sum_prints_them() {
-        // `echo -n "YOUR_FASTLY_SERVICE_ID" | sha256sum`, as seed 001 says to compute it. (The
-        // value printed under that command in seed 001 is illustrative, not this string's hash.)
+        // `echo -n "YOUR_FASTLY_SERVICE_ID" | sha256sum`, as Fastly says to compute it. (The
+        // value Fastly prints under that command is illustrative, not this string's hash.)
         assert_eq!(
             lines(&["YOUR_FASTLY_SERVICE_ID".into()]),
             vec!["10f7dcc09e27646645057d43e589f9786f510ac57fce19f75937ff666d1d09af"]

@@ -1,6 +1,6 @@
 //! Partition keys and the shard map: which shard each record goes to.
 //!
-//! Strategies (seed 003, plus Fastly's own behaviour from seed 000):
+//! Strategies (the documented `aws_kinesis` ones, plus Fastly's own behaviour):
 //! - shard-balanced (no `partition_key`): records are spread evenly over the open shards, each
 //!   with the ExplicitHashKey of its shard's range midpoint, following the shard map (ListShards);
 //! - a field (dotted path into JSON lines): its value; lines without it are sent shard-balanced
