@@ -111,6 +111,31 @@ impl Setup {
     }
 }
 
+impl Setup {
+    /// Runs `script` with bash (errexit, pipefail) in the configuration's directory, the
+    /// stand-in `fastly` first on PATH; panics with its stderr if it fails.
+    fn bash_with_fake(&self, fake: &Path, script: &str, env: &[(&str, &str)]) {
+        let path = format!(
+            "{}:{}",
+            fake.parent().expect("dir").display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        let out = Command::new("bash")
+            .args(["-euo", "pipefail", "-c", script])
+            .current_dir(self.dir.path())
+            .env("PATH", path)
+            .env("CARGO_TARGET_DIR", target_dir())
+            .envs(env.iter().copied())
+            .output()
+            .expect("bash");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
 /// The calls a log holds: each call's arguments.
 fn calls(log: &Path) -> Vec<Vec<String>> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
@@ -302,23 +327,13 @@ fn run_runs_what_the_script_would_in_order() {
     );
 
     let by_script = setup.dir.path().join("script.log");
-    let path = format!(
-        "{}:{}",
-        fake.parent().expect("dir").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("bash")
-        .args(["-c", &setup.script()])
-        .current_dir(setup.dir.path())
-        .env("PATH", path)
-        .env("EDGELOG_INGEST_TOKEN", TOKEN)
-        .env("FAKE_FASTLY_LOG", &by_script)
-        .output()
-        .expect("bash");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    setup.bash_with_fake(
+        &fake,
+        &setup.script(),
+        &[
+            ("EDGELOG_INGEST_TOKEN", TOKEN),
+            ("FAKE_FASTLY_LOG", &by_script.display().to_string()),
+        ],
     );
 
     let run = calls(&by_run);
@@ -405,23 +420,10 @@ fn the_readme_snippet_runs_as_written() {
             &format!("EDGELOG_INGEST_TOKEN={TOKEN}"),
         )
         .replace("FASTLY_API_TOKEN=...", "FASTLY_API_TOKEN=unused");
-    let path = format!(
-        "{}:{}",
-        fake.parent().expect("dir").display(),
-        std::env::var("PATH").unwrap_or_default()
-    );
-    let out = Command::new("bash")
-        .args(["-euo", "pipefail", "-c", &snippet])
-        .current_dir(setup.dir.path())
-        .env("PATH", path)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env("FAKE_FASTLY_LOG", &log)
-        .output()
-        .expect("bash");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    setup.bash_with_fake(
+        &fake,
+        &snippet,
+        &[("FAKE_FASTLY_LOG", &log.display().to_string())],
     );
     let made = calls(&log);
     assert_eq!(made.len(), 14, "the script's 7 calls, then --run's 7");
