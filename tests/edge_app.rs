@@ -375,7 +375,10 @@ async fn panics_go_to_the_panic_endpoint_and_serving_goes_on() {
     let v = json(&edge.wait_endpoint_lines("panics", 1).await[0]);
     assert_eq!(v["event"], "panic");
     assert_eq!(v["message"], "edgelog test panic");
-    assert!(v["location"].as_str().expect("location").contains("app.rs"));
+    assert!(v["location"]
+        .as_str()
+        .expect("location")
+        .contains("main.rs"));
     assert_eq!(v["request_id"].as_str().expect("id").len(), 32);
     let resp = c
         .get(format!("{}/hello", edge.url))

@@ -1,17 +1,13 @@
-//! Per-request cost of logging in the edge app, measured inside the wasm under Viceroy.
+//! Per-request cost of logging with edgelog, measured inside the wasm under Viceroy through the
+//! library's public API.
 //!
 //! Run with `scripts/bench-edge`. Each case runs in interleaved rounds so that machine noise
 //! hits all of them alike; the figure is the median over rounds of the mean per request.
 
 #[cfg(target_arch = "wasm32")]
 fn main() {
-    use edge_app::app::{request_facts, LineWriter};
-    use edge_app::emit::plan;
-    use edge_app::facts::Outcome;
-    use edge_app::format::Template;
-    use edge_app::settings::{LineFormat, Settings, Target};
-    use edge_app::timefmt::Micros;
-    use fastly::Request;
+    use edgelog::Logger;
+    use fastly::{Request, Response};
     use std::hint::black_box;
     use std::time::Instant;
 
@@ -24,11 +20,12 @@ fn main() {
         .with_header("referer", "https://www.example.com/products/42")
         .with_header("cookie", "session=abcdef0123456789; theme=dark")
         .with_header("sec-fetch-dest", "image");
-    let json = Settings::default();
-    let clf = Settings {
-        format: LineFormat::Template(Template::clf()),
-        ..Settings::default()
-    };
+    let resp = Response::from_status(200)
+        .with_header("content-type", "image/jpeg")
+        .with_header("content-length", "48213");
+    let logger = |b: edgelog::Builder| b.endpoint("collector").build().expect("settings");
+    let json = logger(Logger::builder());
+    let clf = logger(Logger::builder().format("clf"));
     // The README's example of Fastly's JSON log format for VCL services.
     let readme = include_str!("../../README.md");
     let vcl_spec = readme
@@ -37,26 +34,8 @@ fn main() {
         .and_then(|(_, rest)| rest.split_once("```"))
         .map(|(block, _)| block.trim_end())
         .expect("the README's VCL JSON example");
-    let vcl = Settings {
-        format: LineFormat::Template(Template::parse(vcl_spec).expect("the example parses")),
-        ..Settings::default()
-    };
-    let off = Settings {
-        sample_rate: 0.0,
-        ..Settings::default()
-    };
-    let writer = LineWriter::init(&json);
-    let target = Target::Named("collector".into());
-    let finish = |f: &mut edge_app::facts::Facts| {
-        f.status = 200;
-        f.response_headers = vec![
-            ("content-type".into(), b"image/jpeg".to_vec()),
-            ("content-length".into(), b"48213".to_vec()),
-        ];
-        f.response_body_bytes = 48_213;
-        f.elapsed_us = 1234;
-        f.outcome = Outcome::Origin;
-    };
+    let vcl = logger(Logger::builder().format(vcl_spec));
+    let off = logger(Logger::builder().sample_rate(0.0));
 
     type Case<'a> = (&'static str, Box<dyn Fn(u64) + 'a>);
     let cases: Vec<Case> = vec![
@@ -67,57 +46,36 @@ fn main() {
             }),
         ),
         (
-            "gather facts only",
+            "start + finish, sampled out",
+            Box::new(|_| off.start(&req).finish(&resp)),
+        ),
+        (
+            "default JSON line + write",
+            Box::new(|_| json.start(&req).finish(&resp)),
+        ),
+        (
+            "JSON + 3 own fields + write",
             Box::new(|i| {
-                let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
-                finish(&mut f);
-                black_box(&f);
+                let mut record = json.start(&req);
+                record
+                    .field("tier", "gold")
+                    .field("cart_items", i)
+                    .field("beta", true);
+                record.finish(&resp)
             }),
         ),
         (
-            "sampled out (sample_rate 0)",
-            Box::new(|i| {
-                let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
-                finish(&mut f);
-                black_box(plan(&mut f, &off));
-            }),
+            "VCL JSON format + write",
+            Box::new(|_| vcl.start(&req).finish(&resp)),
         ),
         (
-            "build JSON line, no write",
-            Box::new(|i| {
-                let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
-                finish(&mut f);
-                black_box(plan(&mut f, &json));
-            }),
+            "CLF line + write",
+            Box::new(|_| clf.start(&req).finish(&resp)),
         ),
         (
-            "build JSON + write endpoint",
-            Box::new(|i| {
-                let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
-                finish(&mut f);
-                if let Some(e) = plan(&mut f, &json) {
-                    writer.write(&target, &e.line);
-                }
-            }),
-        ),
-        (
-            "build VCL JSON format + write",
-            Box::new(|i| {
-                let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
-                finish(&mut f);
-                if let Some(e) = plan(&mut f, &vcl) {
-                    writer.write(&target, &e.line);
-                }
-            }),
-        ),
-        (
-            "build CLF + write endpoint",
-            Box::new(|i| {
-                let mut f = request_facts(&req, Micros(i as i64), format!("{i:032x}"));
-                finish(&mut f);
-                if let Some(e) = plan(&mut f, &clf) {
-                    writer.write(&target, &e.line);
-                }
+            "logger set-up (builder)",
+            Box::new(|_| {
+                black_box(logger(Logger::builder()));
             }),
         ),
     ];
@@ -140,11 +98,6 @@ fn main() {
     for ((name, _), s) in cases.iter().zip(samples.iter_mut()) {
         s.sort_by(|a, b| a.total_cmp(b));
         eprintln!("{:<32} {:>12.0} {:>12.0}", name, s[s.len() / 2], s[0]);
-    }
-    let mut probe = request_facts(&req, Micros(0), format!("{:032x}", 0));
-    finish(&mut probe);
-    if let Some(e) = plan(&mut probe, &json) {
-        eprintln!("JSON line length: {} bytes", e.line.len());
     }
 }
 

@@ -61,7 +61,7 @@ pub fn plan(facts: &mut Facts, settings: &Settings) -> Option<Emission> {
     }
     facts.apply_privacy(settings.anonymize_ip, &settings.redact_query);
     let line = match &settings.format {
-        LineFormat::Json => AccessRecord::from_facts(facts).to_line(),
+        LineFormat::Json => AccessRecord::from_facts(facts).line_with(&facts.fields),
         LineFormat::Template(t) => t.render(facts),
     };
     Some(Emission { line, targets })

@@ -87,11 +87,6 @@ pub fn floor_char_boundary(s: &str, i: usize) -> usize {
     i
 }
 
-/// Text from raw header bytes: invalid UTF-8 becomes U+FFFD, so every consumer gets valid text.
-pub fn lossy(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
-
 fn push_hex_escape(out: &mut String, byte: u8) {
     out.push_str("\\x");
     push_hex_byte(out, byte);
@@ -150,10 +145,5 @@ mod tests {
         let mut short = String::from("short");
         cut_line(&mut short, 51);
         assert_eq!(short, "short");
-    }
-
-    #[test]
-    fn lossy_replaces_invalid_utf8() {
-        assert_eq!(lossy(b"ok\xff\xfe"), "ok\u{fffd}\u{fffd}");
     }
 }

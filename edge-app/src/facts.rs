@@ -100,6 +100,9 @@ pub struct Facts {
     /// For a response from Fastly's cache: its age and the freshness it has left, in seconds.
     pub cache_age_secs: Option<u64>,
     pub cache_ttl_secs: Option<u64>,
+    /// The app's own fields, in the order they were added; names are unique and none is one of
+    /// the JSON line's own keys.
+    pub fields: Vec<(String, serde_json::Value)>,
 }
 
 impl Facts {
@@ -133,6 +136,11 @@ impl Facts {
             let (k, v) = pair.split_once('=')?;
             (k.trim() == name).then(|| v.trim().to_string())
         })
+    }
+
+    /// One of the app's own fields.
+    pub fn field(&self, name: &str) -> Option<&serde_json::Value> {
+        self.fields.iter().find(|(k, _)| k == name).map(|(_, v)| v)
     }
 
     pub fn failed(&self) -> bool {
@@ -273,6 +281,7 @@ pub(crate) mod tests {
             outcome: Outcome::Origin,
             cache_age_secs: None,
             cache_ttl_secs: None,
+            fields: Vec::new(),
         }
     }
 

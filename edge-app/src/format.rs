@@ -44,6 +44,8 @@ enum Piece {
         dash_for_zero: bool,
     },
     Cookie(String),
+    /// `%{name}n`: one of the app's own fields.
+    Field(String),
     ElapsedUs,
     Path,
     Protocol,
@@ -209,7 +211,8 @@ impl Template {
                     position: position + 2 + e.offset,
                     reason: e.reason,
                 })?),
-                ('e' | 'n', Some(_)) | ('l' | 'P' | 'R' | 'u', None) | ('P', Some(_)) => {
+                ('n', Some(name)) => Piece::Field(name),
+                ('e', Some(_)) | ('l' | 'P' | 'R' | 'u', None) | ('P', Some(_)) => {
                     Piece::Const("-")
                 }
                 ('k', None) => Piece::Const("0"),
@@ -293,6 +296,7 @@ pub fn check_invariants(spec: &str) {
         outcome: crate::facts::Outcome::Failed("e\n\"".into()),
         cache_age_secs: Some(u64::MAX),
         cache_ttl_secs: None,
+        fields: vec![("note".into(), serde_json::Value::String("a\nb\"c".into()))],
     };
     let line = t.render(&f);
     assert!(
@@ -346,6 +350,11 @@ fn render_piece(out: &mut String, piece: &Piece, f: &Facts) {
             }
         }
         Piece::Cookie(name) => push_text(out, f.cookie(name).as_deref()),
+        Piece::Field(name) => match f.field(name) {
+            Some(serde_json::Value::String(s)) => push_apache_escaped(out, s),
+            Some(v) => push_apache_escaped(out, &v.to_string()),
+            None => out.push('-'),
+        },
         Piece::ElapsedUs => push_num(out, f.elapsed_us),
         Piece::Path => push_apache_escaped(out, &f.path),
         Piece::Protocol => push_apache_escaped(out, &f.protocol),

@@ -1,19 +1,76 @@
-//! edgelog's edge app: a Fastly Compute service that proxies to the `origin` backend and writes
-//! one access-log line per request to named log endpoints.
+//! Structured access logs for Fastly Compute apps.
 //!
-//! The modules other than `app` are pure logic with no Fastly dependency, so `cargo test` on the
-//! host runs their tests; `app` is the Compute side and only builds for wasm32.
+//! Add one line per request to your own Compute app: start a [`Record`] from the client
+//! request, add fields of your own, and finish it with the response. The line (JSON by default,
+//! or an Apache / VCL log format string) goes to one or more named log endpoints, after the
+//! response has been sent, so logging adds no latency.
+//!
+//! ```no_run
+//! use edgelog::Logger;
+//! use fastly::http::StatusCode;
+//! use fastly::{Error, Request, Response};
+//!
+//! fn main() -> Result<(), Error> {
+//!     let logger = Logger::builder().endpoint("collector").build()?;
+//!     let req = Request::from_client();
+//!     let mut record = logger.start(&req);
+//!     record.field("release", "2026.11");
+//!     let resp = match req.send("origin") {
+//!         Ok(resp) => resp,
+//!         Err(e) => {
+//!             record.error(&e);
+//!             Response::from_status(StatusCode::BAD_GATEWAY)
+//!         }
+//!     };
+//!     record.send_to_client(resp);
+//!     Ok(())
+//! }
+//! ```
+//!
+//! With `#[fastly::main]`, which sends the response the handler returns, write the line with
+//! [`Record::finish`] just before returning:
+//!
+//! ```no_run
+//! use fastly::{Error, Request, Response};
+//!
+//! #[fastly::main]
+//! fn main(req: Request) -> Result<Response, Error> {
+//!     let logger = edgelog::Logger::from_config_store("logging");
+//!     let record = logger.start(&req);
+//!     let resp = req.send("origin")?;
+//!     record.finish(&resp);
+//!     Ok(resp)
+//! }
+//! ```
+//!
+//! Settings come from code ([`Logger::builder`]) or from a Config Store you name
+//! ([`Logger::from_config_store`]). edgelog does not set the global `log` logger or a panic
+//! hook unless you ask ([`init_log`], [`Logger::install_panic_hook`]), so it works beside an
+//! app that set up `log-fastly` itself.
+//!
+//! Everything but the Compute calls is plain Rust and is tested on the host; the Compute side
+//! is tested inside Viceroy.
 
-pub mod emit;
-pub mod escape;
-pub mod facts;
-pub mod format;
-pub mod privacy;
-pub mod record;
-pub mod settings;
-pub mod timefmt;
-pub mod vars;
-pub mod vcl;
+#![deny(missing_docs)]
 
-#[cfg(target_arch = "wasm32")]
-pub mod app;
+mod emit;
+mod escape;
+mod facts;
+mod format;
+mod logger;
+mod privacy;
+mod record;
+mod request;
+mod settings;
+mod timefmt;
+mod vars;
+mod vcl;
+
+pub use logger::{init_log, Builder, Error, Logger};
+pub use request::{needs_streaming, Record};
+
+/// What the format-string fuzz target calls; not part of the API.
+#[doc(hidden)]
+pub mod __fuzz {
+    pub use crate::format::check_invariants;
+}

@@ -71,6 +71,40 @@ pub struct PanicRecord {
     pub location: Option<String>,
 }
 
+/// The access line's own keys; the app's fields may not use them.
+pub const RECORD_KEYS: &[&str] = &[
+    "event",
+    "timestamp",
+    "request_id",
+    "trace_id",
+    "client_ip",
+    "geo",
+    "pop",
+    "cache_host",
+    "service_id",
+    "service_version",
+    "method",
+    "url",
+    "path",
+    "query",
+    "protocol",
+    "tls_protocol",
+    "host",
+    "user_agent",
+    "referer",
+    "accept_language",
+    "request_header_bytes",
+    "request_body_bytes",
+    "status",
+    "content_type",
+    "content_length",
+    "body_bytes_sent",
+    "elapsed_us",
+    "outcome",
+    "error",
+    "truncated",
+];
+
 fn is_false(b: &bool) -> bool {
     !*b
 }
@@ -125,8 +159,46 @@ impl AccessRecord {
     }
 
     /// Serializes to one JSON line of at most [`MAX_LINE_BYTES`].
-    pub fn to_line(&mut self) -> String {
+    pub fn line(&mut self) -> String {
         to_line_within(self, MAX_LINE_BYTES)
+    }
+
+    /// Serializes to one JSON line of at most [`MAX_LINE_BYTES`], with the app's `fields` after
+    /// the record's own keys. Fields may take up to half the line; past that their largest
+    /// values are cut (a nested value becomes its JSON text, cut) and the line says
+    /// `"truncated":true`.
+    pub fn line_with(&mut self, fields: &[(String, serde_json::Value)]) -> String {
+        if fields.is_empty() {
+            return self.line();
+        }
+        let mut extra = fields_json(fields);
+        if extra.len() > MAX_LINE_BYTES / 2 {
+            self.truncated = true;
+            let mut cut: Vec<(String, serde_json::Value)> = fields.to_vec();
+            while extra.len() > MAX_LINE_BYTES / 2 {
+                let Some((_, largest)) = cut.iter_mut().max_by_key(|(_, v)| json_len(v)) else {
+                    break;
+                };
+                let mut text = match &mut *largest {
+                    serde_json::Value::String(s) => std::mem::take(s),
+                    other => other.to_string(),
+                };
+                let half = text.len() / 2;
+                if half <= CUT_MARKER.len() {
+                    break; // every value is already tiny; cannot happen within half a line
+                }
+                cut_field(&mut text, half);
+                *largest = serde_json::Value::String(text);
+                extra = fields_json(&cut);
+            }
+        }
+        let mut line = to_line_within(self, MAX_LINE_BYTES - extra.len());
+        if line.ends_with('}') {
+            line.pop();
+            line.push_str(&extra);
+            line.push('}');
+        }
+        line
     }
 
     /// The text fields that can grow with the input, for cutting.
@@ -189,6 +261,25 @@ fn to_line_within(rec: &mut AccessRecord, max: usize) -> String {
     line
 }
 
+/// `,"name":value` for each field.
+fn fields_json(fields: &[(String, serde_json::Value)]) -> String {
+    let mut out = String::new();
+    for (name, value) in fields {
+        out.push(',');
+        out.push_str(&serialize(name));
+        out.push(':');
+        out.push_str(&serialize(value));
+    }
+    out
+}
+
+fn json_len(v: &serde_json::Value) -> usize {
+    match v {
+        serde_json::Value::String(s) => s.len(),
+        other => other.to_string().len(),
+    }
+}
+
 fn serialize<T: Serialize>(value: &T) -> String {
     // Serializing these structs cannot fail: no maps with non-string keys, no non-finite floats.
     serde_json::to_string(value)
@@ -215,7 +306,7 @@ impl PanicRecord {
         }
     }
 
-    pub fn to_line(&mut self) -> String {
+    pub fn line(&mut self) -> String {
         let mut line = serialize(self);
         if line.len() > MAX_LINE_BYTES {
             cut_field(&mut self.message, MAX_LINE_BYTES / 2);
@@ -233,7 +324,7 @@ mod tests {
 
     #[test]
     fn record_has_the_documented_fields() {
-        let line = AccessRecord::from_facts(&sample()).to_line();
+        let line = AccessRecord::from_facts(&sample()).line();
         let v: Value = serde_json::from_str(&line).expect("json");
         assert_eq!(v["event"], "access");
         assert_eq!(v["timestamp"], "2000-10-10T13:55:36.123456+00:00");
@@ -272,11 +363,83 @@ mod tests {
     }
 
     #[test]
+    fn record_keys_are_the_serialized_keys() {
+        let mut f = sample();
+        f.outcome = Outcome::Failed("x".into());
+        let mut rec = AccessRecord::from_facts(&f);
+        rec.truncated = true;
+        let v: Value = serde_json::from_str(&rec.line()).expect("json");
+        let keys: Vec<&str> = v
+            .as_object()
+            .expect("object")
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
+        let mut sorted_keys = keys.clone();
+        sorted_keys.sort_unstable();
+        let mut listed = RECORD_KEYS.to_vec();
+        listed.sort_unstable();
+        assert_eq!(sorted_keys, listed);
+    }
+
+    #[test]
+    fn app_fields_follow_the_record_keys() {
+        let fields = vec![
+            ("tier".to_string(), Value::from("gold")),
+            ("items".to_string(), Value::from(3)),
+            ("ratio".to_string(), Value::from(0.5)),
+            ("beta".to_string(), Value::from(true)),
+            (
+                "cart".to_string(),
+                serde_json::json!({"sku": ["a", "b"], "n": null}),
+            ),
+            ("quote\"\n".to_string(), Value::from("line\nbreak")),
+        ];
+        let line = AccessRecord::from_facts(&sample()).line_with(&fields);
+        assert!(!line.contains('\n'));
+        let v: Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["status"], 200);
+        assert_eq!(v["tier"], "gold");
+        assert_eq!(v["items"], 3);
+        assert_eq!(v["ratio"], 0.5);
+        assert_eq!(v["beta"], true);
+        assert_eq!(v["cart"]["sku"][1], "b");
+        assert_eq!(v["quote\"\n"], "line\nbreak");
+        assert!(line.ends_with(r#""quote\"\n":"line\nbreak"}"#), "{line}");
+        assert!(v.get("truncated").is_none());
+    }
+
+    #[test]
+    fn huge_app_fields_are_cut_to_half_the_line() {
+        let fields = vec![
+            ("big".to_string(), Value::from("b".repeat(200_000))),
+            (
+                "nested".to_string(),
+                serde_json::json!({"x": "n".repeat(100_000)}),
+            ),
+            ("small".to_string(), Value::from(7)),
+        ];
+        let mut f = sample();
+        f.path = format!("/{}", "p".repeat(70_000));
+        let line = AccessRecord::from_facts(&f).line_with(&fields);
+        assert!(line.len() <= MAX_LINE_BYTES, "{}", line.len());
+        let v: Value = serde_json::from_str(&line).expect("json");
+        assert_eq!(v["truncated"], true);
+        assert_eq!(v["small"], 7);
+        assert!(v["big"].as_str().expect("cut text").ends_with(CUT_MARKER));
+        assert!(v["nested"]
+            .as_str()
+            .expect("cut json text")
+            .starts_with("{\"x\":\"nnn"));
+        assert_eq!(v["status"], 200);
+    }
+
+    #[test]
     fn failed_requests_carry_the_error() {
         let mut f = sample();
         f.status = 502;
         f.outcome = Outcome::Failed("connection refused".into());
-        let v: Value = serde_json::from_str(&AccessRecord::from_facts(&f).to_line()).expect("json");
+        let v: Value = serde_json::from_str(&AccessRecord::from_facts(&f).line()).expect("json");
         assert_eq!(v["outcome"], "error");
         assert_eq!(v["error"], "connection refused");
         assert_eq!(v["status"], 502);
@@ -292,7 +455,7 @@ mod tests {
             latitude: f64::NAN,
             ..Default::default()
         });
-        let line = AccessRecord::from_facts(&f).to_line();
+        let line = AccessRecord::from_facts(&f).line();
         assert!(!line.contains('\n') && !line.contains('\r') && !line.contains('\0'));
         let v: Value = serde_json::from_str(&line).expect("valid json");
         assert_eq!(v["path"], "/\"quote\"\\\n\r\0\x01");
@@ -311,7 +474,7 @@ mod tests {
         f.request_headers
             .push(("referer".into(), "\u{1}".repeat(50_000).into_bytes()));
         f.path = format!("/{}", "p".repeat(70_000));
-        let line = AccessRecord::from_facts(&f).to_line();
+        let line = AccessRecord::from_facts(&f).line();
         assert!(line.len() <= MAX_LINE_BYTES, "{}", line.len());
         let v: Value = serde_json::from_str(&line).expect("valid json");
         assert_eq!(v["truncated"], true);
@@ -328,7 +491,7 @@ mod tests {
             "boom\nline two",
             Some("src/x.rs:1:2".into()),
         )
-        .to_line();
+        .line();
         let v: Value = serde_json::from_str(&line).expect("json");
         assert_eq!(v["event"], "panic");
         assert_eq!(v["message"], "boom\nline two");

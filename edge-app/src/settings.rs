@@ -1,12 +1,10 @@
-//! Settings from the `edgelog` Config Store, validated into typed values.
+//! Settings, from a Config Store or a builder, validated into typed values.
 //!
 //! Invariant: loading never fails. Every bad value is reported (key, value, reason) and its
 //! default used instead, so a typo in the store degrades logging, never serving.
 
 use crate::format::Template;
 
-/// The Config Store the app reads.
-pub const STORE_NAME: &str = "edgelog";
 /// The endpoint used when `endpoints` is not set.
 pub const DEFAULT_ENDPOINT: &str = "collector";
 
@@ -52,6 +50,22 @@ impl Target {
 pub enum LineFormat {
     Json,
     Template(Template),
+}
+
+impl LineFormat {
+    /// `json` (or empty), `clf`, or a format string.
+    pub fn parse(spec: &str) -> Result<LineFormat, crate::format::FormatError> {
+        match spec.trim() {
+            "" | "json" => Ok(LineFormat::Json),
+            "clf" => Ok(LineFormat::Template(Template::clf())),
+            _ => Template::parse(spec).map(LineFormat::Template),
+        }
+    }
+}
+
+/// Whether `rate` is a sample rate: a number from 0.0 to 1.0.
+pub fn valid_sample_rate(rate: f64) -> bool {
+    (0.0..=1.0).contains(&rate)
 }
 
 /// The app's effective settings.
@@ -111,19 +125,15 @@ impl Settings {
         s.panic_endpoint = s.endpoints[0].clone();
 
         if let Some(v) = get("format") {
-            match v.trim() {
-                "" | "json" => {}
-                "clf" => s.format = LineFormat::Template(Template::clf()),
-                _ => match Template::parse(&v) {
-                    Ok(t) => s.format = LineFormat::Template(t),
-                    Err(e) => problems.push(format!("format: {e}; using json")),
-                },
+            match LineFormat::parse(&v) {
+                Ok(f) => s.format = f,
+                Err(e) => problems.push(format!("format: {e}; using json")),
             }
         }
 
         if let Some(v) = get("sample_rate") {
             match v.trim().parse::<f64>() {
-                Ok(r) if (0.0..=1.0).contains(&r) => s.sample_rate = r,
+                Ok(r) if valid_sample_rate(r) => s.sample_rate = r,
                 _ => problems.push(format!(
                     "sample_rate: {v:?} is not a number from 0.0 to 1.0; using 1"
                 )),
@@ -138,12 +148,7 @@ impl Settings {
         }
 
         if let Some(v) = get("redact_query") {
-            s.redact_query = v
-                .split(',')
-                .map(str::trim)
-                .filter(|n| !n.is_empty())
-                .map(str::to_string)
-                .collect();
+            s.redact_query = query_names(v.split(','));
         }
 
         if let Some(t) = endpoint_setting(&get, "error_endpoint", &mut problems) {
@@ -154,6 +159,15 @@ impl Settings {
         }
         (s, problems)
     }
+}
+
+/// Query parameter names to redact: trimmed, empty ones left out.
+pub fn query_names<S: AsRef<str>>(names: impl IntoIterator<Item = S>) -> Vec<String> {
+    names
+        .into_iter()
+        .map(|n| n.as_ref().trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect()
 }
 
 fn endpoint_setting(

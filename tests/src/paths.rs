@@ -73,7 +73,7 @@ pub fn edge_wasm(test_routes: bool) -> PathBuf {
         };
         let mut cmd = Command::new(env!("CARGO"));
         cmd.current_dir(repo_root())
-            .args(["build", "-p", "edge-app", "--bin", "edge-app"])
+            .args(["build", "-p", "edgelog", "--bin", "edge-app"])
             .args(["--target", "wasm32-wasip1", "--profile", profile])
             .env("CARGO_TARGET_DIR", target_dir());
         if test_routes {
@@ -113,4 +113,56 @@ pub fn readme_block(marker: &str) -> String {
     let body = &after[start..];
     let body = &body[body.find('\n').map_or(body.len(), |i| i + 1)..];
     body[..body.find("```").unwrap_or(body.len())].to_string()
+}
+
+/// Builds one of the library's examples (`edge-app/examples/<name>.rs`) for wasm32-wasip1 and
+/// returns the wasm's path.
+pub fn edge_example_wasm(name: &str) -> PathBuf {
+    let status = Command::new(env!("CARGO"))
+        .current_dir(repo_root())
+        .args(["build", "-p", "edgelog", "--release", "--example", name])
+        .args(["--target", "wasm32-wasip1"])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .status()
+        .expect("run cargo build for an example");
+    assert!(status.success(), "building the example {name} failed");
+    let path = target_dir()
+        .join("wasm32-wasip1/release/examples")
+        .join(format!("{name}.wasm"));
+    assert!(path.is_file(), "{} missing after build", path.display());
+    path
+}
+
+/// A fresh Compute project made of the README's "Use edgelog in your own Compute app" snippets:
+/// `fastly` and the README's dependency line in `Cargo.toml` (the crates.io `edgelog` patched to
+/// this checkout), the README's `src/main.rs` as it is. Built for wasm32-wasip1; returns the
+/// project directory and the wasm.
+pub fn readme_app(dir: &Path) -> PathBuf {
+    let marker = "## Use edgelog in your own Compute app";
+    let dependency = readme_block(marker);
+    let main_rs = readme_block("A complete `src/main.rs`");
+    let manifest = format!(
+        "[package]\nname = \"readme-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+         [dependencies]\nfastly = \"0.13\"\n{dependency}\n\
+         [patch.crates-io]\nedgelog = {{ path = {:?} }}\n\n[workspace]\n",
+        repo_root().join("edge-app").display().to_string()
+    );
+    std::fs::create_dir_all(dir.join("src")).expect("create the project");
+    std::fs::write(dir.join("Cargo.toml"), manifest).expect("write Cargo.toml");
+    std::fs::write(dir.join("src/main.rs"), main_rs).expect("write src/main.rs");
+    // The same toolchain and crate versions as this checkout, so nothing new is fetched.
+    for file in ["rust-toolchain.toml", "Cargo.lock"] {
+        std::fs::copy(repo_root().join(file), dir.join(file)).expect("copy toolchain and lock");
+    }
+    let status = Command::new(env!("CARGO"))
+        .current_dir(dir)
+        .args(["build", "--release", "--target", "wasm32-wasip1"])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .status()
+        .expect("run cargo build for the README app");
+    assert!(status.success(), "the README's app does not build");
+    let wasm = target_dir().join("wasm32-wasip1/release/readme-app.wasm");
+    assert!(wasm.is_file(), "{} missing after build", wasm.display());
+    wasm
 }

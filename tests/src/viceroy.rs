@@ -15,6 +15,10 @@ pub struct EdgeSetup {
     pub config: Option<Vec<(String, String)>>,
     /// Use the wasm built with test-only routes (e.g. one that panics).
     pub test_routes: bool,
+    /// Another app's wasm instead of the edge app (an example, the README's app).
+    pub wasm: Option<PathBuf>,
+    /// The Config Store's name; `edgelog` when `None`.
+    pub store: Option<String>,
 }
 
 impl EdgeSetup {
@@ -23,7 +27,21 @@ impl EdgeSetup {
             origin: Some(origin.to_string()),
             config: Some(Vec::new()),
             test_routes: false,
+            wasm: None,
+            store: None,
         }
+    }
+
+    /// Runs `wasm` instead of the edge app.
+    pub fn app(mut self, wasm: PathBuf) -> Self {
+        self.wasm = Some(wasm);
+        self
+    }
+
+    /// Names the Config Store.
+    pub fn store(mut self, name: &str) -> Self {
+        self.store = Some(name.to_string());
+        self
     }
 
     pub fn set(mut self, key: &str, value: &str) -> Self {
@@ -46,10 +64,11 @@ impl EdgeSetup {
             toml_string(&origin)
         );
         if let Some(config) = &self.config {
-            m.push_str(
-                "\n[local_server.config_stores.edgelog]\nformat = \"inline-toml\"\n\n\
-                 [local_server.config_stores.edgelog.contents]\n",
-            );
+            let store = self.store.as_deref().unwrap_or("edgelog");
+            m.push_str(&format!(
+                "\n[local_server.config_stores.{store}]\nformat = \"inline-toml\"\n\n\
+                 [local_server.config_stores.{store}.contents]\n"
+            ));
             for (k, v) in config {
                 m.push_str(&format!("{k} = {}\n", toml_string(v)));
             }
@@ -120,12 +139,15 @@ fn viceroy_command(
 
 /// Builds the wasm and writes the manifest for `setup` (in a directory kept by the caller).
 async fn prepare(setup: &EdgeSetup) -> (PathBuf, tempfile::TempDir, PathBuf) {
-    let wasm: PathBuf = tokio::task::spawn_blocking({
-        let routes = setup.test_routes;
-        move || edge_wasm(routes)
-    })
-    .await
-    .expect("build wasm");
+    let wasm: PathBuf = match &setup.wasm {
+        Some(wasm) => wasm.clone(),
+        None => tokio::task::spawn_blocking({
+            let routes = setup.test_routes;
+            move || edge_wasm(routes)
+        })
+        .await
+        .expect("build wasm"),
+    };
     let dir = tempfile::tempdir().expect("tempdir");
     let manifest = dir.path().join("fastly.toml");
     std::fs::write(&manifest, setup.manifest()).expect("write manifest");

@@ -6,5 +6,5 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let spec = String::from_utf8_lossy(data);
-    edge_app::format::check_invariants(&spec);
+    edgelog::__fuzz::check_invariants(&spec);
 });
