@@ -276,3 +276,61 @@ async fn beside_an_app_that_set_up_log_fastly_both_keep_their_lines() {
         edge.endpoint_lines("collector")
     );
 }
+
+#[test]
+fn the_crate_is_ready_to_publish_and_to_read_on_docs_rs() {
+    let root = edgelog_testkit::paths::repo_root();
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["metadata", "--no-deps", "--format-version", "1"])
+        .output()
+        .expect("cargo metadata");
+    assert!(out.status.success());
+    let meta: Value = serde_json::from_slice(&out.stdout).expect("metadata json");
+    let pkg = meta["packages"]
+        .as_array()
+        .expect("packages")
+        .iter()
+        .find(|p| p["name"] == "edgelog")
+        .expect("the edgelog package");
+    for key in [
+        "description",
+        "license",
+        "repository",
+        "readme",
+        "documentation",
+    ] {
+        let v = pkg[key].as_str().unwrap_or_default();
+        assert!(!v.is_empty(), "{key} is not set");
+    }
+    assert_eq!(pkg["license"], "MIT");
+    assert_ne!(pkg["publish"], json!([]), "publishable");
+    let keywords = pkg["keywords"].as_array().expect("keywords");
+    assert!((1..=5).contains(&keywords.len()), "crates.io takes 1 to 5");
+    let docs_rs = &pkg["metadata"]["docs"]["rs"];
+    assert_eq!(docs_rs["default-target"], "wasm32-wasip1");
+    assert_eq!(docs_rs["targets"], json!(["wasm32-wasip1"]));
+
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args(["package", "-p", "edgelog", "--list", "--allow-dirty"])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo package --list");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let files = String::from_utf8_lossy(&out.stdout);
+    let files: Vec<&str> = files.lines().collect();
+    for f in [
+        "LICENSE",
+        "README.md",
+        "src/lib.rs",
+        "examples/fastly_main.rs",
+    ] {
+        assert!(files.contains(&f), "{f} not packaged: {files:?}");
+    }
+    assert!(!files.iter().any(|f| f.starts_with("fuzz/")), "{files:?}");
+}

@@ -37,12 +37,24 @@ fn main() {
     let vcl = logger(Logger::builder().format(vcl_spec));
     let off = logger(Logger::builder().sample_rate(0.0));
 
+    let endpoint = std::cell::RefCell::new(fastly::log::Endpoint::from_name("collector"));
+    let plain = vec![b'x'; 900];
+    use std::io::Write;
+
     type Case<'a> = (&'static str, Box<dyn Fn(u64) + 'a>);
     let cases: Vec<Case> = vec![
         (
             "no logging (empty loop)",
             Box::new(|i| {
                 black_box(i);
+            }),
+        ),
+        (
+            "write a 900-byte line only",
+            Box::new(|_| {
+                // The hostcall alone, through Fastly's own API: the floor under every case that
+                // writes.
+                let _ = endpoint.borrow_mut().write_all(&plain);
             }),
         ),
         (
@@ -80,8 +92,8 @@ fn main() {
         ),
     ];
 
-    let rounds = 15;
-    let per_round: u64 = 2_000;
+    let rounds = 41;
+    let per_round: u64 = 1_000;
     let mut samples: Vec<Vec<f64>> = vec![Vec::new(); cases.len()];
     let mut i = 0u64;
     for _ in 0..rounds {

@@ -5,14 +5,14 @@
 //! reaches the error endpoint whatever the sample rate.
 
 use crate::facts::Facts;
-use crate::record::AccessRecord;
+use crate::json_line::access_line;
 use crate::settings::{LineFormat, Settings, Target};
 
 /// One line and the targets it goes to.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Emission {
+pub struct Emission<'s> {
     pub line: String,
-    pub targets: Vec<Target>,
+    pub targets: Vec<&'s Target>,
 }
 
 /// Whether a request with this trace id is logged at `rate`.
@@ -42,17 +42,17 @@ pub fn sampled(trace_id: &str, rate: f64) -> bool {
 
 /// Applies the privacy settings to `facts` and returns the line to write, or `None` when the
 /// request is not logged.
-pub fn plan(facts: &mut Facts, settings: &Settings) -> Option<Emission> {
+pub fn plan<'s>(facts: &mut Facts, settings: &'s Settings) -> Option<Emission<'s>> {
     let is_error = facts.status >= 500 || facts.failed();
-    let mut targets: Vec<Target> = if sampled(&facts.trace_id, settings.sample_rate) {
-        settings.endpoints.clone()
+    let mut targets: Vec<&Target> = if sampled(&facts.trace_id, settings.sample_rate) {
+        settings.endpoints.iter().collect()
     } else {
         Vec::new()
     };
     if is_error {
         if let Some(t) = &settings.error_endpoint {
-            if !targets.contains(t) {
-                targets.push(t.clone());
+            if !targets.contains(&t) {
+                targets.push(t);
             }
         }
     }
@@ -61,7 +61,7 @@ pub fn plan(facts: &mut Facts, settings: &Settings) -> Option<Emission> {
     }
     facts.apply_privacy(settings.anonymize_ip, &settings.redact_query);
     let line = match &settings.format {
-        LineFormat::Json => AccessRecord::from_facts(facts).line_with(&facts.fields),
+        LineFormat::Json => access_line(facts),
         LineFormat::Template(t) => t.render(facts),
     };
     Some(Emission { line, targets })
@@ -96,10 +96,11 @@ mod tests {
 
     #[test]
     fn a_normal_request_goes_to_every_endpoint_once() {
-        let e = plan(&mut sample(), &settings()).expect("logged");
+        let s = settings();
+        let e = plan(&mut sample(), &s).expect("logged");
         assert_eq!(
             e.targets,
-            vec![Target::Named("collector".into()), Target::Stdout]
+            vec![&Target::Named("collector".into()), &Target::Stdout]
         );
         let v: serde_json::Value = serde_json::from_str(&e.line).expect("json");
         assert_eq!(v["status"], 200);
@@ -114,12 +115,13 @@ mod tests {
         f.status = 503;
         assert_eq!(
             plan(&mut f, &s).expect("error logged").targets,
-            vec![Target::Named("errors".into())]
+            vec![&Target::Named("errors".into())]
         );
         let mut f = sample();
         f.status = 502;
         f.outcome = Outcome::Failed("connect error".into());
-        let e = plan(&mut f, &settings()).expect("logged");
+        let s = settings();
+        let e = plan(&mut f, &s).expect("logged");
         assert_eq!(e.targets.len(), 3);
         assert!(e.line.contains("connect error"));
     }

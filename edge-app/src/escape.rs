@@ -13,35 +13,72 @@ pub const CUT_MARKER: &str = "...[cut]";
 /// Appends `value` to `out` escaped the way Apache's mod_log_config escapes `%r`, `%i` and `%o`:
 /// `"` and `\` get a backslash, control bytes become `\n`, `\r`, `\t` or `\xhh`.
 pub fn push_apache_escaped(out: &mut String, value: &str) {
-    for ch in value.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => push_hex_escape(out, c as u8),
-            c => out.push(c),
-        }
-    }
+    push_runs(out, value, |out, b| match b {
+        b'"' => out.push_str("\\\""),
+        b'\\' => out.push_str("\\\\"),
+        b'\n' => out.push_str("\\n"),
+        b'\r' => out.push_str("\\r"),
+        b'\t' => out.push_str("\\t"),
+        b => push_hex_escape(out, b),
+    });
 }
 
 /// Appends `value` escaped for the inside of a JSON string (without the quotes).
 pub fn push_json_escaped(out: &mut String, value: &str) {
-    for ch in value.chars() {
-        match ch {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
-                out.push_str("\\u00");
-                push_hex_byte(out, c as u8);
-            }
-            c => out.push(c),
+    push_runs(out, value, |out, b| match b {
+        b'"' => out.push_str("\\\""),
+        b'\\' => out.push_str("\\\\"),
+        b'\n' => out.push_str("\\n"),
+        b'\r' => out.push_str("\\r"),
+        b'\t' => out.push_str("\\t"),
+        b => {
+            out.push_str("\\u00");
+            push_hex_byte(out, b);
         }
+    });
+}
+
+/// Copies `value` to `out`, whole runs at a time, handing each `"`, `\`, control byte and DEL
+/// to `escape`. The bytes handed over are ASCII, so every run ends on a character boundary.
+fn push_runs(out: &mut String, value: &str, escape: impl Fn(&mut String, u8)) {
+    let bytes = value.as_bytes();
+    let mut start = 0;
+    loop {
+        let i = next_special(bytes, start, true);
+        out.push_str(&value[start..i]);
+        let Some(&b) = bytes.get(i) else {
+            return;
+        };
+        escape(out, b);
+        start = i + 1;
     }
+}
+
+/// The index of the first byte at or after `from` that is a control byte, `"` or `\` (or DEL,
+/// with `del`), or `bytes.len()` when there is none. Eight bytes at a time while none is found
+/// (each of the three tests is exact for a word with no special byte, so a flagged word is
+/// rescanned byte by byte): text is mostly plain, and this loop is on every logged byte.
+pub fn next_special(bytes: &[u8], mut from: usize, del: bool) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;
+    while let Some(chunk) = bytes.get(from..from + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let quote = has_zero(w ^ (ONES * u64::from(b'"')));
+        let backslash = has_zero(w ^ (ONES * u64::from(b'\\')));
+        let delete = if del { has_zero(w ^ (ONES * 0x7f)) } else { 0 };
+        if control | quote | backslash | delete != 0 {
+            break;
+        }
+        from += 8;
+    }
+    bytes[from..]
+        .iter()
+        .position(|&b| b < 0x20 || b == b'"' || b == b'\\' || (del && b == 0x7f))
+        .map_or(bytes.len(), |p| from + p)
 }
 
 /// Replaces the bytes that would end a log message (CR, LF, NUL) in text the operator wrote
@@ -112,6 +149,40 @@ mod tests {
         let mut out = String::new();
         push_json_escaped(&mut out, s);
         out
+    }
+
+    #[test]
+    fn next_special_finds_every_special_byte_at_every_offset() {
+        for special in (0u8..0x20).chain([b'"', b'\\', 0x7f]) {
+            for len in 0..20 {
+                for at in 0..len {
+                    let mut bytes = vec![b'a'; len];
+                    bytes[at] = special;
+                    // A plain multi-byte character before it, and high bytes around.
+                    if at > 2 {
+                        bytes[0] = 0xc3;
+                        bytes[1] = 0xbc;
+                    }
+                    let want_del = special == 0x7f;
+                    assert_eq!(
+                        next_special(&bytes, 0, true),
+                        at,
+                        "{special:#x} at {at} of {len}"
+                    );
+                    let expected = if want_del { len } else { at };
+                    assert_eq!(next_special(&bytes, 0, false), expected);
+                }
+            }
+        }
+        let plain: Vec<u8> = (0x20u8..=0xff)
+            .filter(|b| *b != b'"' && *b != b'\\')
+            .collect();
+        assert_eq!(next_special(&plain, 0, false), plain.len());
+        assert_eq!(
+            next_special(&plain, 0, true),
+            plain.iter().position(|b| *b == 0x7f).unwrap_or(0)
+        );
+        assert_eq!(next_special(b"ab\"cd", 3, true), 5);
     }
 
     #[test]

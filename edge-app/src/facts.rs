@@ -205,7 +205,10 @@ fn header(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
     let mut out: Option<String> = None;
     for (k, v) in headers {
         if k.eq_ignore_ascii_case(name) {
-            let text = String::from_utf8_lossy(v);
+            let text = match std::str::from_utf8(v) {
+                Ok(t) => std::borrow::Cow::Borrowed(t),
+                Err(_) => String::from_utf8_lossy(v),
+            };
             match &mut out {
                 Some(s) => {
                     s.push_str(", ");

@@ -332,9 +332,8 @@ fn push_text(out: &mut String, value: Option<&str>) {
     }
 }
 
-fn push_num(out: &mut String, n: impl fmt::Display) {
-    // Writing to a String cannot fail.
-    let _ = write!(out, "{n}");
+fn push_num(out: &mut String, n: impl itoa::Integer) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 fn render_piece(out: &mut String, piece: &Piece, f: &Facts) {
@@ -389,7 +388,10 @@ fn render_piece(out: &mut String, piece: &Piece, f: &Facts) {
 
 fn push_ip(out: &mut String, ip: Option<std::net::IpAddr>) {
     match ip {
-        Some(ip) => push_num(out, ip),
+        // Writing to a String cannot fail.
+        Some(ip) => {
+            let _ = write!(out, "{ip}");
+        }
         None => out.push('-'),
     }
 }

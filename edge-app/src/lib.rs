@@ -57,6 +57,7 @@ mod emit;
 mod escape;
 mod facts;
 mod format;
+mod json_line;
 mod logger;
 mod privacy;
 mod record;

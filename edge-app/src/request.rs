@@ -214,7 +214,7 @@ impl Record {
         f.elapsed_us = self.clock.elapsed().as_micros() as u64;
         f.end = Micros(f.start.0 + f.elapsed_us as i64);
         if let Some(emission) = plan(f, &self.logger.inner.settings) {
-            for target in &emission.targets {
+            for target in emission.targets {
                 self.logger.write(target, &emission.line);
             }
         }
@@ -360,13 +360,12 @@ pub(crate) fn request_facts(req: &Request, start: Micros, instance: &Instance) -
         .get_headers()
         .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
         .collect();
-    let url = req.get_url_str();
     let path = req.get_path().to_string();
     let query = req.get_query_str().map(str::to_string);
     let protocol = protocol_name(req.get_version()).to_string();
     let method = req.get_method_str().to_string();
-    // Request line (`GET /p HTTP/1.1\r\n`) as the origin-form the client sent.
-    let target_len = url.len().saturating_sub(url.find(&path).unwrap_or(0));
+    // Request line (`GET /p?q HTTP/1.1\r\n`) as the origin-form the client sent.
+    let target_len = path.len() + query.as_ref().map_or(0, |q| q.len() + 1);
     let request_line = method.len() + 1 + target_len + 1 + protocol.len() + 2;
     Facts {
         start,

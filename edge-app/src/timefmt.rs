@@ -115,17 +115,41 @@ const DAYS_FULL: [&str; 7] = [
 
 /// `2026-11-21T07:51:27.123456+00:00` (RFC 3339, microseconds).
 pub fn iso8601(t: Micros) -> String {
+    let mut out = String::with_capacity(32);
+    push_iso8601(&mut out, t);
+    out
+}
+
+/// Appends [`iso8601`]'s text to `out` without formatting machinery (it is on every JSON line).
+pub fn push_iso8601(out: &mut String, t: Micros) {
     let c = Civil::from_secs(t.secs());
-    format!(
-        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:06}+00:00",
-        c.year,
-        c.month,
-        c.day,
-        c.hour,
-        c.minute,
-        c.second,
-        t.subsec_micros()
-    )
+    if (0..=9999).contains(&c.year) {
+        push_digits(out, c.year as u64, 4);
+    } else {
+        out.push_str(&format!("{:04}", c.year));
+    }
+    out.push('-');
+    push_digits(out, u64::from(c.month), 2);
+    out.push('-');
+    push_digits(out, u64::from(c.day), 2);
+    out.push('T');
+    push_digits(out, u64::from(c.hour), 2);
+    out.push(':');
+    push_digits(out, u64::from(c.minute), 2);
+    out.push(':');
+    push_digits(out, u64::from(c.second), 2);
+    out.push('.');
+    push_digits(out, t.subsec_micros() as u64, 6);
+    out.push_str("+00:00");
+}
+
+/// `n` in exactly `width` decimal digits, zero-padded (`n` must fit).
+fn push_digits(out: &mut String, n: u64, width: u32) {
+    let mut div = 10u64.pow(width - 1);
+    for _ in 0..width {
+        out.push(char::from(b'0' + ((n / div) % 10) as u8));
+        div /= 10;
+    }
 }
 
 /// `[10/Oct/2000:13:55:36 +0000]`, the `%t` of the Common Log Format.

@@ -449,7 +449,10 @@ impl Expr {
             Expr::Strftime(tf, at_end) => {
                 let mut s = String::new();
                 tf.render(&mut s, if *at_end { f.end } else { f.start });
-                Val::Text(vec![Seg::Safe(Cow::Owned(single_line(&s)))])
+                if s.contains(['\n', '\r', '\0']) {
+                    s = single_line(&s);
+                }
+                Val::Text(vec![Seg::Safe(Cow::Owned(s))])
             }
         }
     }
@@ -497,7 +500,7 @@ impl<'a> Val<'a> {
         match self {
             Val::Text(segs) if segs.len() == 1 => Cow::Borrowed(segs[0].as_str()),
             Val::Text(segs) => Cow::Owned(segs.iter().map(Seg::as_str).collect()),
-            Val::Int(n) => Cow::Owned(n.to_string()),
+            Val::Int(n) => Cow::Owned(itoa::Buffer::new().format(*n).to_owned()),
             Val::Float(x) => Cow::Owned(x.to_string()),
             Val::Bool(b) => Cow::Borrowed(if *b { "1" } else { "0" }),
             Val::NotSet => Cow::Borrowed(""),
