@@ -188,6 +188,37 @@ async fn sampling_drops_lines_but_errors_always_reach_the_error_endpoint() {
 }
 
 #[tokio::test]
+async fn sampled_out_requests_with_no_error_endpoint_are_served_unchanged_and_log_nothing() {
+    let (_origin, edge) = start(|s| s.set("sample_rate", "0")).await;
+    let c = client();
+    let resp = c
+        .get(format!("{}/hello", edge.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 200);
+    assert_eq!(resp.headers()["x-origin"], "yes");
+    assert_eq!(resp.text().await.expect("body"), "hello world\n");
+    let resp = c
+        .get(format!("{}/chunked/5", edge.url))
+        .send()
+        .await
+        .expect("request");
+    assert!(resp.content_length().is_none(), "still chunked");
+    let chunked = resp.bytes().await.expect("body");
+    let resp = c
+        .get(format!("{}/status/503", edge.url))
+        .send()
+        .await
+        .expect("request");
+    assert_eq!(resp.status().as_u16(), 503);
+    // Give any wrongly written line time to show up before asserting there is none.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(!chunked.is_empty());
+    assert!(edge.endpoint_lines("collector").is_empty());
+}
+
+#[tokio::test]
 async fn privacy_settings_redact_every_url_field_and_anonymize_the_client() {
     let (_origin, edge) = start(|s| {
         s.set("anonymize_ip", "true")

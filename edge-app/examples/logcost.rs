@@ -36,6 +36,9 @@ fn main() {
         .expect("the README's VCL JSON example");
     let vcl = logger(Logger::builder().format(vcl_spec));
     let off = logger(Logger::builder().sample_rate(0.0));
+    // Sampled out but with an error endpoint: every fact is gathered (the request could still
+    // fail), and a 200 writes nothing.
+    let gather = logger(Logger::builder().sample_rate(0.0).error_endpoint("errors"));
 
     let endpoint = std::cell::RefCell::new(fastly::log::Endpoint::from_name("collector"));
     let plain = vec![b'x'; 900];
@@ -60,6 +63,10 @@ fn main() {
         (
             "start + finish, sampled out",
             Box::new(|_| off.start(&req).finish(&resp)),
+        ),
+        (
+            "gather facts, nothing written",
+            Box::new(|_| gather.start(&req).finish(&resp)),
         ),
         (
             "default JSON line + write",

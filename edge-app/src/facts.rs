@@ -5,9 +5,11 @@
 //! [`Facts::apply_privacy`], which runs before any line is rendered so that no format can see an
 //! unredacted URL or a full client address.
 
+use crate::headers::Headers;
 use crate::privacy;
 use crate::timefmt::Micros;
 use std::net::IpAddr;
+use std::rc::Rc;
 
 /// Geolocation of the client address, as far as Compute exposes it.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,9 +34,10 @@ pub struct GeoFacts {
 }
 
 /// How the request ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Outcome {
     /// The origin answered; its response was passed on.
+    #[default]
     Origin,
     /// Fastly's cache answered (the response had been stored before this request): the origin
     /// was not asked.
@@ -58,7 +61,7 @@ impl Outcome {
 }
 
 /// Everything about one request that a log line may carry.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct Facts {
     pub start: Micros,
     pub end: Micros,
@@ -67,13 +70,13 @@ pub struct Facts {
     pub server_ip: Option<IpAddr>,
     pub geo: Option<GeoFacts>,
     /// `FASTLY_POP`.
-    pub pop: String,
+    pub pop: Rc<str>,
     /// `FASTLY_HOSTNAME`, the cache node.
-    pub cache_host: String,
-    pub service_id: String,
-    pub service_version: String,
+    pub cache_host: Rc<str>,
+    pub service_id: Rc<str>,
+    pub service_version: Rc<str>,
     /// `FASTLY_TRACE_ID`; also the record's request id.
-    pub trace_id: String,
+    pub trace_id: Rc<str>,
     pub method: String,
     /// The URL path as received (percent-encoded).
     pub path: String,
@@ -86,14 +89,14 @@ pub struct Facts {
     pub tls_cipher: Option<String>,
     pub tls_servername: Option<String>,
     /// `FASTLY_REGION`: the POP's region of the world (`US-West`, `Europe`, ...).
-    pub server_region: String,
+    pub server_region: Rc<str>,
     /// Request headers, names lower-cased, values as received (possibly not UTF-8).
-    pub request_headers: Vec<(String, Vec<u8>)>,
+    pub request_headers: Headers,
     pub request_header_bytes: u64,
     pub request_body_bytes: u64,
     pub status: u16,
     /// Response headers as sent to the client, names lower-cased.
-    pub response_headers: Vec<(String, Vec<u8>)>,
+    pub response_headers: Headers,
     pub response_header_bytes: u64,
     pub response_body_bytes: u64,
     pub outcome: Outcome,
@@ -108,12 +111,12 @@ pub struct Facts {
 impl Facts {
     /// A request header as text (invalid UTF-8 replaced); repeated headers are joined with `, `.
     pub fn request_header(&self, name: &str) -> Option<String> {
-        header(&self.request_headers, name)
+        self.request_headers.get(name)
     }
 
     /// A response header as text, like [`Facts::request_header`].
     pub fn response_header(&self, name: &str) -> Option<String> {
-        header(&self.response_headers, name)
+        self.response_headers.get(name)
     }
 
     /// The Host header, which Fastly logs as `%v`.
@@ -152,11 +155,11 @@ impl Facts {
     pub fn apply_privacy(&mut self, anonymize_ip: bool, redact: &[String]) {
         if anonymize_ip {
             self.client_ip = self.client_ip.map(privacy::anonymize_ip);
-            for (name, value) in &mut self.request_headers {
-                if name == "fastly-client-ip" || name == "x-forwarded-for" {
-                    *value = privacy::anonymize_ip_list(value);
-                }
-            }
+            self.request_headers.rewrite(|name, value| {
+                (name.eq_ignore_ascii_case("fastly-client-ip")
+                    || name.eq_ignore_ascii_case("x-forwarded-for"))
+                .then(|| privacy::anonymize_ip_list(value))
+            });
         }
         if redact.is_empty() {
             return;
@@ -164,12 +167,12 @@ impl Facts {
         if let Some(q) = &self.query {
             self.query = Some(privacy::redact_query(q, redact));
         }
-        for (name, value) in &mut self.request_headers {
-            if name == "referer" {
-                let text = String::from_utf8_lossy(value).into_owned();
-                *value = privacy::redact_url(&text, redact).into_bytes();
-            }
-        }
+        self.request_headers.rewrite(|name, value| {
+            name.eq_ignore_ascii_case("referer").then(|| {
+                let text = String::from_utf8_lossy(value);
+                privacy::redact_url(&text, redact).into_bytes()
+            })
+        });
     }
 }
 
@@ -199,26 +202,6 @@ pub fn protocol_name(v: http::Version) -> &'static str {
         http::Version::HTTP_3 => "HTTP/3",
         _ => "HTTP/1.1",
     }
-}
-
-fn header(headers: &[(String, Vec<u8>)], name: &str) -> Option<String> {
-    let mut out: Option<String> = None;
-    for (k, v) in headers {
-        if k.eq_ignore_ascii_case(name) {
-            let text = match std::str::from_utf8(v) {
-                Ok(t) => std::borrow::Cow::Borrowed(t),
-                Err(_) => String::from_utf8_lossy(v),
-            };
-            match &mut out {
-                Some(s) => {
-                    s.push_str(", ");
-                    s.push_str(&text);
-                }
-                None => out = Some(text.into_owned()),
-            }
-        }
-    }
-    out
 }
 
 #[cfg(test)]
@@ -263,22 +246,21 @@ pub(crate) mod tests {
             tls_servername: Some("www.example.com".into()),
             server_region: "US-West".into(),
             request_headers: vec![
-                ("host".into(), b"www.example.com".to_vec()),
-                ("user-agent".into(), b"curl/8.5.0".to_vec()),
-                (
-                    "referer".into(),
-                    b"https://ref.example/?token=abc&x=2".to_vec(),
-                ),
-                ("accept-language".into(), b"en-US,en;q=0.9".to_vec()),
-                ("cookie".into(), b"session=xyz; theme=dark".to_vec()),
-            ],
+                ("host", b"www.example.com".to_vec()),
+                ("user-agent", b"curl/8.5.0".to_vec()),
+                ("referer", b"https://ref.example/?token=abc&x=2".to_vec()),
+                ("accept-language", b"en-US,en;q=0.9".to_vec()),
+                ("cookie", b"session=xyz; theme=dark".to_vec()),
+            ]
+            .into(),
             request_header_bytes: 180,
             request_body_bytes: 0,
             status: 200,
             response_headers: vec![
-                ("content-type".into(), b"image/gif".to_vec()),
-                ("content-length".into(), b"2326".to_vec()),
-            ],
+                ("content-type", b"image/gif".to_vec()),
+                ("content-length", b"2326".to_vec()),
+            ]
+            .into(),
             response_header_bytes: 120,
             response_body_bytes: 2326,
             outcome: Outcome::Origin,
@@ -291,9 +273,8 @@ pub(crate) mod tests {
     #[test]
     fn headers_are_case_insensitive_and_joined() {
         let mut f = sample();
-        f.request_headers.push(("x-multi".into(), b"a".to_vec()));
-        f.request_headers
-            .push(("x-multi".into(), b"b\xff".to_vec()));
+        f.request_headers.push(("x-multi", b"a".to_vec()));
+        f.request_headers.push(("x-multi", b"b\xff".to_vec()));
         assert_eq!(f.request_header("X-Multi").as_deref(), Some("a, b\u{fffd}"));
         assert_eq!(f.request_header("missing"), None);
         assert_eq!(f.cookie("theme").as_deref(), Some("dark"));

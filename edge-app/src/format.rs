@@ -269,7 +269,7 @@ pub fn check_invariants(spec: &str) {
         geo: None,
         pop: "SJC\n".into(),
         cache_host: "cache\"x".into(),
-        service_id: String::new(),
+        service_id: "".into(),
         service_version: "7".into(),
         trace_id: "t".into(),
         method: "GE\nT".into(),
@@ -281,16 +281,17 @@ pub fn check_invariants(spec: &str) {
         tls_servername: Some("a\"b\r".into()),
         server_region: "\0".into(),
         request_headers: vec![
-            ("user-agent".into(), hostile.clone()),
-            ("host".into(), hostile.clone()),
-            ("cookie".into(), b"a=\"\n\"; b=\xff".to_vec()),
-            ("fastly-ff".into(), b", ,a,".to_vec()),
-            ("x-big".into(), vec![b'\n'; 2 * MAX_LINE_BYTES]),
-        ],
+            ("user-agent", hostile.clone()),
+            ("host", hostile.clone()),
+            ("cookie", b"a=\"\n\"; b=\xff".to_vec()),
+            ("fastly-ff", b", ,a,".to_vec()),
+            ("x-big", vec![b'\n'; 2 * MAX_LINE_BYTES]),
+        ]
+        .into(),
         request_header_bytes: u64::MAX / 2,
         request_body_bytes: u64::MAX / 2,
         status: 999,
-        response_headers: vec![("x-cache".into(), hostile)],
+        response_headers: vec![("x-cache", hostile)].into(),
         response_header_bytes: 0,
         response_body_bytes: 0,
         outcome: crate::facts::Outcome::Failed("e\n\"".into()),
@@ -503,7 +504,7 @@ mod tests {
         let spec = r#"{"client_ip":"%{req.http.Fastly-Client-IP}V","url":"%{json.escape(req.url)}V","ua":"%{json.escape(req.http.User-Agent)}V","status":%{resp.status}V}"#;
         let mut f = sample();
         f.request_headers
-            .push(("user-agent".into(), b"evil\"\n\x01".to_vec()));
+            .push(("user-agent", b"evil\"\n\x01".to_vec()));
         let line = Template::parse(spec).expect("parse").render(&f);
         let v: serde_json::Value = serde_json::from_str(&line).expect("valid json");
         assert_eq!(v["status"], 200);
@@ -554,9 +555,9 @@ mod tests {
         let mut f = sample();
         f.status = 599;
         f.request_headers
-            .push(("fastly-ff".into(), b"cache-sjc1-SJC".to_vec()));
+            .push(("fastly-ff", b"cache-sjc1-SJC".to_vec()));
         f.request_headers
-            .push(("fastly-orig-host".into(), b"orig.example".to_vec()));
+            .push(("fastly-orig-host", b"orig.example".to_vec()));
         f.path = "/\"}\n".into();
         let line = Template::parse(&example).expect("parse").render(&f);
         let v: serde_json::Value = serde_json::from_str(&line).expect(&line);
@@ -602,8 +603,7 @@ mod tests {
     fn request_text_is_escaped_and_literals_stay_on_one_line() {
         let mut f = sample();
         f.path = "/a\"b\nc".into();
-        f.request_headers
-            .push(("x-evil".into(), b"\r\n\0\xff".to_vec()));
+        f.request_headers.push(("x-evil", b"\r\n\0\xff".to_vec()));
         let line = Template::parse("%U %{X-Evil}i lit\nline")
             .expect("parse")
             .render(&f);
@@ -614,7 +614,7 @@ mod tests {
     fn long_lines_are_cut_with_a_marker() {
         let mut f = sample();
         f.request_headers
-            .push(("x-big".into(), vec![b'x'; 2 * MAX_LINE_BYTES]));
+            .push(("x-big", vec![b'x'; 2 * MAX_LINE_BYTES]));
         let line = Template::parse("%{X-Big}i").expect("parse").render(&f);
         assert_eq!(line.len(), MAX_LINE_BYTES);
         assert!(line.ends_with(crate::escape::CUT_MARKER));

@@ -11,6 +11,7 @@
 
 use crate::escape::{next_special, MAX_LINE_BYTES};
 use crate::facts::{Facts, Outcome};
+use crate::headers::Headers;
 use crate::record::AccessRecord;
 use crate::timefmt::push_iso8601;
 use std::fmt::Write;
@@ -139,16 +140,14 @@ fn push_opt(out: &mut String, s: Option<&str>) {
 
 /// A header's value as a JSON string (invalid UTF-8 replaced, repeated headers joined with
 /// `, `); false when the header is not there.
-fn push_header(out: &mut String, headers: &[(String, Vec<u8>)], name: &str) -> bool {
+fn push_header(out: &mut String, headers: &Headers, name: &str) -> bool {
     let mut found = false;
-    for (k, v) in headers {
-        if k.eq_ignore_ascii_case(name) {
-            out.push_str(if found { ", " } else { "\"" });
-            found = true;
-            match std::str::from_utf8(v) {
-                Ok(text) => push_escaped(out, text),
-                Err(_) => push_escaped(out, &String::from_utf8_lossy(v)),
-            }
+    for v in headers.values(name) {
+        out.push_str(if found { ", " } else { "\"" });
+        found = true;
+        match std::str::from_utf8(v) {
+            Ok(text) => push_escaped(out, text),
+            Err(_) => push_escaped(out, &String::from_utf8_lossy(v)),
         }
     }
     if found {
@@ -157,7 +156,7 @@ fn push_header(out: &mut String, headers: &[(String, Vec<u8>)], name: &str) -> b
     found
 }
 
-fn push_header_or_null(out: &mut String, headers: &[(String, Vec<u8>)], name: &str) {
+fn push_header_or_null(out: &mut String, headers: &Headers, name: &str) {
     if !push_header(out, headers, name) {
         out.push_str("null");
     }
@@ -232,10 +231,10 @@ mod tests {
         f.path = "/\"q\"\\\u{1}\u{8}\u{c}\u{1f}\u{7f}é€😀\r\n\t".into();
         f.query = Some("a=\u{0}&b=ü".into());
         f.request_headers
-            .push(("User-Agent".into(), b"\xff\xfe \"x\"\n".to_vec()));
-        f.request_headers.push(("host".into(), b"second".to_vec()));
+            .push(("User-Agent", b"\xff\xfe \"x\"\n".to_vec()));
+        f.request_headers.push(("host", b"second".to_vec()));
         f.response_headers
-            .push(("content-length".into(), b" 12 ".to_vec()));
+            .push(("content-length", b" 12 ".to_vec()));
         f.geo = Some(GeoFacts {
             latitude: f64::NAN,
             longitude: -0.0,

@@ -57,6 +57,7 @@ mod emit;
 mod escape;
 mod facts;
 mod format;
+mod headers;
 mod json_line;
 mod logger;
 mod privacy;

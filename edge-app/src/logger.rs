@@ -118,20 +118,21 @@ pub(crate) struct Inner {
     pub(crate) instance: Instance,
 }
 
-/// What the Compute host says about this instance, read once per logger.
+/// What the Compute host says about this instance, read once per logger and shared by its
+/// records.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Instance {
-    pub(crate) trace_id: String,
-    pub(crate) pop: String,
-    pub(crate) cache_host: String,
-    pub(crate) service_id: String,
-    pub(crate) service_version: String,
-    pub(crate) server_region: String,
+    pub(crate) trace_id: Rc<str>,
+    pub(crate) pop: Rc<str>,
+    pub(crate) cache_host: Rc<str>,
+    pub(crate) service_id: Rc<str>,
+    pub(crate) service_version: Rc<str>,
+    pub(crate) server_region: Rc<str>,
 }
 
 impl Instance {
     fn from_env() -> Self {
-        let env = |name: &str| std::env::var(name).unwrap_or_default();
+        let env = |name: &str| Rc::from(std::env::var(name).unwrap_or_default());
         Instance {
             trace_id: env("FASTLY_TRACE_ID"),
             pop: env("FASTLY_POP"),
@@ -247,7 +248,7 @@ impl Logger {
     /// ```
     pub fn install_panic_hook(&self) {
         let target = self.inner.settings.panic_endpoint.clone();
-        let trace_id = self.inner.instance.trace_id.clone();
+        let trace_id = self.inner.instance.trace_id.to_string();
         std::panic::set_hook(Box::new(move |info| {
             let message = if let Some(s) = info.payload().downcast_ref::<&str>() {
                 (*s).to_string()

@@ -5,8 +5,9 @@
 //! response's status, headers and body pass to the client unchanged; logging never fails the
 //! response.
 
-use crate::emit::plan;
+use crate::emit::{plan, sampled};
 use crate::facts::{body_is_streamed, protocol_name, Facts, GeoFacts, Outcome};
+use crate::headers::Headers;
 use crate::logger::{Instance, Logger};
 use crate::record::RECORD_KEYS;
 use crate::timefmt::Micros;
@@ -30,13 +31,22 @@ impl Logger {
     /// # Ok(()) }
     /// ```
     pub fn start(&self, req: &Request) -> Record {
-        let start = Micros::from_system_time(SystemTime::now());
+        let settings = &self.inner.settings;
+        // Sampled out with no error endpoint: no line can come of it, so nothing is gathered.
+        let inert = settings.error_endpoint.is_none()
+            && !sampled(&self.inner.instance.trace_id, settings.sample_rate);
+        let facts = if inert {
+            Facts::default()
+        } else {
+            let start = Micros::from_system_time(SystemTime::now());
+            request_facts(req, start, &self.inner.instance)
+        };
         Record {
             logger: self.clone(),
-            facts: request_facts(req, start, &self.inner.instance),
+            facts,
             clock: Instant::now(),
             error: None,
-            written: false,
+            written: inert,
         }
     }
 }
@@ -65,6 +75,7 @@ pub struct Record {
     facts: Facts,
     clock: Instant,
     error: Option<String>,
+    /// The line is written, or none will be (sampled out, with no error endpoint).
     written: bool,
 }
 
@@ -170,6 +181,10 @@ impl Record {
     /// # Ok(()) }
     /// ```
     pub fn send_to_client(mut self, resp: Response) {
+        if self.written {
+            resp.send_to_client();
+            return;
+        }
         let head = self.facts.method == "HEAD";
         let seen = ResponseFacts::of(&resp);
         let body_bytes = send(resp, head, seen.status);
@@ -193,6 +208,9 @@ impl Record {
     /// }
     /// ```
     pub fn finish(mut self, resp: &Response) {
+        if self.written {
+            return;
+        }
         let seen = ResponseFacts::of(resp);
         let body_bytes = resp.get_content_length().unwrap_or(0) as u64;
         self.write(seen, body_bytes);
@@ -235,7 +253,7 @@ impl Drop for Record {
 /// What the line needs from a response, read before it is sent.
 struct ResponseFacts {
     status: u16,
-    headers: Vec<(String, Vec<u8>)>,
+    headers: Headers,
     header_bytes: u64,
     outcome: Outcome,
     cache_age_secs: Option<u64>,
@@ -245,10 +263,10 @@ struct ResponseFacts {
 impl ResponseFacts {
     fn of(resp: &Response) -> Self {
         let status_code = resp.get_status();
-        let headers: Vec<(String, Vec<u8>)> = resp
-            .get_headers()
-            .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-            .collect();
+        let mut headers = Headers::with_capacity(8, 256);
+        for (k, v) in resp.get_headers() {
+            headers.push((k.as_str(), v.as_bytes()));
+        }
         // Status line: `HTTP/1.1 200 OK\r\n`.
         let reason = status_code.canonical_reason().unwrap_or("");
         let status_line = "HTTP/1.1 ".len() + 3 + 1 + reason.len() + 2;
@@ -262,7 +280,7 @@ impl ResponseFacts {
         };
         ResponseFacts {
             status: status_code.as_u16(),
-            header_bytes: header_bytes(&headers, status_line),
+            header_bytes: headers.block_bytes(status_line),
             headers,
             outcome,
             cache_age_secs,
@@ -273,7 +291,7 @@ impl ResponseFacts {
     fn none() -> Self {
         ResponseFacts {
             status: 0,
-            headers: Vec::new(),
+            headers: Headers::default(),
             header_bytes: 0,
             outcome: Outcome::Edge,
             cache_age_secs: None,
@@ -356,10 +374,10 @@ pub(crate) fn request_facts(req: &Request, start: Micros, instance: &Instance) -
             metro_code: g.metro_code(),
             area_code: g.area_code(),
         });
-    let request_headers: Vec<(String, Vec<u8>)> = req
-        .get_headers()
-        .map(|(k, v)| (k.as_str().to_string(), v.as_bytes().to_vec()))
-        .collect();
+    let mut request_headers = Headers::with_capacity(16, 1024);
+    for (k, v) in req.get_headers() {
+        request_headers.push((k.as_str(), v.as_bytes()));
+    }
     let path = req.get_path().to_string();
     let query = req.get_query_str().map(str::to_string);
     let protocol = protocol_name(req.get_version()).to_string();
@@ -391,11 +409,11 @@ pub(crate) fn request_facts(req: &Request, start: Micros, instance: &Instance) -
             .map(str::to_string),
         tls_servername: req.get_tls_client_servername().map(str::to_string),
         server_region: instance.server_region.clone(),
-        request_header_bytes: header_bytes(&request_headers, request_line),
+        request_header_bytes: request_headers.block_bytes(request_line),
         request_headers,
         request_body_bytes: req.get_content_length().unwrap_or(0) as u64,
         status: 0,
-        response_headers: Vec::new(),
+        response_headers: Headers::default(),
         response_header_bytes: 0,
         response_body_bytes: 0,
         outcome: Outcome::Origin,
@@ -403,12 +421,6 @@ pub(crate) fn request_facts(req: &Request, start: Micros, instance: &Instance) -
         cache_ttl_secs: None,
         fields: Vec::new(),
     }
-}
-
-/// Bytes of a header block: the first line, `name: value\r\n` per header, and the blank line.
-fn header_bytes(headers: &[(String, Vec<u8>)], first_line: usize) -> u64 {
-    let fields: usize = headers.iter().map(|(k, v)| k.len() + 2 + v.len() + 2).sum();
-    (first_line + fields + 2) as u64
 }
 
 fn conn_type_name(t: &fastly::geo::ConnType) -> String {
@@ -471,7 +483,7 @@ mod tests {
             .with_header("Referer", "https://r.test/?token=t");
         let instance = Instance {
             trace_id: "trace".into(),
-            pop: std::env::var("FASTLY_POP").unwrap_or_default(),
+            pop: std::env::var("FASTLY_POP").unwrap_or_default().into(),
             ..Instance::default()
         };
         let f = request_facts(&req, Micros(1), &instance);
@@ -483,16 +495,16 @@ mod tests {
         // "GET /a/b?x=1&y=2 HTTP/1.1\r\n" + headers + "\r\n"
         let expected = 27 + ("user-agent".len() + 2 + 6 + 2) + ("referer".len() + 2 + 23 + 2) + 2;
         assert_eq!(f.request_header_bytes, expected as u64);
-        assert_eq!(f.trace_id, "trace");
-        assert_eq!(f.pop, "XXX", "FASTLY_POP as Viceroy sets it");
+        assert_eq!(&*f.trace_id, "trace");
+        assert_eq!(&*f.pop, "XXX", "FASTLY_POP as Viceroy sets it");
     }
 
     #[test]
     fn a_logger_reads_the_instance_from_the_host() {
         let logger = Logger::builder().build().expect("defaults");
         let i = &logger.inner.instance;
-        assert_eq!(i.pop, "XXX");
-        assert_eq!(i.server_region, "Somewhere");
+        assert_eq!(&*i.pop, "XXX");
+        assert_eq!(&*i.server_region, "Somewhere");
         assert!(!i.trace_id.is_empty());
     }
 

@@ -6,7 +6,7 @@
 //! which keeps the wasm small.
 
 /// A point in time as microseconds since the Unix epoch.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Micros(pub i64);
 
 impl Micros {

@@ -337,12 +337,10 @@ mod tests {
     fn the_cache_state_follows_the_outcome_and_x_cache() {
         let mut f = sample();
         assert_eq!(cache_state(&f), "PASS");
-        f.response_headers
-            .push(("x-cache".into(), b"MISS, HIT".to_vec()));
+        f.response_headers.push(("x-cache", b"MISS, HIT".to_vec()));
         assert_eq!(cache_state(&f), "HIT");
         f.response_headers.pop();
-        f.response_headers
-            .push(("x-cache".into(), b"MISS".to_vec()));
+        f.response_headers.push(("x-cache", b"MISS".to_vec()));
         assert_eq!(cache_state(&f), "MISS");
         f.outcome = Outcome::Cache;
         assert_eq!(cache_state(&f), "HIT");

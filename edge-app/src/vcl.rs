@@ -671,7 +671,7 @@ mod tests {
             ),
         ];
         let mut f = sample();
-        f.request_headers.push(("x-empty".into(), Vec::new()));
+        f.request_headers.push(("x-empty", Vec::new()));
         for (text, want) in cases {
             assert_eq!(&render_with(text, &f), want, "{text}");
         }
@@ -680,8 +680,7 @@ mod tests {
     #[test]
     fn request_text_is_escaped_and_lines_stay_one_line() {
         let mut f = sample();
-        f.request_headers
-            .push(("x-evil".into(), b"a\"b\nc\\".to_vec()));
+        f.request_headers.push(("x-evil", b"a\"b\nc\\".to_vec()));
         assert_eq!(render_with("req.http.x-evil", &f), "a\\\"b\\nc\\\\");
         assert_eq!(
             render_with(r#""<" + req.http.x-evil + ">""#, &f),
