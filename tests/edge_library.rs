@@ -334,3 +334,27 @@ fn the_crate_is_ready_to_publish_and_to_read_on_docs_rs() {
     }
     assert!(!files.iter().any(|f| f.starts_with("fuzz/")), "{files:?}");
 }
+
+#[test]
+fn the_commands_the_readme_gives_for_checking_endpoint_names_exist() {
+    let fastly = edgelog_testkit::paths::tool("fastly");
+    let help = |args: &[&str]| {
+        let out = std::process::Command::new(&fastly)
+            .args(args)
+            .arg("--help")
+            .output()
+            .expect("run fastly");
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+    let list = help(&["logging", "https", "list"]);
+    assert!(
+        list.contains("--version=VERSION") && list.contains("'active'"),
+        "{list}"
+    );
+    let tail = help(&["log-tail"]);
+    assert!(tail.contains("Tail Compute logs"), "{tail}");
+}

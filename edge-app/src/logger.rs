@@ -590,6 +590,15 @@ mod tests {
     }
 
     #[test]
+    fn the_readme_s_example_refusal_reads_as_written() {
+        let e = Logger::builder().sample_rate(1.5).error.expect("refused");
+        assert_eq!(
+            e.to_string(),
+            "edgelog setting sample_rate: 1.5 is not a number from 0.0 to 1.0"
+        );
+    }
+
+    #[test]
     fn the_first_refusal_is_kept_and_later_settings_still_apply() {
         let b = Logger::builder()
             .sample_rate(2.0)

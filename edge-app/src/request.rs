@@ -545,6 +545,31 @@ mod tests {
     }
 
     #[test]
+    fn fields_with_the_line_s_own_names_or_no_name_are_left_out() {
+        let logger = Logger::builder()
+            .endpoint("stdout")
+            .build()
+            .expect("logger");
+        let req = Request::get("http://example.test/");
+        let mut record = logger.start(&req);
+        record
+            .field("status", 1)
+            .field("", 2)
+            .field("url", "x")
+            .field("ok", 3)
+            .field("maybe", None::<u32>)
+            .field("ok", 4);
+        assert_eq!(
+            record.facts.fields,
+            vec![
+                ("ok".to_string(), serde_json::json!(4)),
+                ("maybe".to_string(), serde_json::Value::Null)
+            ]
+        );
+        record.finish(&Response::from_status(204));
+    }
+
+    #[test]
     fn lines_written_to_an_endpoint_do_not_fail() {
         let mut endpoint = Endpoint::from_name("collector");
         endpoint
