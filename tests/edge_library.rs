@@ -14,6 +14,15 @@ fn client() -> reqwest::Client {
         .expect("client")
 }
 
+/// `GET <url><path>`.
+async fn get(url: &str, path: &str) -> reqwest::Response {
+    client()
+        .get(format!("{url}{path}"))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {path}: {e}"))
+}
+
 fn parse(line: &str) -> Value {
     serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
@@ -79,11 +88,7 @@ async fn the_readme_app_builds_from_the_snippets_and_logs_every_request() {
     let origin = spawn_origin().await;
     let edge = spawn_viceroy(&EdgeSetup::new(&origin.url()).app(wasm.clone())).await;
 
-    let resp = client()
-        .get(format!("{}/hello", edge.url))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(&edge.url, "/hello").await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.headers()["x-origin"], "yes", "origin headers pass");
     assert_eq!(resp.text().await.expect("body"), "hello world\n");
@@ -110,11 +115,7 @@ async fn the_readme_app_builds_from_the_snippets_and_logs_every_request() {
         ..EdgeSetup::new("unused").app(wasm)
     })
     .await;
-    let resp = client()
-        .get(format!("{}/x", down.url))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(&down.url, "/x").await;
     assert_eq!(resp.status().as_u16(), 502);
     assert_eq!(resp.text().await.expect("body"), "origin unavailable\n");
     let lines = down.wait_endpoint_lines("collector", 1).await;
@@ -209,11 +210,7 @@ async fn an_unfinished_record_still_logs_the_request_as_failed() {
             .set("error_endpoint", "errors")
     };
     let edge = example("fastly_main", setup).await;
-    let resp = client()
-        .get(format!("{}/hello", edge.url))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(&edge.url, "/hello").await;
     assert_eq!(
         resp.status().as_u16(),
         500,
@@ -236,11 +233,7 @@ async fn beside_an_app_that_set_up_log_fastly_both_keep_their_lines() {
         },
     )
     .await;
-    let resp = client()
-        .get(format!("{}/hello", edge.url))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(&edge.url, "/hello").await;
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.text().await.expect("body"), "hello world\n");
     let lines = edge.wait_endpoint_lines("collector", 1).await;
@@ -250,11 +243,7 @@ async fn beside_an_app_that_set_up_log_fastly_both_keep_their_lines() {
 
     // No panic hook was asked for: the panic is Rust's own message on stderr, and no panic line
     // reaches the endpoint.
-    let resp = client()
-        .get(format!("{}/panic", edge.url))
-        .send()
-        .await
-        .expect("request");
+    let resp = get(&edge.url, "/panic").await;
     assert!(resp.status().is_server_error());
     edge.stderr
         .wait_for("the panic message", Duration::from_secs(10), |l| {

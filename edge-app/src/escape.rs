@@ -13,52 +13,58 @@ pub const CUT_MARKER: &str = "...[cut]";
 /// Appends `value` to `out` escaped the way Apache's mod_log_config escapes `%r`, `%i` and `%o`:
 /// `"` and `\` get a backslash, control bytes become `\n`, `\r`, `\t` or `\xhh`.
 pub fn push_apache_escaped(out: &mut String, value: &str) {
-    push_runs(out, value, |out, b| match b {
-        b'"' => out.push_str("\\\""),
-        b'\\' => out.push_str("\\\\"),
-        b'\n' => out.push_str("\\n"),
-        b'\r' => out.push_str("\\r"),
-        b'\t' => out.push_str("\\t"),
-        b => push_hex_escape(out, b),
-    });
+    push_runs(out, value, true, push_hex_escape);
 }
 
-/// Appends `value` escaped for the inside of a JSON string (without the quotes).
+/// Appends `value` escaped for the inside of a JSON string (without the quotes), DEL included.
 pub fn push_json_escaped(out: &mut String, value: &str) {
-    push_runs(out, value, |out, b| match b {
-        b'"' => out.push_str("\\\""),
-        b'\\' => out.push_str("\\\\"),
-        b'\n' => out.push_str("\\n"),
-        b'\r' => out.push_str("\\r"),
-        b'\t' => out.push_str("\\t"),
-        b => {
-            out.push_str("\\u00");
-            push_hex_byte(out, b);
-        }
+    push_runs(out, value, true, push_unicode_escape);
+}
+
+/// JSON string escaping exactly as serde_json does it: `"` and `\` with a backslash, `\b`,
+/// `\f`, `\n`, `\r`, `\t`, other control bytes as `\u00xx`; everything else (DEL too) as it is.
+pub fn push_serde_json_escaped(out: &mut String, value: &str) {
+    push_runs(out, value, false, |out, b| match b {
+        0x08 => out.push_str("\\b"),
+        0x0c => out.push_str("\\f"),
+        b => push_unicode_escape(out, b),
     });
 }
 
-/// Copies `value` to `out`, whole runs at a time, handing each `"`, `\`, control byte and DEL
-/// to `escape`. The bytes handed over are ASCII, so every run ends on a character boundary.
-fn push_runs(out: &mut String, value: &str, escape: impl Fn(&mut String, u8)) {
+/// Copies `value` to `out`, whole runs at a time. `"`, `\`, LF, CR and tab get their backslash
+/// escapes; every other control byte (and DEL, with `del`) goes to `other`. The bytes escaped
+/// are ASCII, so every run ends on a character boundary.
+fn push_runs(out: &mut String, value: &str, del: bool, other: impl Fn(&mut String, u8)) {
     let bytes = value.as_bytes();
     let mut start = 0;
     loop {
-        let i = next_special(bytes, start, true);
+        let i = next_special(bytes, start, del);
         out.push_str(&value[start..i]);
         let Some(&b) = bytes.get(i) else {
             return;
         };
-        escape(out, b);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            b => other(out, b),
+        }
         start = i + 1;
     }
+}
+
+fn push_unicode_escape(out: &mut String, byte: u8) {
+    out.push_str("\\u00");
+    push_hex_byte(out, byte);
 }
 
 /// The index of the first byte at or after `from` that is a control byte, `"` or `\` (or DEL,
 /// with `del`), or `bytes.len()` when there is none. Eight bytes at a time while none is found
 /// (each of the three tests is exact for a word with no special byte, so a flagged word is
 /// rescanned byte by byte): text is mostly plain, and this loop is on every logged byte.
-pub fn next_special(bytes: &[u8], mut from: usize, del: bool) -> usize {
+fn next_special(bytes: &[u8], mut from: usize, del: bool) -> usize {
     const ONES: u64 = 0x0101_0101_0101_0101;
     const HIGH: u64 = 0x8080_8080_8080_8080;
     let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGH;

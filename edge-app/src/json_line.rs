@@ -9,7 +9,7 @@
 //! `AccessRecord` stays the schema: a unit test checks that both give the same bytes, and a line
 //! that would pass [`MAX_LINE_BYTES`] is made by the serde path, which cuts the largest fields.
 
-use crate::escape::{next_special, MAX_LINE_BYTES};
+use crate::escape::{push_serde_json_escaped as push_escaped, MAX_LINE_BYTES};
 use crate::facts::{Facts, Outcome};
 use crate::headers::Headers;
 use crate::record::AccessRecord;
@@ -171,38 +171,6 @@ fn push_u64(out: &mut String, n: u64) {
 fn push_f64(out: &mut String, x: f64) {
     let x = if x.is_finite() { x } else { 0.0 };
     out.push_str(ryu::Buffer::new().format_finite(x));
-}
-
-/// JSON string escaping exactly as serde_json does it: `"` and `\` with a backslash, `\b`,
-/// `\f`, `\n`, `\r`, `\t`, other control bytes as `\u00xx`; everything else as it is. Runs of
-/// bytes that need nothing are copied whole.
-pub fn push_escaped(out: &mut String, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    loop {
-        let i = next_special(bytes, start, false);
-        // Escapes are ASCII, so `start..i` is on character boundaries.
-        out.push_str(&s[start..i]);
-        let Some(&b) = bytes.get(i) else {
-            return;
-        };
-        match b {
-            b'"' => out.push_str("\\\""),
-            b'\\' => out.push_str("\\\\"),
-            b'\n' => out.push_str("\\n"),
-            b'\r' => out.push_str("\\r"),
-            b'\t' => out.push_str("\\t"),
-            0x08 => out.push_str("\\b"),
-            0x0c => out.push_str("\\f"),
-            _ => {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(HEX[usize::from(b >> 4)] as char);
-                out.push(HEX[usize::from(b & 0xf)] as char);
-            }
-        }
-        start = i + 1;
-    }
 }
 
 #[cfg(test)]

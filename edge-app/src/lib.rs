@@ -53,6 +53,7 @@
 
 #![deny(missing_docs)]
 
+mod builder;
 mod emit;
 mod escape;
 mod facts;
@@ -68,7 +69,8 @@ mod timefmt;
 mod vars;
 mod vcl;
 
-pub use logger::{init_log, Builder, Error, Logger};
+pub use builder::Builder;
+pub use logger::{init_log, Error, Logger};
 pub use request::{needs_streaming, Record};
 
 /// What the format-string fuzz target calls; not part of the API.

@@ -514,7 +514,7 @@ mod tests {
         assert!(Endpoint::try_from_name("stdout").is_err(), "reserved");
         assert!(Endpoint::try_from_name("a:b").is_err());
         // From a store, unusable names are left out and the rest still work.
-        let logger = Logger::open_for_test(Settings {
+        let logger = Logger::open(Settings {
             endpoints: vec![
                 Target::Named("collector".into()),
                 Target::Named("fst_managed_x".into()),

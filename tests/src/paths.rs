@@ -71,22 +71,11 @@ pub fn edge_wasm(test_routes: bool) -> PathBuf {
         } else {
             "release"
         };
-        let mut cmd = Command::new(env!("CARGO"));
-        cmd.current_dir(repo_root())
-            .args(["build", "-p", "edgelog", "--bin", "edge-app"])
-            .args(["--target", "wasm32-wasip1", "--profile", profile])
-            .env("CARGO_TARGET_DIR", target_dir());
+        let mut args = vec!["-p", "edgelog", "--bin", "edge-app", "--profile", profile];
         if test_routes {
-            cmd.args(["--features", "test-routes"]);
+            args.extend(["--features", "test-routes"]);
         }
-        let status = cmd.status().expect("run cargo build for the edge app");
-        assert!(status.success(), "building the edge app wasm failed");
-        let path = target_dir()
-            .join("wasm32-wasip1")
-            .join(profile)
-            .join("edge-app.wasm");
-        assert!(path.is_file(), "{} missing after build", path.display());
-        path
+        build_wasm(&repo_root(), &args, &format!("{profile}/edge-app.wasm"))
     })
     .clone()
 }
@@ -118,25 +107,40 @@ pub fn readme_block(marker: &str) -> String {
 /// Builds one of the library's examples (`edge-app/examples/<name>.rs`) for wasm32-wasip1 and
 /// returns the wasm's path.
 pub fn edge_example_wasm(name: &str) -> PathBuf {
+    let args = ["-p", "edgelog", "--release", "--example", name];
+    build_wasm(
+        &repo_root(),
+        &args,
+        &format!("release/examples/{name}.wasm"),
+    )
+}
+
+/// Runs `cargo build --target wasm32-wasip1 <args>` in `dir`, into the shared target directory,
+/// and returns `<target>/wasm32-wasip1/<wasm>`, which the build must have made.
+fn build_wasm(dir: &Path, args: &[&str], wasm: &str) -> PathBuf {
     let status = Command::new(env!("CARGO"))
-        .current_dir(repo_root())
-        .args(["build", "-p", "edgelog", "--release", "--example", name])
-        .args(["--target", "wasm32-wasip1"])
+        .current_dir(dir)
+        .args(["build", "--target", "wasm32-wasip1"])
+        .args(args)
         .env("CARGO_TARGET_DIR", target_dir())
+        // The project's own rust-toolchain.toml decides.
+        .env_remove("RUSTUP_TOOLCHAIN")
         .status()
-        .expect("run cargo build for an example");
-    assert!(status.success(), "building the example {name} failed");
-    let path = target_dir()
-        .join("wasm32-wasip1/release/examples")
-        .join(format!("{name}.wasm"));
+        .expect("run cargo build");
+    assert!(
+        status.success(),
+        "cargo build {args:?} in {} failed",
+        dir.display()
+    );
+    let path = target_dir().join("wasm32-wasip1").join(wasm);
     assert!(path.is_file(), "{} missing after build", path.display());
     path
 }
 
 /// A fresh Compute project made of the README's "Use edgelog in your own Compute app" snippets:
 /// `fastly` and the README's dependency line in `Cargo.toml` (the crates.io `edgelog` patched to
-/// this checkout), the README's `src/main.rs` as it is. Built for wasm32-wasip1; returns the
-/// project directory and the wasm.
+/// this checkout), the README's `src/main.rs` as it is, made in `dir`. Built for wasm32-wasip1;
+/// returns the wasm.
 pub fn readme_app(dir: &Path) -> PathBuf {
     let marker = "## Use edgelog in your own Compute app";
     let dependency = readme_block(marker);
@@ -154,15 +158,5 @@ pub fn readme_app(dir: &Path) -> PathBuf {
     for file in ["rust-toolchain.toml", "Cargo.lock"] {
         std::fs::copy(repo_root().join(file), dir.join(file)).expect("copy toolchain and lock");
     }
-    let status = Command::new(env!("CARGO"))
-        .current_dir(dir)
-        .args(["build", "--release", "--target", "wasm32-wasip1"])
-        .env("CARGO_TARGET_DIR", target_dir())
-        .env_remove("RUSTUP_TOOLCHAIN")
-        .status()
-        .expect("run cargo build for the README app");
-    assert!(status.success(), "the README's app does not build");
-    let wasm = target_dir().join("wasm32-wasip1/release/readme-app.wasm");
-    assert!(wasm.is_file(), "{} missing after build", wasm.display());
-    wasm
+    build_wasm(dir, &["--release"], "release/readme-app.wasm")
 }
