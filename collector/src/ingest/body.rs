@@ -1,8 +1,11 @@
-//! Receiving a request body: within the size limit and the shared memory budget, growing only
-//! as bytes arrive (nothing is reserved from a declared Content-Length).
+//! Receiving a request body: within the size limit and the shared memory budget, growing as
+//! bytes arrive. Nothing is reserved for an idle client: only once a second piece of the body
+//! arrives is the buffer sized to the declared Content-Length (when it is within the limit and the
+//! budget has room for it), so the body is copied once instead of being moved at every doubling.
 //!
-//! Invariant: every byte held for a body is covered by the budget; a body over the limit or the
-//! budget is refused as soon as the first byte too many arrives.
+//! Invariant: every byte received for a body, and the room set aside for the rest of a declared
+//! length, is covered by the budget; a body over the limit or the budget is refused as soon as the first byte too many
+//! arrives.
 
 use super::error::IngestError;
 use axum::body::Body;
@@ -47,11 +50,19 @@ impl Budget {
         self.bytes += n;
         true
     }
+
+    /// Makes sure at least `n` bytes in all are reserved; false when the budget is spent.
+    fn cover(&mut self, n: usize) -> bool {
+        n <= self.bytes || self.grow_by(n - self.bytes)
+    }
 }
 
+/// Reads the whole body. `declared`: the request's Content-Length, if any (a hint for sizing the
+/// buffer, never trusted for the limit).
 pub async fn read_body(
     mut body: Body,
     limit: usize,
+    declared: Option<usize>,
     budget: &mut Budget,
 ) -> Result<Bytes, IngestError> {
     let mut first: Option<Bytes> = None;
@@ -69,13 +80,16 @@ pub async fn read_body(
         if total > limit {
             return Err(IngestError::TooLarge { limit });
         }
-        if !budget.grow_by(data.len()) {
+        if !budget.cover(total) {
             return Err(IngestError::OverBudget);
         }
         match (&mut first, &mut buf) {
             (None, _) => first = Some(data),
             (Some(f), None) => {
-                let mut b = BytesMut::with_capacity(f.len() + data.len());
+                let size = declared
+                    .filter(|&n| n >= total && n <= limit && budget.cover(n))
+                    .unwrap_or(total);
+                let mut b = BytesMut::with_capacity(size);
                 b.extend_from_slice(f);
                 b.extend_from_slice(&data);
                 buf = Some(b);

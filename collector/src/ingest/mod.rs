@@ -153,7 +153,7 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     let mut held = Budget::new(s.budget.clone());
     let raw = tokio::time::timeout(
         s.request_timeout,
-        read_body(body, s.max_body_bytes, &mut held),
+        read_body(body, s.max_body_bytes, declared, &mut held),
     )
     .await
     .map_err(|_| IngestError::Timeout)??;

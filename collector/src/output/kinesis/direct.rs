@@ -26,9 +26,17 @@ use std::time::{Duration, SystemTime};
 const TARGET: &str = "Kinesis_20131202.PutRecords";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
+/// Whether `s` needs escaping inside a JSON string. Written without an early exit so the
+/// compiler checks many bytes at once: keys are short and almost always clean.
+fn needs_escape(s: &str) -> bool {
+    s.bytes().fold(false, |acc, b| {
+        acc | (b < 0x20) | (b == b'"') | (b == b'\\')
+    })
+}
+
 /// Appends `s` as the inside of a JSON string.
 fn push_json_str(out: &mut Vec<u8>, s: &str) {
-    if !s.bytes().any(|b| b == b'"' || b == b'\\' || b < 0x20) {
+    if !needs_escape(s) {
         out.extend_from_slice(s.as_bytes());
         return;
     }
@@ -47,11 +55,29 @@ fn push_json_str(out: &mut Vec<u8>, s: &str) {
     }
 }
 
+/// The size of the body [`encode`] writes when no key needs escaping (escapes only add).
+fn encoded_len(stream: &str, entries: &[PutEntry]) -> usize {
+    const FRAME: usize = r#"{"StreamName":"","Records":[]}"#.len();
+    const RECORD: usize = r#",{"Data":"","PartitionKey":""}"#.len();
+    const HASH_KEY: usize = r#"","ExplicitHashKey":""#.len();
+    let records: usize = entries
+        .iter()
+        .map(|e| {
+            RECORD
+                + e.data.len().div_ceil(3) * 4
+                + e.partition_key.len()
+                + e.explicit_hash_key
+                    .as_ref()
+                    .map_or(0, |h| HASH_KEY + h.len())
+        })
+        .sum();
+    // The first record has no comma before it.
+    FRAME + stream.len() + records - usize::from(!entries.is_empty())
+}
+
 /// The PutRecords body and its SHA-256 (hex), computed in one pass.
 pub fn encode(stream: &str, entries: &[PutEntry]) -> (Vec<u8>, String) {
-    let data: usize = entries.iter().map(|e| e.data.len()).sum();
-    let keys: usize = entries.iter().map(|e| e.partition_key.len() + 80).sum();
-    let mut body = Vec::with_capacity(64 + stream.len() + data / 3 * 4 + 8 * entries.len() + keys);
+    let mut body = Vec::with_capacity(encoded_len(stream, entries));
     let mut hasher = Sha256::new();
     body.extend_from_slice(b"{\"StreamName\":\"");
     push_json_str(&mut body, stream);
@@ -90,10 +116,15 @@ struct Response<'a> {
 #[derive(Deserialize)]
 struct ResultEntry<'a> {
     #[serde(rename = "ShardId", borrow, default)]
-    shard_id: Option<Cow<'a, str>>,
+    shard_id: Option<Text<'a>>,
     #[serde(rename = "ErrorCode", borrow, default)]
-    error_code: Option<Cow<'a, str>>,
+    error_code: Option<Text<'a>>,
 }
+
+/// A string borrowed from the response unless it has escapes. (serde borrows a `Cow` only when
+/// it is a field itself, not inside an `Option`: without this, every entry allocated.)
+#[derive(Deserialize)]
+struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
 
 #[derive(Deserialize)]
 struct ErrorBody<'a> {
@@ -117,11 +148,12 @@ pub fn decode(body: &[u8], sent: usize) -> Result<PutResult, CallError> {
             format!("{} results for {sent} records", resp.records.len()),
         ));
     }
-    let out = PutResult::from_answers(
-        resp.records
-            .iter()
-            .map(|r| (r.error_code.as_deref(), r.shard_id.as_deref())),
-    );
+    let out = PutResult::from_answers(resp.records.iter().map(|r| {
+        (
+            r.error_code.as_ref().map(|t| &*t.0),
+            r.shard_id.as_ref().map(|t| &*t.0),
+        )
+    }));
     if resp.failed as usize != out.failed.len() {
         tracing::debug!(
             reported = resp.failed,
@@ -309,6 +341,15 @@ mod tests {
         ];
         let (body, hash) = encode("my\"stream", &entries);
         assert_eq!(hash, hex::encode(Sha256::digest(&body)));
+        // `"` in the stream name; `"`, `\` and U+0001 (as `\u0001`) in the first key.
+        let escapes = 1 + 1 + 1 + 5;
+        assert_eq!(body.len(), encoded_len("my\"stream", &entries) + escapes);
+        let clean = &entries[1..];
+        assert_eq!(
+            encode("s", clean).0.len(),
+            encoded_len("s", clean),
+            "sized exactly"
+        );
         let v: serde_json::Value = serde_json::from_slice(&body).expect("valid JSON");
         assert_eq!(v["StreamName"], "my\"stream");
         let recs = v["Records"].as_array().expect("records");
@@ -344,6 +385,12 @@ mod tests {
         assert_eq!(
             r.shards,
             vec!["shardId-000000000000", "shardId-000000000001"]
+        );
+        let escaped =
+            br#"{"FailedRecordCount":0,"Records":[{"ShardId":"shardId-00000000000\u0031"}]}"#;
+        assert_eq!(
+            decode(escaped, 1).expect("escaped").shards,
+            vec!["shardId-000000000001"]
         );
         assert_eq!(
             decode(body, 5).map_err(|e| e.fault),
