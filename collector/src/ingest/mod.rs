@@ -29,8 +29,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-/// Bodies at least this large (or compressed) are decoded off the async threads.
-const BLOCKING_DECODE_BYTES: usize = 64 * 1024;
+/// Uncompressed bodies at least this large are framed off the async threads; smaller ones are
+/// framed in place (a scan for newlines: about 0.1 ms per MiB), which saves a hand-off to another
+/// thread and back per batch. Compressed bodies are always decoded off the async threads.
+const BLOCKING_DECODE_BYTES: usize = 1024 * 1024;
 
 /// Everything a request handler needs.
 pub struct IngestState {
@@ -174,7 +176,11 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
         ..s.frame
     };
     let limit = s.max_body_bytes;
-    let big = raw.len() >= BLOCKING_DECODE_BYTES || encoding.is_some();
+    let big = raw.len() >= BLOCKING_DECODE_BYTES
+        || !matches!(
+            decode::select_codec(encoding.as_deref(), &raw),
+            Ok(decode::Codec::Identity)
+        );
     let decode = move |mut held: Budget| {
         let framed = guarded(|| {
             decode::decode_body(encoding.as_deref(), raw, limit, &frame, &mut |n| {

@@ -12,7 +12,6 @@ use super::partition::Placement;
 use crate::buffer::EntryId;
 use crate::config::KINESIS_MAX_RECORD_BYTES;
 use bytes::Bytes;
-use std::collections::HashMap;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -24,10 +23,11 @@ struct OpenAgg {
     since: Instant,
 }
 
-/// The open aggregates, one per shard.
+/// The open aggregates, at most one per shard (indexed by shard: a handful of entries, looked
+/// up for every line).
 #[derive(Default)]
 pub struct Aggregates {
-    open: HashMap<usize, OpenAgg>,
+    open: Vec<Option<OpenAgg>>,
 }
 
 /// What adding a line produced.
@@ -59,16 +59,23 @@ impl Aggregates {
             };
             return Added::Alone(put, Meta::new(Carried::Line(id), place.shard, false));
         }
-        let fits = self.open.get(&shard).is_none_or(|o| {
-            o.agg.fits(
-                &place.partition_key,
-                place.explicit_hash_key.as_ref(),
-                line.len(),
-                limit,
-            )
-        });
+        let fits = self
+            .open
+            .get(shard)
+            .and_then(Option::as_ref)
+            .is_none_or(|o| {
+                o.agg.fits(
+                    &place.partition_key,
+                    place.explicit_hash_key.as_ref(),
+                    line.len(),
+                    limit,
+                )
+            });
         let flushed = if fits { None } else { self.finish(shard) };
-        let open = self.open.entry(shard).or_insert_with(|| OpenAgg {
+        if self.open.len() <= shard {
+            self.open.resize_with(shard + 1, || None);
+        }
+        let open = self.open[shard].get_or_insert_with(|| OpenAgg {
             agg: Aggregator::default(),
             counts: Vec::new(),
             lines: Vec::new(),
@@ -86,7 +93,7 @@ impl Aggregates {
 
     /// Closes shard `shard`'s aggregate into a record.
     pub fn finish(&mut self, shard: usize) -> Option<(PutEntry, Meta)> {
-        let mut open = self.open.remove(&shard)?;
+        let mut open = self.open.get_mut(shard)?.take()?;
         if open.agg.is_empty() {
             return None;
         }
@@ -107,14 +114,20 @@ impl Aggregates {
 
     /// Shards whose aggregate has waited `max_age`.
     pub fn due(&self, max_age: Duration, now: Instant) -> Vec<usize> {
-        self.open
-            .iter()
-            .filter(|(_, o)| now.duration_since(o.since) >= max_age)
-            .map(|(s, _)| *s)
-            .collect()
+        self.shards_where(|o| now.duration_since(o.since) >= max_age)
     }
 
+    /// Shards with an open aggregate.
     pub fn shards(&self) -> Vec<usize> {
-        self.open.keys().copied().collect()
+        self.shards_where(|_| true)
+    }
+
+    fn shards_where(&self, pick: impl Fn(&OpenAgg) -> bool) -> Vec<usize> {
+        self.open
+            .iter()
+            .enumerate()
+            .filter(|(_, o)| o.as_ref().is_some_and(&pick))
+            .map(|(s, _)| s)
+            .collect()
     }
 }

@@ -69,22 +69,34 @@ impl Aggregator {
             .and_then(|(_, h, _)| h.map(|h| &self.hash_keys[h as usize]))
     }
 
+    /// The index of a key already in `table`: the last one added is tried first (records bound
+    /// for one shard mostly share their keys), then the map.
+    fn index_of(table: &[Arc<str>], index: &HashMap<Arc<str>, u64>, key: &Arc<str>) -> Option<u64> {
+        match table.last() {
+            Some(last) if Arc::ptr_eq(last, key) || **last == **key => Some(table.len() as u64 - 1),
+            _ => index.get(key).copied(),
+        }
+    }
+
     fn added_len(&self, key: &Arc<str>, hash_key: Option<&Arc<str>>, data_len: usize) -> usize {
         let mut extra = 0;
-        let key_idx = match self.key_index.get(key) {
-            Some(&i) => i,
+        let key_idx = match Self::index_of(&self.keys, &self.key_index, key) {
+            Some(i) => i,
             None => {
                 extra += 1 + varint_len(key.len() as u64) + key.len();
                 self.keys.len() as u64
             }
         };
-        let hash_idx = hash_key.map(|h| match self.hash_key_index.get(h) {
-            Some(&i) => i,
-            None => {
-                extra += 1 + varint_len(h.len() as u64) + h.len();
-                self.hash_keys.len() as u64
-            }
-        });
+        let hash_idx =
+            hash_key.map(
+                |h| match Self::index_of(&self.hash_keys, &self.hash_key_index, h) {
+                    Some(i) => i,
+                    None => {
+                        extra += 1 + varint_len(h.len() as u64) + h.len();
+                        self.hash_keys.len() as u64
+                    }
+                },
+            );
         let rec = 1
             + varint_len(key_idx)
             + hash_idx.map_or(0, |i| 1 + varint_len(i))
@@ -114,8 +126,8 @@ impl Aggregator {
 
     pub fn add(&mut self, key: Arc<str>, hash_key: Option<Arc<str>>, data: Bytes) {
         self.body_len += self.added_len(&key, hash_key.as_ref(), data.len());
-        let k = match self.key_index.get(&key) {
-            Some(&i) => i,
+        let k = match Self::index_of(&self.keys, &self.key_index, &key) {
+            Some(i) => i,
             None => {
                 let i = self.keys.len() as u64;
                 self.keys.push(key.clone());
@@ -123,21 +135,25 @@ impl Aggregator {
                 i
             }
         };
-        let h = hash_key.map(|h| match self.hash_key_index.get(&h) {
-            Some(&i) => i,
-            None => {
-                let i = self.hash_keys.len() as u64;
-                self.hash_keys.push(h.clone());
-                self.hash_key_index.insert(h, i);
-                i
-            }
-        });
+        let h = hash_key.map(
+            |h| match Self::index_of(&self.hash_keys, &self.hash_key_index, &h) {
+                Some(i) => i,
+                None => {
+                    let i = self.hash_keys.len() as u64;
+                    self.hash_keys.push(h.clone());
+                    self.hash_key_index.insert(h, i);
+                    i
+                }
+            },
+        );
         self.records.push((k, h, data));
     }
 
     /// The encoded record; the aggregator is empty again afterwards.
     pub fn finish(&mut self) -> Bytes {
-        let mut body = Vec::with_capacity(self.body_len);
+        // One buffer: the magic, the protobuf written in place, then the digest of that part.
+        let mut body = Vec::with_capacity(MAGIC.len() + self.body_len + DIGEST_LEN);
+        body.extend_from_slice(&MAGIC);
         for k in &self.keys {
             body.push(0x0A);
             put_varint(&mut body, k.len() as u64);
@@ -167,13 +183,11 @@ impl Aggregator {
             put_varint(&mut body, data.len() as u64);
             body.extend_from_slice(data);
         }
-        debug_assert_eq!(body.len(), self.body_len);
-        let mut out = Vec::with_capacity(MAGIC.len() + body.len() + DIGEST_LEN);
-        out.extend_from_slice(&MAGIC);
-        out.extend_from_slice(&body);
-        out.extend_from_slice(&Md5::digest(&body));
+        debug_assert_eq!(body.len(), MAGIC.len() + self.body_len);
+        let digest = Md5::digest(&body[MAGIC.len()..]);
+        body.extend_from_slice(&digest);
         *self = Aggregator::default();
-        Bytes::from(out)
+        Bytes::from(body)
     }
 }
 
