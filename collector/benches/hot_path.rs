@@ -5,6 +5,7 @@
 
 use bytes::Bytes;
 use collector::ingest::decode::{decode_body, frame, FrameOptions, Framing};
+use collector::output::kinesis::answer::{decode, decode_with_serde};
 use collector::output::kinesis::api::PutEntry;
 use collector::output::kinesis::direct::encode;
 use collector::output::kinesis::kpl::Aggregator;
@@ -154,6 +155,30 @@ fn put_records_encoding(b: Bencher) {
     let bytes: usize = entries.iter().map(|e| e.data.len()).sum();
     b.counter(BytesCount::new(bytes))
         .bench(|| encode(black_box("logs"), black_box(&entries)).0.len());
+}
+
+/// Reading a 500-entry PutRecords answer as Kinesis writes it: the fast path, and serde_json.
+#[divan::bench(args = ["fast", "serde"])]
+fn put_records_answer(b: Bencher, path: &str) {
+    let entries: Vec<String> = (0..500)
+        .map(|i| {
+            format!(
+                r#"{{"SequenceNumber":"4959{i:052}","ShardId":"shardId-{:012}"}}"#,
+                i % 4
+            )
+        })
+        .collect();
+    let body = format!(
+        r#"{{"EncryptionType":"NONE","FailedRecordCount":0,"Records":[{}]}}"#,
+        entries.join(",")
+    );
+    let read = if path == "fast" {
+        decode
+    } else {
+        decode_with_serde
+    };
+    b.counter(ItemsCount::new(500usize))
+        .bench(|| read(black_box(body.as_bytes()), 500).map(|r| r.shards.len()));
 }
 
 #[divan::bench]

@@ -1,5 +1,6 @@
 //! Aggregation (`aggregate: true`): lines bound for the same shard are packed into KPL
-//! aggregated records, filled up to the Kinesis record limit.
+//! aggregated records, each filled until the next line would take it past
+//! [`AGGREGATE_RECORD_BYTES`]; a line too big for that goes as a plain record.
 //!
 //! Invariant: an open aggregate remembers exactly which entries its lines came from, so its
 //! record acknowledges them once delivered or dead-lettered; a line too big to aggregate is
@@ -10,7 +11,7 @@ use super::batch::{add_counts, AggregatedLines, Carried, Meta};
 use super::kpl::Aggregator;
 use super::partition::Placement;
 use crate::buffer::EntryId;
-use crate::config::KINESIS_MAX_RECORD_BYTES;
+use crate::config::AGGREGATE_RECORD_BYTES;
 use bytes::Bytes;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -44,7 +45,7 @@ impl Aggregates {
     /// Adds one line for `place` (its shard is the aggregate's).
     pub fn add(&mut self, id: EntryId, line: Bytes, place: Placement) -> Added {
         let shard = place.shard.unwrap_or(0);
-        let limit = KINESIS_MAX_RECORD_BYTES;
+        let limit = AGGREGATE_RECORD_BYTES;
         let alone_fits = Aggregator::default().fits(
             &place.partition_key,
             place.explicit_hash_key.as_ref(),
@@ -129,5 +130,53 @@ impl Aggregates {
             .filter(|(_, o)| o.as_ref().is_some_and(&pick))
             .map(|(s, _)| s)
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Arc;
+
+    fn place(shard: usize) -> Placement {
+        Placement {
+            partition_key: Arc::from(format!("shardId-{shard:012}")),
+            explicit_hash_key: Some(Arc::from("1701411834604692317316873037158841057")),
+            affinity: None,
+            shard: Some(shard),
+        }
+    }
+
+    #[test]
+    fn records_fill_to_the_aim_and_big_lines_go_alone() {
+        let mut aggs = Aggregates::default();
+        let line = Bytes::from(vec![b'x'; 463]);
+        let mut sizes = Vec::new();
+        for i in 0..5000u64 {
+            match aggs.add(i, line.clone(), place((i % 2) as usize)) {
+                Added::Joined => {}
+                Added::Flushed(put, meta) => {
+                    assert_eq!(meta.shard, Some((i % 2) as usize));
+                    sizes.push(put.data.len() + put.partition_key.len());
+                }
+                Added::Alone(..) => panic!("a 463-byte line goes alone"),
+            }
+        }
+        assert!(sizes.len() >= 4, "{sizes:?}");
+        for s in &sizes {
+            assert!(*s <= AGGREGATE_RECORD_BYTES, "{s}");
+            assert!(
+                *s * 100 >= AGGREGATE_RECORD_BYTES * 99,
+                "{s} is under 99% full"
+            );
+        }
+        let big = Bytes::from(vec![b'y'; AGGREGATE_RECORD_BYTES]);
+        match aggs.add(9999, big.clone(), place(0)) {
+            Added::Alone(put, _) => assert_eq!(put.data, big),
+            _ => panic!("a line bigger than an aggregated record is sent as a plain record"),
+        }
+        let mut open = aggs.shards();
+        open.sort();
+        assert_eq!(open, vec![0, 1]);
     }
 }

@@ -11,6 +11,7 @@
 //! (`StreamName`, `Records[].Data|PartitionKey|ExplicitHashKey`), and the decoder reports one
 //! outcome per entry, in order, or a [`CallError`].
 
+use super::answer::{decode, decode_error};
 use super::api::{CallError, PutEntry, PutResult};
 use super::classify;
 use aws_credential_types::provider::ProvideCredentials;
@@ -18,9 +19,7 @@ use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
 use aws_sigv4::sign::v4;
 use aws_smithy_runtime_api::client::identity::Identity;
-use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use std::borrow::Cow;
 use std::time::{Duration, SystemTime};
 
 const TARGET: &str = "Kinesis_20131202.PutRecords";
@@ -103,96 +102,6 @@ pub fn encode(stream: &str, entries: &[PutEntry]) -> (Vec<u8>, String) {
     body.extend_from_slice(b"]}");
     hasher.update(&body[hashed..]);
     (body, hex::encode(hasher.finalize()))
-}
-
-#[derive(Deserialize)]
-struct Response<'a> {
-    #[serde(rename = "FailedRecordCount", default)]
-    failed: u64,
-    #[serde(rename = "Records", borrow, default)]
-    records: Vec<ResultEntry<'a>>,
-}
-
-#[derive(Deserialize)]
-struct ResultEntry<'a> {
-    #[serde(rename = "ShardId", borrow, default)]
-    shard_id: Option<Text<'a>>,
-    #[serde(rename = "ErrorCode", borrow, default)]
-    error_code: Option<Text<'a>>,
-}
-
-/// A string borrowed from the response unless it has escapes. (serde borrows a `Cow` only when
-/// it is a field itself, not inside an `Option`: without this, every entry allocated.)
-#[derive(Deserialize)]
-struct Text<'a>(#[serde(borrow)] Cow<'a, str>);
-
-#[derive(Deserialize)]
-struct ErrorBody<'a> {
-    #[serde(rename = "__type", borrow, default)]
-    kind: Option<Cow<'a, str>>,
-    #[serde(alias = "Message", borrow, default)]
-    message: Option<Cow<'a, str>>,
-}
-
-/// Reads a 200 response: the failed entries (index, code) and the distinct shards named.
-pub fn decode(body: &[u8], sent: usize) -> Result<PutResult, CallError> {
-    let resp: Response = serde_json::from_slice(body).map_err(|e| {
-        classify::outage(
-            "ResponseError",
-            format!("unreadable PutRecords response: {e}"),
-        )
-    })?;
-    if resp.records.len() != sent {
-        return Err(classify::outage(
-            "MismatchedResponse",
-            format!("{} results for {sent} records", resp.records.len()),
-        ));
-    }
-    let out = PutResult::from_answers(resp.records.iter().map(|r| {
-        (
-            r.error_code.as_ref().map(|t| &*t.0),
-            r.shard_id.as_ref().map(|t| &*t.0),
-        )
-    }));
-    if resp.failed as usize != out.failed.len() {
-        tracing::debug!(
-            reported = resp.failed,
-            counted = out.failed.len(),
-            "FailedRecordCount disagrees with the entries"
-        );
-    }
-    Ok(out)
-}
-
-/// Turns a non-200 answer into a [`CallError`].
-pub fn decode_error(status: u16, header_type: Option<&str>, body: &[u8]) -> CallError {
-    let parsed: Option<ErrorBody> = serde_json::from_slice(body).ok();
-    let raw = parsed
-        .as_ref()
-        .and_then(|b| b.kind.as_deref())
-        .or(header_type)
-        .map(str::to_string);
-    let code = match raw {
-        // `com.amazonaws.kinesis.v20131202#ResourceNotFoundException` or `Code:...`.
-        Some(t) => t
-            .rsplit('#')
-            .next()
-            .unwrap_or(&t)
-            .split(':')
-            .next()
-            .unwrap_or("")
-            .to_string(),
-        None => format!("HTTP{status}"),
-    };
-    let code = if code.is_empty() {
-        format!("HTTP{status}")
-    } else {
-        code
-    };
-    let message = parsed
-        .and_then(|b| b.message.map(|m| m.into_owned()))
-        .unwrap_or_else(|| format!("HTTP {status}"));
-    classify::call_error(code, message, status >= 500)
 }
 
 /// The direct PutRecords client.
@@ -315,7 +224,6 @@ impl DirectPut {
 
 #[cfg(test)]
 mod tests {
-    use super::super::api::Fault;
     use super::*;
     use bytes::Bytes;
     use std::sync::Arc;
@@ -372,64 +280,5 @@ mod tests {
             "170141183460469231731687303715884105727"
         );
         assert_eq!(recs[2]["Data"], "");
-    }
-
-    #[test]
-    fn responses_give_failed_entries_in_order_and_distinct_shards() {
-        let body = br#"{"FailedRecordCount":1,"Records":[{"SequenceNumber":"1","ShardId":"shardId-000000000000"},{"ErrorCode":"ProvisionedThroughputExceededException","ErrorMessage":"Rate \"exceeded\""},{"SequenceNumber":"2","ShardId":"shardId-000000000000"},{"SequenceNumber":"3","ShardId":"shardId-000000000001"}]}"#;
-        let r = decode(body, 4).expect("decode");
-        assert_eq!(
-            r.failed,
-            vec![(1, "ProvisionedThroughputExceededException".to_string())]
-        );
-        assert_eq!(
-            r.shards,
-            vec!["shardId-000000000000", "shardId-000000000001"]
-        );
-        let escaped =
-            br#"{"FailedRecordCount":0,"Records":[{"ShardId":"shardId-00000000000\u0031"}]}"#;
-        assert_eq!(
-            decode(escaped, 1).expect("escaped").shards,
-            vec!["shardId-000000000001"]
-        );
-        assert_eq!(
-            decode(body, 5).map_err(|e| e.fault),
-            Err(Fault::Outage),
-            "count mismatch"
-        );
-        assert_eq!(
-            decode(b"not json", 1).map_err(|e| e.fault),
-            Err(Fault::Outage)
-        );
-    }
-
-    #[test]
-    fn error_answers_are_classified() {
-        let e = decode_error(400, None, br#"{"__type":"com.amazonaws.kinesis.v20131202#ResourceNotFoundException","message":"Stream x not found"}"#);
-        assert_eq!(e.code(), "ResourceNotFoundException");
-        assert_eq!(e.fault, Fault::NotFound);
-        let e = decode_error(
-            400,
-            None,
-            br#"{"__type":"ProvisionedThroughputExceededException","message":"slow down"}"#,
-        );
-        assert_eq!(e.fault, Fault::Throttled);
-        let e = decode_error(
-            400,
-            None,
-            br#"{"__type":"InvalidArgumentException","Message":"bad key"}"#,
-        );
-        assert_eq!(e.fault, Fault::Invalid);
-        let e = decode_error(
-            400,
-            None,
-            br#"{"__type":"AccessDeniedException","message":"not authorized to perform kinesis:PutRecords"}"#,
-        );
-        assert_eq!(e.fault, Fault::AccessDenied);
-        assert_eq!(
-            decode_error(503, Some("ServiceUnavailable:http://x"), b"").code(),
-            "ServiceUnavailable"
-        );
-        assert_eq!(decode_error(502, None, b"<html>").code(), "HTTP502");
     }
 }

@@ -1,6 +1,6 @@
 //! Sender lanes: the tasks that take full batches and deliver them.
 //!
-//! Keyed strategies (a field, `static:`, `timestamp`, aggregation) get ordered lanes: each key
+//! Keyed strategies (a field, `static:`, `timestamp`, aggregated or not) get ordered lanes: each key
 //! maps to one lane, which finishes a batch before it starts the next, so the order per key is
 //! kept between calls. Unordered strategies (shard-balanced, `random`) share one queue served by
 //! every lane, and a batch whose records must wait (pacing, a throttled entry's backoff) is set

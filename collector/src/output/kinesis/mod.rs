@@ -1,6 +1,7 @@
 //! The Kinesis Data Streams output, one stage per file (see `output.rs` for the map).
 
 pub mod aggregate;
+pub mod answer;
 pub mod api;
 pub mod background;
 pub mod batch;

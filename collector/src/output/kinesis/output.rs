@@ -125,13 +125,12 @@ impl KinesisOutput {
             }
         }
 
-        let keyed = cfg.aggregate
-            || matches!(
-                cfg.partition_key,
-                PartitionKeySpec::Field(_)
-                    | PartitionKeySpec::Static(_)
-                    | PartitionKeySpec::Timestamp
-            );
+        // Order matters only per key: shard-balanced and random records (aggregated or not)
+        // share one open batch and every lane, so batches fill from all shards at once.
+        let keyed = matches!(
+            cfg.partition_key,
+            PartitionKeySpec::Field(_) | PartitionKeySpec::Static(_) | PartitionKeySpec::Timestamp
+        );
         let sender = Arc::new(Sender {
             api: api.clone(),
             stream: cfg.stream_name.clone(),
@@ -224,9 +223,13 @@ impl KinesisOutput {
         (per, (shard % shards * per) % self.lane_count)
     }
 
-    /// The lane of an aggregated record: the first of its shard's group.
+    /// The lane of an aggregated record: the first of its shard's group when order per key is
+    /// kept, else the one shared open batch.
     fn shard_lane(&self, shard: usize, shards: usize) -> usize {
-        self.shard_group(shard, shards).1
+        match self.lanes {
+            Some(Lanes::Keyed(_)) => self.shard_group(shard, shards).1,
+            _ => 0,
+        }
     }
 
     /// The lane of a keyed record. With the shard map known, lanes are split among shards, so
