@@ -4,8 +4,8 @@
 //! budget has room for it), so the body is copied once instead of being moved at every doubling.
 //!
 //! Invariant: every byte received for a body, and the room set aside for the rest of a declared
-//! length, is covered by the budget; a body over the limit or the budget is refused as soon as the first byte too many
-//! arrives.
+//! length, is covered by the budget; a body over the limit or the budget is refused as soon as
+//! the first byte too many arrives.
 
 use super::error::IngestError;
 use axum::body::Body;
