@@ -1,7 +1,9 @@
 //! Receiving a request body: within the size limit and the shared memory budget, growing as
 //! bytes arrive. Nothing is reserved for an idle client: only once a second piece of the body
-//! arrives is the buffer sized to the declared Content-Length (when it is within the limit and the
-//! budget has room for it), so the body is copied once instead of being moved at every doubling.
+//! arrives is the buffer sized to the declared Content-Length, and only up to
+//! [`PRESIZE_MAX_BYTES`] (when the budget has room for it), so a typical batch is copied once
+//! instead of being moved at every doubling, and a client declaring a huge body and then stalling
+//! holds no more than that.
 //!
 //! Invariant: every byte received for a body, and the room set aside for the rest of a declared
 //! length, is covered by the budget; a body over the limit or the budget is refused as soon as
@@ -16,6 +18,9 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 /// The memory budget counts in KiB so `u32` permits cover gigabytes.
 pub const KIB: usize = 1024;
+/// A declared Content-Length sizes the buffer up to this much; beyond it the buffer grows as the
+/// bytes arrive.
+pub const PRESIZE_MAX_BYTES: usize = 1024 * 1024;
 
 /// Memory reserved from the shared budget for one request; returned when dropped.
 pub struct Budget {
@@ -87,7 +92,8 @@ pub async fn read_body(
             (None, _) => first = Some(data),
             (Some(f), None) => {
                 let size = declared
-                    .filter(|&n| n >= total && n <= limit && budget.cover(n))
+                    .map(|n| n.min(PRESIZE_MAX_BYTES).min(limit))
+                    .filter(|&n| n >= total && budget.cover(n))
                     .unwrap_or(total);
                 let mut b = BytesMut::with_capacity(size);
                 b.extend_from_slice(f);
