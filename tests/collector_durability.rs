@@ -257,10 +257,12 @@ async fn sigterm_while_kinesis_is_away_leaves_the_rest_for_the_next_start() {
         started.elapsed() < Duration::from_secs(10),
         "the deadline bounds the shutdown"
     );
-    assert!(stderr
-        .snapshot()
-        .iter()
-        .any(|l| l.contains("shutdown deadline reached")));
+    // The child has exited; its last lines may still be on their way through the reader.
+    stderr
+        .wait_for("the shutdown deadline", Duration::from_secs(5), |l| {
+            l.iter().any(|l| l.contains("shutdown deadline reached"))
+        })
+        .await;
     assert!(stream_numbers(&kc, "later").await.is_empty());
     front.set(Faults::default());
     let proc = spawn_collector_process(&cfg).await;
