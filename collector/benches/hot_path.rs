@@ -4,12 +4,10 @@
 //! access-log lines of about 460 bytes.
 
 use bytes::Bytes;
-use collector::ingest::decode::{decode_body, frame, FrameOptions, Framing};
-use collector::output::kinesis::answer::{decode, decode_with_serde};
-use collector::output::kinesis::api::PutEntry;
-use collector::output::kinesis::direct::encode;
-use collector::output::kinesis::kpl::Aggregator;
-use collector::output::kinesis::partition::field_value;
+use collector::__internals::{
+    decode, decode_body, decode_with_serde, encode, field_value, frame, Aggregator, FrameOptions,
+    Framing, PutEntry,
+};
 use divan::counter::{BytesCount, ItemsCount};
 use divan::{black_box, Bencher};
 use std::io::Write;

@@ -131,14 +131,6 @@ impl LineBatchBuilder {
         self.ends.push(self.data.len() as u32);
     }
 
-    pub fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
-    }
-
     pub fn finish(self) -> LineBatch {
         LineBatch {
             data: Bytes::from(self.data),

@@ -2,7 +2,12 @@
 
 use crate::lines::LineBatch;
 
-pub use super::writer::Pos;
+/// A position in the buffer: segment number and byte offset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
+pub struct Pos {
+    pub seg: u64,
+    pub offset: u64,
+}
 
 /// An output's name, as the buffer keeps a read position for it.
 pub type Lane = String;

@@ -5,8 +5,8 @@
 
 use super::capacity::Capacity;
 use super::entry::{now_ms, BufferError, Entry, EntryId, Pos};
+use crate::buffer::ledger::{Ledger, Tally};
 use crate::config::BufferConfig;
-use crate::ledger::{Ledger, Tally};
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::collections::VecDeque;

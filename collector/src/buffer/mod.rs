@@ -7,22 +7,16 @@
 //! deleted (disk). A slow output holds room, never another output's reads. Appends over `max_bytes` are refused (`reject`)
 //! or wait for space (`block`, up to a timeout): memory stays bounded either way.
 
-pub mod ackfile;
-pub mod capacity;
-pub mod disk;
-pub mod entry;
-pub mod memory;
-pub mod read;
-pub mod recover;
-pub mod room;
-pub mod segment;
-pub mod writer;
+pub(crate) mod capacity;
+pub(crate) mod disk;
+pub(crate) mod entry;
+pub(crate) mod ledger;
+pub(crate) mod memory;
 
-pub use capacity::Capacity;
 pub use entry::{now_ms, BufferError, Entry, EntryId, Lane, Pos, Recovery};
 
+use crate::buffer::ledger::{Ledger, Tally};
 use crate::config::{BufferConfig, BufferKind};
-use crate::ledger::{Ledger, Tally};
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -35,6 +29,7 @@ pub enum Buffer {
 impl Buffer {
     /// Opens the configured buffer for one output; a disk buffer recovers what a previous run
     /// left.
+    #[cfg(test)]
     pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<Buffer, BufferError> {
         Self::open_lanes(cfg, &[Lane::from("output")], metrics)
     }

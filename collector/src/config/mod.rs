@@ -5,18 +5,18 @@
 //! (the `s3` output block),
 //! `validate.rs` (typed values), `error.rs` (errors naming their key), `model.rs` (the typed values).
 
-pub mod credentials;
-pub mod error;
-pub mod interpolate;
-pub mod keytemplate;
-pub mod limits;
-pub mod model;
-pub mod s3;
-pub mod schema;
-pub mod secret;
+pub(crate) mod credentials;
+pub(crate) mod error;
+pub(crate) mod interpolate;
+pub(crate) mod keytemplate;
+pub(crate) mod limits;
+pub(crate) mod model;
+pub(crate) mod s3;
+pub(crate) mod schema;
+pub(crate) mod secret;
 #[cfg(test)]
 mod tests;
-pub mod validate;
+pub(crate) mod validate;
 
 pub use error::ConfigError;
 pub use limits::*;

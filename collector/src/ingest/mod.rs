@@ -6,17 +6,17 @@
 //! `ingest.max_line_bytes` included: the output side sets them aside for the dead-letter file);
 //! any refusal means none of it was kept, dead-lettered or shown on the live tail.
 
-pub mod body;
-pub mod challenge;
-pub mod decode;
-pub mod error;
+pub(crate) mod body;
+pub(crate) mod challenge;
+pub(crate) mod decode;
+pub(crate) mod error;
 
-use crate::auth::TokenCheck;
+use crate::admin::tail::Tail;
 use crate::buffer::Buffer;
 use crate::config::Config;
 use crate::health::Health;
+use crate::http::auth::TokenCheck;
 use crate::metrics::Metrics;
-use crate::tail::Tail;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, StatusCode};
@@ -227,7 +227,7 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::routes::{router, App};
+    use crate::http::routes::{router, App};
     use axum::http::Request as HttpRequest;
     use http_body_util::BodyExt;
     use tower::ServiceExt;
@@ -265,7 +265,7 @@ mod tests {
         let app = App {
             ingest: state.clone(),
             tail,
-            observer: Arc::new(crate::status::Observer::new(
+            observer: Arc::new(crate::admin::status::Observer::new(
                 metrics,
                 health,
                 buffer,
@@ -543,7 +543,7 @@ mod tests {
             StatusCode::NOT_FOUND,
             "no admin routes on the listener facing Fastly without a token"
         );
-        let resp = crate::routes::admin_router(&f.app)
+        let resp = crate::http::routes::admin_router(&f.app)
             .oneshot(get("/metrics"))
             .await
             .expect("response");

@@ -5,8 +5,8 @@
 //! tally). Invariant: an entry is acknowledged exactly once and only when every one of its lines
 //! is accounted for, whatever order calls complete in.
 
+use crate::buffer::ledger::Tally;
 use crate::buffer::{Buffer, Entry, EntryId};
-use crate::ledger::Tally;
 use crate::metrics::Metrics;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -152,7 +152,7 @@ impl Acks {
     }
 
     /// The ledger's numbers for this output.
-    pub fn counts(&self) -> crate::ledger::Counts {
+    pub fn counts(&self) -> crate::buffer::ledger::Counts {
         self.buffer.ledger().counts(self.lane)
     }
 

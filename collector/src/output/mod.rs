@@ -3,12 +3,12 @@
 //! accounted for; `stdio.rs` (stdout, a file), `kinesis/` and `s3/` are the outputs; `aws.rs` is
 //! what the AWS ones share, `retry.rs` the waits between attempts, `start.rs` starts one.
 
-pub mod acks;
-pub mod aws;
-pub mod driver;
-pub mod error;
-pub mod kinesis;
-pub mod retry;
-pub mod s3;
-pub mod start;
-pub mod stdio;
+pub(crate) mod acks;
+pub(crate) mod aws;
+pub(crate) mod driver;
+pub(crate) mod error;
+pub(crate) mod kinesis;
+pub(crate) mod retry;
+pub(crate) mod s3;
+pub(crate) mod start;
+pub(crate) mod stdio;

@@ -8,6 +8,7 @@ use crate::buffer::entry::Lane;
 impl DiskBuffer {
     /// Opens (or creates) the buffer directory for one output and recovers what a previous run
     /// left.
+    #[cfg(test)]
     pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<DiskBuffer, BufferError> {
         Self::open_lanes(cfg, &[Lane::from("output")], metrics)
     }
@@ -175,7 +176,6 @@ impl DiskBuffer {
                     start.pos
                 };
                 LaneState {
-                    name: name.to_string(),
                     reader: tokio::sync::Mutex::new(Reader {
                         pos,
                         next_id: 0,

@@ -1,8 +1,8 @@
 //! The disk buffer: tests.
 
+use super::segment;
 use super::*;
 use crate::buffer::entry::Lane;
-use crate::buffer::segment;
 use crate::config::BufferKind;
 use std::path::Path;
 

@@ -24,6 +24,7 @@ pub enum EntryFault {
 }
 
 impl EntryFault {
+    #[cfg(test)]
     pub fn counts_toward_max_retries(self) -> bool {
         self == EntryFault::Refused
     }

@@ -1,20 +1,20 @@
 //! The Kinesis Data Streams output, one stage per file (see `output.rs` for the map).
 
-pub mod aggregate;
-pub mod answer;
-pub mod api;
-pub mod background;
-pub mod batch;
-pub mod budget;
-pub mod classify;
-pub mod connect;
-pub mod deliver;
-pub mod direct;
-pub mod kpl;
-pub mod lanes;
-pub mod output;
-pub mod pacing;
-pub mod partition;
-pub mod sdk;
+pub(crate) mod aggregate;
+pub(crate) mod answer;
+pub(crate) mod api;
+pub(crate) mod background;
+pub(crate) mod batch;
+pub(crate) mod budget;
+pub(crate) mod classify;
+pub(crate) mod connect;
+pub(crate) mod deliver;
+pub(crate) mod direct;
+pub(crate) mod kpl;
+pub(crate) mod lanes;
+pub(crate) mod output;
+pub(crate) mod pacing;
+pub(crate) mod partition;
+pub(crate) mod sdk;
 #[cfg(test)]
 mod tests;

@@ -31,9 +31,9 @@ use crate::config::{
 };
 use crate::deadletter::DeadLetter;
 use crate::health::Health;
+use crate::logging::ratelimit::Every;
 use crate::output::acks::Acks;
 use crate::output::error::OutputError;
-use crate::ratelimit::Every;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;

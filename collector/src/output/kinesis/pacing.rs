@@ -342,6 +342,7 @@ impl Pacing {
     }
 
     /// Records per second shard `s` is paced at (`None`: not paced), for metrics and tests.
+    #[cfg(test)]
     pub fn rate(&self, s: Option<usize>) -> Option<f64> {
         let now = Instant::now();
         let mut st = self.lock();

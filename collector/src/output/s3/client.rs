@@ -7,9 +7,9 @@
 //! is counted by its code and retried after the configured backoff.
 
 use crate::config::{RetryPolicy, S3Config, Sse};
+use crate::logging::ratelimit::Every;
 use crate::metrics::Metrics;
 use crate::output::retry::delay;
-use crate::ratelimit::Every;
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{

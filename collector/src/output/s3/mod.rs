@@ -10,7 +10,7 @@
 //! name is made of the collector's buffer id and the buffer positions it covers; so a restart
 //! that sends the same lines again overwrites the same object instead of adding one.
 
-pub mod client;
-pub mod cuts;
-pub mod object;
-pub mod output;
+pub(crate) mod client;
+pub(crate) mod cuts;
+pub(crate) mod object;
+pub(crate) mod output;

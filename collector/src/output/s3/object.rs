@@ -32,7 +32,6 @@ pub struct ObjectBuilder {
     pub first: Pos,
     pub end: Pos,
     /// When the first line arrived (names the time partition).
-    pub first_ms: u64,
     pub opened: Instant,
     pub lines: u64,
     /// Bytes of lines (newlines included) before compression.
@@ -59,7 +58,6 @@ impl ObjectBuilder {
             enc,
             first: first.start,
             end: first.start,
-            first_ms: first.arrived_ms,
             opened: Instant::now(),
             lines: 0,
             raw_bytes: 0,
@@ -106,7 +104,6 @@ impl ObjectBuilder {
         let sealed = Sealed {
             first: self.first,
             end: self.end,
-            first_ms: self.first_ms,
             lines: self.lines,
             entries: self.entries,
         };
@@ -124,7 +121,6 @@ impl ObjectBuilder {
 pub struct Sealed {
     pub first: Pos,
     pub end: Pos,
-    pub first_ms: u64,
     pub lines: u64,
     pub entries: Vec<(EntryId, usize)>,
 }
@@ -198,7 +194,6 @@ mod tests {
             let (rest, sealed) = o.finish().expect("finish");
             stored.extend(rest);
             assert_eq!(sealed.entries.len(), 200);
-            assert_eq!(sealed.first_ms, 1000);
             let text = decompress(c, &stored);
             let lines: Vec<&str> = text.lines().collect();
             assert_eq!(lines.len(), 201, "{c:?}");

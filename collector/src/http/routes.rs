@@ -9,11 +9,11 @@
 //! (`output.<name>.lag_entries`, `lag_bytes`, `oldest_seconds`), what it has not yet delivered.
 
 use crate::admin;
-use crate::auth::TokenCheck;
+use crate::admin::status::Observer;
+use crate::admin::tail::Tail;
+use crate::http::auth::TokenCheck;
 use crate::ingest::{self, challenge, IngestState};
 use crate::metrics::Metrics;
-use crate::status::Observer;
-use crate::tail::Tail;
 use axum::extract::{Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};

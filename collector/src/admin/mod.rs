@@ -7,9 +7,13 @@
 //! (`edgelog_admin_unauthorized_total`). The page is one file inside the binary (markup, style
 //! and script inline, nothing fetched from elsewhere, as its Content-Security-Policy enforces).
 
-use crate::auth::TokenCheck;
-use crate::status::Observer;
-use crate::tail::{self, Tail};
+pub(crate) mod answers;
+pub(crate) mod status;
+pub(crate) mod tail;
+
+use self::status::Observer;
+use self::tail::Tail;
+use crate::http::auth::TokenCheck;
 use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
@@ -23,7 +27,7 @@ pub const PAGE_PATH: &str = "/";
 pub const STATUS_PATH: &str = "/status";
 pub const METRICS_PATH: &str = "/metrics";
 
-const PAGE: &str = include_str!("admin/page.html");
+const PAGE: &str = include_str!("page.html");
 
 /// What the page may load: only itself and the collector's own endpoints.
 const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \

@@ -1,23 +1,26 @@
 //! `collector status`: the answer of `GET /status` as a short table, one row per output.
 
-use serde_json::Value;
+use collector::api::Status;
 use std::fmt::Write;
 
 /// The table for a `/status` answer.
-pub fn render(status: &Value) -> String {
+pub fn render(status: &Status) -> String {
     let mut out = String::new();
-    let ready = status["ready"].as_bool().unwrap_or(false);
     let _ = writeln!(
         out,
         "{} (version {}, up {} s); accepted {} lines, {:.1}/s now",
-        if ready { "ready" } else { "NOT READY" },
-        status["version"].as_str().unwrap_or("?"),
-        status["uptime_seconds"].as_u64().unwrap_or(0),
-        status["ingest"]["lines"].as_u64().unwrap_or(0),
-        status["ingest"]["lines_per_second"].as_f64().unwrap_or(0.0),
+        if status.ready { "ready" } else { "NOT READY" },
+        if status.version.is_empty() {
+            "?"
+        } else {
+            &status.version
+        },
+        status.uptime_seconds,
+        status.ingest.lines,
+        status.ingest.lines_per_second,
     );
-    for p in status["problems"].as_array().into_iter().flatten() {
-        let _ = writeln!(out, "  problem: {}", p.as_str().unwrap_or(""));
+    for p in &status.problems {
+        let _ = writeln!(out, "  problem: {p}");
     }
     let header = [
         "output",
@@ -30,25 +33,20 @@ pub fn render(status: &Value) -> String {
         "rate now",
     ];
     let mut rows: Vec<Vec<String>> = vec![header.iter().map(|h| h.to_string()).collect()];
-    for o in status["outputs"].as_array().into_iter().flatten() {
-        let n = |k: &str| o[k].as_u64().unwrap_or(0);
+    for o in &status.outputs {
         rows.push(vec![
-            o["name"].as_str().unwrap_or("?").to_string(),
-            n("received").to_string(),
-            n("delivered").to_string(),
-            n("dead_lettered_total").to_string(),
-            n("buffered").to_string(),
-            if o["balanced"].as_bool() == Some(true) {
+            o.name.clone(),
+            o.received.to_string(),
+            o.delivered.to_string(),
+            o.dead_lettered_total.to_string(),
+            o.buffered.to_string(),
+            if o.balanced {
                 "yes".into()
             } else {
                 "NO".into()
             },
-            format!(
-                "{} lines, {:.1} s",
-                n("buffered"),
-                o["oldest_seconds"].as_f64().unwrap_or(0.0)
-            ),
-            format!("{:.1}/s", o["delivered_per_second"].as_f64().unwrap_or(0.0)),
+            format!("{} lines, {:.1} s", o.buffered, o.oldest_seconds),
+            format!("{:.1}/s", o.delivered_per_second),
         ]);
     }
     let widths: Vec<usize> = (0..header.len())
@@ -69,32 +67,31 @@ pub fn render(status: &Value) -> String {
             .collect();
         let _ = writeln!(out, "{}", cells.join("  ").trim_end());
     }
-    let mut dead = Vec::new();
-    for o in status["outputs"].as_array().into_iter().flatten() {
-        for (reason, n) in o["dead_lettered"].as_object().into_iter().flatten() {
-            if n.as_u64().unwrap_or(0) > 0 {
-                dead.push(format!(
-                    "{} {reason} {n}",
-                    o["name"].as_str().unwrap_or("?")
-                ));
-            }
-        }
-    }
+    let dead: Vec<String> = status
+        .outputs
+        .iter()
+        .flat_map(|o| {
+            o.dead_lettered
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(move |(reason, n)| format!("{} {reason} {n}", o.name))
+        })
+        .collect();
     if !dead.is_empty() {
         let _ = writeln!(out, "dead-lettered: {}", dead.join(", "));
     }
-    let r = &status["replayed"];
-    if r["replayed_lines"].as_u64().unwrap_or(0) > 0 {
+    let r = &status.replayed;
+    if r.replayed_lines > 0 {
         let _ = writeln!(
             out,
             "replayed from the dead-letter files: {} lines ({} delivered, {} dead-lettered again)",
-            r["replayed_lines"], r["delivered"], r["dead_lettered_again"]
+            r.replayed_lines, r.delivered, r.dead_lettered_again
         );
     }
-    let refused: Vec<String> = status["ingest"]["refused"]
-        .as_object()
-        .into_iter()
-        .flatten()
+    let refused: Vec<String> = status
+        .ingest
+        .refused
+        .iter()
         .map(|(reason, n)| format!("{reason} {n}"))
         .collect();
     let _ = writeln!(
@@ -129,7 +126,7 @@ mod tests {
                  "delivered_per_second": 0.0}
             ]
         });
-        let t = render(&v);
+        let t = render(&serde_json::from_value(v).expect("a status"));
         let lines: Vec<&str> = t.lines().collect();
         assert!(lines[0].starts_with("NOT READY (version 0.1.0, up 12 s); accepted 30 lines"));
         assert_eq!(lines[1], "  problem: aws_kinesis: unreachable");
@@ -158,7 +155,7 @@ mod tests {
         });
         let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
             .expect("README");
-        let rendered = render(&v);
+        let rendered = render(&serde_json::from_value(v).expect("a status"));
         assert!(
             readme.contains(&format!("```\n{rendered}```\n")),
             "the README's example should read:\n{rendered}"

@@ -14,19 +14,26 @@
 //! only once the watermark has passed it; a segment that cannot be read is set aside after
 //! `READ_ATTEMPTS` tries and the reader goes on with the next.
 
-use super::ackfile::{AckFile, Found};
-use super::capacity::Capacity;
-use super::entry::{now_ms, BufferError, Entry, EntryId, Recovery};
-use super::read::{read_at, Read};
-use super::recover::{recover, set_aside, READ_ATTEMPTS};
-use super::room::Room;
-use super::segment::{Damage, Pending, HEADER_LEN};
-use super::writer::{
-    create_segment, lock, seg_path, Append, Pos, Recent, RecentEntry, SegmentWriter, WriteError,
+mod ackfile;
+mod read;
+mod recover;
+mod room;
+mod segment;
+mod writer;
+
+use self::ackfile::{AckFile, Found};
+use self::read::{read_at, Read};
+use self::recover::{recover, set_aside, READ_ATTEMPTS};
+use self::room::Room;
+use self::segment::{Damage, Pending, HEADER_LEN};
+use self::writer::{
+    create_segment, lock, seg_path, Append, Recent, RecentEntry, SegmentWriter, WriteError,
     WritePos,
 };
+use super::capacity::Capacity;
+use super::entry::{now_ms, BufferError, Entry, EntryId, Pos, Recovery};
+use crate::buffer::ledger::{Ledger, Tally};
 use crate::config::{BufferConfig, FsyncPolicy};
-use crate::ledger::{Ledger, Tally};
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::collections::{BTreeMap, VecDeque};
@@ -65,7 +72,6 @@ impl Acks {
 
 /// One output's read position, its acknowledgements and (with several outputs) its ack file.
 struct LaneState {
-    name: String,
     reader: tokio::sync::Mutex<Reader>,
     acks: Mutex<Acks>,
     /// `None` with a single output: the common ack file is its own.
@@ -577,11 +583,6 @@ impl DiskBuffer {
     /// The position of output `lane` last saved.
     pub fn saved_position(&self, lane: usize) -> Option<Pos> {
         self.lanes.get(lane).and_then(|l| lock(&l.acks).persisted)
-    }
-
-    /// The names of the outputs, in lane order.
-    pub fn lane_names(&self) -> Vec<String> {
-        self.lanes.iter().map(|l| l.name.clone()).collect()
     }
 }
 

@@ -10,7 +10,9 @@
 //! the next magic whose entry checks out, so one damaged entry costs only itself.
 
 use crate::lines::LineBatch;
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
+#[cfg(test)]
+use bytes::{BufMut, BytesMut};
 
 /// Marks the start of every entry.
 pub const MAGIC: u32 = 0xED6E_1061;
@@ -54,6 +56,7 @@ impl Pending {
 }
 
 /// Encodes one entry.
+#[cfg(test)]
 pub fn encode(batch: &LineBatch, arrived_ms: u64, seq: u64) -> Bytes {
     let payload = batch.joined();
     let mut out = BytesMut::with_capacity(HEADER_LEN + payload.len());
@@ -63,6 +66,7 @@ pub fn encode(batch: &LineBatch, arrived_ms: u64, seq: u64) -> Bytes {
 }
 
 /// Encodes one entry in the older format (no sequence number).
+#[cfg(test)]
 pub fn encode_legacy(batch: &LineBatch, arrived_ms: u64) -> Bytes {
     let payload = batch.joined();
     let len = payload.len() as u32;
@@ -76,6 +80,7 @@ pub fn encode_legacy(batch: &LineBatch, arrived_ms: u64) -> Bytes {
 }
 
 /// Encoded size of an entry for `batch`.
+#[cfg(test)]
 pub fn encoded_len(batch: &LineBatch) -> u64 {
     (HEADER_LEN + batch.joined().len()) as u64
 }

@@ -6,8 +6,9 @@
 
 use super::room::is_no_room;
 use super::segment::{Pending, HEADER_LEN};
+use crate::buffer::entry::Pos;
+use crate::buffer::ledger::Ledger;
 use crate::config::FsyncPolicy;
-use crate::ledger::Ledger;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use std::collections::{BTreeMap, VecDeque};
@@ -17,13 +18,6 @@ use std::path::{Path, PathBuf};
 use std::sync::{mpsc, Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::sync::{oneshot, watch};
-
-/// A position in the buffer: segment number and byte offset.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
-pub struct Pos {
-    pub seg: u64,
-    pub offset: u64,
-}
 
 /// The writer's published progress.
 #[derive(Clone, Copy, Debug, Default)]

@@ -59,8 +59,8 @@ pub enum Filter {
     All,
     /// The line contains this text.
     Substring(Vec<u8>),
-    /// The line is JSON and the field (dotted path) has this value (string, or the JSON text of
-    /// a number, boolean or null).
+    /// The line is JSON and the field (dotted path) has this value: a string's text, or a
+    /// number, boolean or `null` as written in the line (the text a partition key takes).
     Field(Vec<String>, String),
 }
 
@@ -106,20 +106,7 @@ impl Filter {
             Filter::All => true,
             Filter::Substring(s) => memchr::memmem::find(line, s).is_some(),
             Filter::Field(path, want) => {
-                let Ok(v) = serde_json::from_slice::<serde_json::Value>(line) else {
-                    return false;
-                };
-                let mut cur = &v;
-                for p in path {
-                    match cur.get(p) {
-                        Some(next) => cur = next,
-                        None => return false,
-                    }
-                }
-                match cur {
-                    serde_json::Value::String(s) => s == want,
-                    other => serde_json::to_string(other).is_ok_and(|t| t == *want),
-                }
+                crate::json_path::lookup(line, path).is_some_and(|found| found.text == *want)
             }
         }
     }
@@ -240,5 +227,42 @@ mod tests {
             Filter::parse("=x").expect("substring"),
             Filter::Substring(b"=x".to_vec())
         );
+    }
+
+    /// A tail filter naming a field matches exactly the lines whose partition key, with that
+    /// field as `partition_key`, is the filter's value: the same text for the same value.
+    #[test]
+    fn tail_filters_and_partition_keys_read_a_field_the_same_way() {
+        let lines: [&[u8]; 6] = [
+            br#"{"n":3.50,"geo":{"cc":"US","lat":-1e3},"s":"caf\u00e9 \"q\""}"#,
+            br#"{"n":350e-2,"geo":{"cc":"U\u0053"},"s":"x"}"#,
+            br#"{"n":0,"geo":{"cc":"DE","o":{"deep":[1,2]}},"s":""}"#,
+            br#"{"n":true,"geo":{"o":{"a":1}}}"#,
+            br#"{"n":"3.50","s":"caf\u00e9 \"q\""}"#,
+            br#"{"geo":null}"#,
+        ];
+        let mut compared = 0;
+        for path in ["n", "geo.cc", "geo.lat", "geo.o", "s"] {
+            let spec: Vec<String> = path.split('.').map(str::to_string).collect();
+            for line in lines {
+                let Some(key) = crate::json_path::field_value(line, &spec) else {
+                    continue;
+                };
+                let filter = Filter::parse(&format!("{path}={key}")).expect("filter");
+                for other in lines {
+                    assert_eq!(
+                        filter.matches(other),
+                        crate::json_path::field_value(other, &spec).as_deref() == Some(&*key),
+                        "{path}={key} on {}",
+                        String::from_utf8_lossy(other)
+                    );
+                    compared += 1;
+                }
+            }
+        }
+        assert!(compared >= 60, "{compared}");
+        // A number reads as written: 3.50, not 3.5.
+        assert!(Filter::parse("n=3.50").expect("filter").matches(lines[0]));
+        assert!(!Filter::parse("n=3.5").expect("filter").matches(lines[0]));
     }
 }

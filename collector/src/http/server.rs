@@ -7,9 +7,9 @@
 //! are open, and one more is answered 503 and closed; on shutdown the listener closes at once,
 //! requests in flight are finished, and connections still open at the deadline are dropped.
 
-use crate::conn::{self, Activity, Tracked};
+use crate::http::conn::{self, Activity, Tracked};
+use crate::http::tls::{Tls, HANDSHAKE_TIMEOUT};
 use crate::metrics::Metrics;
-use crate::tls::{Tls, HANDSHAKE_TIMEOUT};
 use axum::Router;
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};

@@ -37,6 +37,7 @@ const REPLAY_BUFFER_BYTES: u64 = 64 << 20;
 
 /// What the journal keeps.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(default)]
 pub struct Journal {
     /// Per file (digest of its first record): bytes replayed from its start.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]

@@ -9,6 +9,8 @@
 //! (the older ones move up one number; the one past `keep` is deleted), so the files hold at most
 //! about `(keep + 1) * max_bytes`. A record is never split across files.
 
+pub(crate) mod replay;
+
 use crate::config::DeadLetterConfig;
 use crate::metrics::Metrics;
 use bytes::Bytes;

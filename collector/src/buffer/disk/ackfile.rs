@@ -12,8 +12,8 @@
 //! position does. The older forms (a slot without a tally; `"<segment> <offset>\n"`, replaced by
 //! rename) are still read, and rewritten in the new form.
 
-use super::writer::Pos;
-use crate::ledger::{Tally, TALLY_BYTES};
+use crate::buffer::entry::Pos;
+use crate::buffer::ledger::{Tally, TALLY_BYTES};
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::FileExt;

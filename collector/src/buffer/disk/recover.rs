@@ -9,7 +9,8 @@
 
 use super::ackfile::Found;
 use super::segment::{self, Damage, Scan};
-use super::writer::{seg_path, Pos};
+use super::writer::seg_path;
+use crate::buffer::entry::Pos;
 use bytes::Bytes;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -6,13 +6,13 @@
 //! of a few counters every [`HISTORY_EVERY`], kept for [`HISTORY_SAMPLES`] samples, so the
 //! page costs nothing while nobody watches it.
 
+use crate::admin::answers::{BufferStatus, History, IngestStatus, OutputStatus, Status};
+use crate::buffer::ledger::DEAD_REASONS;
 use crate::buffer::Buffer;
+use crate::deadletter::replay::{read_journal, Journal};
 use crate::health::Health;
-use crate::ledger::DEAD_REASONS;
 use crate::metrics::Metrics;
 use crate::output::acks::Acks;
-use crate::replay::{read_journal, Journal};
-use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
@@ -46,79 +46,6 @@ struct Sample {
     refused: u64,
     /// Per output: delivered, dead-lettered.
     outputs: Vec<(u64, u64)>,
-}
-
-/// The answer of `GET /status`.
-#[derive(Debug, Serialize)]
-pub struct Status {
-    pub version: &'static str,
-    pub uptime_seconds: u64,
-    pub ready: bool,
-    /// Why not ready, one entry per problem.
-    pub problems: Vec<String>,
-    pub ingest: IngestStatus,
-    pub buffer: BufferStatus,
-    pub outputs: Vec<OutputStatus>,
-    /// Errors by kind, each by code or reason.
-    pub errors: BTreeMap<&'static str, BTreeMap<String, u64>>,
-    /// What `collector dead-letter replay` sent again so far (outside the ledger, which counts
-    /// those lines as dead-lettered).
-    pub replayed: Journal,
-    pub history: History,
-}
-
-#[derive(Debug, Serialize)]
-pub struct IngestStatus {
-    /// Lines accepted into the buffer.
-    pub lines: u64,
-    pub batches: u64,
-    pub bytes: u64,
-    /// Requests refused, by reason (their lines never enter the ledger).
-    pub refused: BTreeMap<String, u64>,
-    pub lines_per_second: f64,
-}
-
-#[derive(Debug, Serialize)]
-pub struct BufferStatus {
-    pub kind: &'static str,
-    pub id: String,
-    pub used_bytes: u64,
-    pub max_bytes: u64,
-    /// `used_bytes / max_bytes`.
-    pub fill: f64,
-    pub entries: i64,
-}
-
-/// One output's line of the ledger, and its lag.
-#[derive(Debug, Serialize)]
-pub struct OutputStatus {
-    pub name: String,
-    pub received: u64,
-    pub delivered: u64,
-    /// By reason (every reason listed, zero or not).
-    pub dead_lettered: BTreeMap<&'static str, u64>,
-    pub dead_lettered_total: u64,
-    pub buffered: u64,
-    /// `received == delivered + dead_lettered_total + buffered`.
-    pub balanced: bool,
-    pub lag_entries: u64,
-    pub lag_bytes: u64,
-    /// Age of the oldest line read and not yet delivered.
-    pub oldest_seconds: f64,
-    pub delivered_per_second: f64,
-}
-
-/// Rates over the last 15 minutes, one point per sample interval.
-#[derive(Debug, Serialize, Default)]
-pub struct History {
-    pub interval_seconds: u64,
-    /// End of each interval, Unix milliseconds.
-    pub unix_ms: Vec<u64>,
-    pub received_per_second: Vec<f64>,
-    pub refused_per_second: Vec<f64>,
-    /// Per output: delivered and dead-lettered lines per second.
-    pub delivered_per_second: BTreeMap<String, Vec<f64>>,
-    pub dead_lettered_per_second: BTreeMap<String, Vec<f64>>,
 }
 
 impl Observer {
@@ -245,7 +172,11 @@ impl Observer {
                     name: name.clone(),
                     received: c.received,
                     delivered: c.settled.delivered,
-                    dead_lettered: DEAD_REASONS.iter().copied().zip(c.settled.dead).collect(),
+                    dead_lettered: DEAD_REASONS
+                        .iter()
+                        .map(|r| r.to_string())
+                        .zip(c.settled.dead)
+                        .collect(),
                     dead_lettered_total: c.settled.dead_lettered(),
                     buffered: c.buffered,
                     balanced: c.balances(),
@@ -267,14 +198,14 @@ impl Observer {
             ("s3_upload_errors", &m.s3_upload_errors),
             ("dead_lettered", &m.dead_lettered),
         ] {
-            errors.insert(kind, labeled.snapshot().into_iter().collect());
+            errors.insert(kind.to_string(), labeled.snapshot().into_iter().collect());
         }
         errors.insert(
-            "admin",
+            "admin".to_string(),
             BTreeMap::from([("unauthorized".to_string(), m.admin_unauthorized.get())]),
         );
         Status {
-            version: env!("CARGO_PKG_VERSION"),
+            version: env!("CARGO_PKG_VERSION").to_string(),
             uptime_seconds: self.started.elapsed().as_secs(),
             ready: problems.is_empty(),
             problems,
@@ -290,7 +221,7 @@ impl Observer {
                 ),
             },
             buffer: BufferStatus {
-                kind: self.buffer_kind,
+                kind: self.buffer_kind.to_string(),
                 id: self.buffer.id().to_string(),
                 used_bytes: used,
                 max_bytes: self.buffer_max_bytes,
