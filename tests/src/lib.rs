@@ -19,6 +19,7 @@ pub mod numbered;
 pub mod origin;
 pub mod paths;
 pub mod procs;
+pub mod prometheus;
 pub mod s3;
 pub mod s3_front;
 pub mod s3_stub;

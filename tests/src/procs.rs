@@ -143,6 +143,15 @@ pub async fn start_on_free_port(
     panic!("{what} could not start on a free port");
 }
 
+/// Polls `check` every 200 ms until it holds, or panics naming `what` after `timeout`.
+pub async fn until(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = tokio::time::Instant::now() + timeout;
+    while !check().await {
+        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 /// Waits until something accepts TCP connections on `port`, or panics.
 pub async fn wait_for_port(port: u16, timeout: Duration, what: &str) {
     let deadline = tokio::time::Instant::now() + timeout;
