@@ -1055,8 +1055,7 @@ async fn collector_with_a_refused_certificate(dir: &Path) -> CollectorProcess {
 async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_name() {
     // Kinesis behind a front that fails whole calls and throttles entries; an S3 stand-in behind
     // a front that answers SlowDown to one request in two.
-    let (_kinesalite, kinesis, front) = stream_behind_front("monitoring", 1).await;
-    let _ = &kinesis;
+    let (_kinesalite, _kinesis, front) = stream_behind_front("monitoring", 1).await;
     let (s3, _stats) = spawn_s3_stub().await;
     let s3_front = spawn_s3_front(&s3, 2).await;
     let dir = tempfile::tempdir().expect("tmp");
@@ -1264,32 +1263,37 @@ fn for_a_test(dir: &Path, mut config: Value, name: &str) -> std::path::PathBuf {
     file
 }
 
-/// Waits until every rule has been evaluated, and returns the problems of those that failed.
+/// The rules Prometheus has loaded, as its API gives them.
+async fn loaded_rules(p: &Prometheus) -> Vec<Value> {
+    let Ok(data) = p.api("rules", &[]).await else {
+        return Vec::new();
+    };
+    data["groups"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
+        .collect()
+}
+
+/// Waits until every rule has been evaluated again since the call (so on what was scraped
+/// before it), and returns those whose evaluation failed.
 async fn rule_health(p: &Prometheus) -> Vec<String> {
-    let mut last = Vec::new();
+    let evaluated = |r: &Value| r["lastEvaluation"].as_str().unwrap_or("").to_string();
+    let before: Vec<String> = loaded_rules(p).await.iter().map(evaluated).collect();
+    let mut failed = Vec::new();
     until(
         Duration::from_secs(30),
-        "every rule evaluated",
+        "every rule evaluated on the scraped series",
         async || {
-            let Ok(data) = p.api("rules", &[]).await else {
-                return false;
-            };
-            let rules: Vec<Value> = data["groups"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .flat_map(|g| g["rules"].as_array().cloned().unwrap_or_default())
-                .collect();
-            if rules.len() != self::rules().len()
-                || rules.iter().any(|r| {
-                    r["lastEvaluation"]
-                        .as_str()
-                        .is_none_or(|t| t.starts_with("0001"))
-                })
+            let now = loaded_rules(p).await;
+            if now.len() != rules().len()
+                || now.len() != before.len()
+                || now.iter().zip(&before).any(|(r, b)| evaluated(r) == *b)
             {
                 return false;
             }
-            last = rules
+            failed = now
                 .iter()
                 .filter(|r| r["health"] != "ok")
                 .map(|r| format!("{}: {} {}", r["name"], r["health"], r["lastError"]))
@@ -1298,7 +1302,7 @@ async fn rule_health(p: &Prometheus) -> Vec<String> {
         },
     )
     .await;
-    last
+    failed
 }
 
 #[tokio::test]
