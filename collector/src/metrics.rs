@@ -1,6 +1,9 @@
 //! Counters, gauges and histograms for `/metrics`, kept in a `prometheus-client` registry and
 //! rendered in its text format.
 //!
+//! Each metric is declared once, in the list at [`Metrics`]: its field, its type and how it is
+//! made, its name and its help text; the macro makes the struct and registers every field.
+//!
 //! Invariant: recording is an atomic operation (labelled counters look their series up under a
 //! read lock), so metrics cost nothing that matters on the hot path; one [`Metrics`] per running
 //! collector, shared by `Arc` and holding its own registry (no global state), so tests can run
@@ -112,6 +115,7 @@ impl Labeled {
 }
 
 /// A gauge per output and reason.
+#[derive(Default)]
 pub struct ReasonGauge {
     family: Family<
         [(&'static str, String); 2],
@@ -186,411 +190,251 @@ impl Histogram {
     }
 }
 
-/// Everything the collector counts.
-pub struct Metrics {
-    registry: Registry,
-    // ingest
-    pub http_requests: Labeled,
-    pub ingest_batches: Counter,
-    pub ingest_lines: Counter,
-    pub ingest_line_bytes: Counter,
-    pub ingest_body_bytes: Counter,
-    pub ingest_rejections: Labeled,
-    pub ingest_duration: Histogram,
-    pub ingest_in_flight: Gauge,
-    pub ingest_prefix_stripped: Counter,
-    pub ingest_long_lines: Counter,
-    pub connections_open: Gauge,
-    pub connections_refused: Counter,
-    pub connections_idle_closed: Counter,
-    // dead letter
-    pub dead_lettered: Labeled,
-    pub dead_letter_rotations: Counter,
-    // buffer
-    pub buffer_bytes: Gauge,
-    pub buffer_entries: Gauge,
-    pub buffer_corrupt_entries: Counter,
-    pub buffer_unreadable_segments: Counter,
-    pub buffer_appended_lines: Counter,
-    pub buffer_syncs: Counter,
-    pub buffer_ack_syncs: Counter,
-    // output
-    pub output_lines: Counter,
-    pub output_records: Counter,
-    pub output_bytes: Counter,
-    pub output_calls: Counter,
-    pub output_call_errors: Labeled,
-    pub output_failed_entries: Labeled,
-    pub output_retries: Counter,
-    pub output_throttles: Counter,
-    pub output_batch_records: Histogram,
-    pub output_batch_fill: Histogram,
-    pub output_put_latency: Histogram,
-    pub output_partition_fallback: Counter,
-    pub output_shard_refreshes: Counter,
-    pub output_ready: Gauge,
-    pub output_pacing_waits: Counter,
-    pub output_oldest_pending_ms: Gauge,
-    // every output
-    pub output_lag_entries: LabeledGauge,
-    pub output_lag_bytes: LabeledGauge,
-    pub output_lag_oldest_ms: LabeledGauge,
-    // the ledger
-    pub ledger_received: LabeledGauge,
-    pub ledger_delivered: LabeledGauge,
-    pub ledger_buffered: LabeledGauge,
-    pub ledger_dead_lettered: ReasonGauge,
-    // admin
-    pub admin_unauthorized: Counter,
-    // s3
-    pub s3_objects: Counter,
-    pub s3_parts: Counter,
-    pub s3_lines: Counter,
-    pub s3_bytes: Counter,
-    pub s3_upload_errors: Labeled,
-    // tail
-    pub tail_clients: Gauge,
-    pub tail_dropped: Counter,
-    pub tail_filters_refused: Counter,
-    // tls
-    pub tls_reloads: Labeled,
+/// A metric that can be registered under a name.
+trait Register {
+    fn register(&self, registry: &mut Registry, name: &'static str, help: &'static str);
 }
 
-impl Default for Metrics {
-    fn default() -> Self {
-        let mut m = Metrics {
-            registry: Registry::default(),
-            http_requests: Labeled::new("code"),
-            ingest_batches: Counter::default(),
-            ingest_lines: Counter::default(),
-            ingest_line_bytes: Counter::default(),
-            ingest_body_bytes: Counter::default(),
-            ingest_rejections: Labeled::new("reason"),
-            ingest_duration: Histogram::new(SECONDS_BUCKETS),
-            ingest_in_flight: Gauge::default(),
-            ingest_prefix_stripped: Counter::default(),
-            ingest_long_lines: Counter::default(),
-            connections_open: Gauge::default(),
-            connections_refused: Counter::default(),
-            connections_idle_closed: Counter::default(),
-            dead_lettered: Labeled::new("reason"),
-            dead_letter_rotations: Counter::default(),
-            ledger_received: LabeledGauge::new("output"),
-            ledger_delivered: LabeledGauge::new("output"),
-            ledger_buffered: LabeledGauge::new("output"),
-            ledger_dead_lettered: ReasonGauge {
-                family: Family::default(),
-            },
-            admin_unauthorized: Counter::default(),
-            tail_filters_refused: Counter::default(),
-            tls_reloads: Labeled::new("result"),
-            buffer_bytes: Gauge::default(),
-            buffer_entries: Gauge::default(),
-            buffer_corrupt_entries: Counter::default(),
-            buffer_unreadable_segments: Counter::default(),
-            buffer_appended_lines: Counter::default(),
-            buffer_syncs: Counter::default(),
-            buffer_ack_syncs: Counter::default(),
-            output_lines: Counter::default(),
-            output_records: Counter::default(),
-            output_bytes: Counter::default(),
-            output_calls: Counter::default(),
-            output_call_errors: Labeled::new("error"),
-            output_failed_entries: Labeled::new("code"),
-            output_retries: Counter::default(),
-            output_throttles: Counter::default(),
-            output_batch_records: Histogram::new(RECORDS_BUCKETS),
-            output_batch_fill: Histogram::new(FILL_BUCKETS),
-            output_put_latency: Histogram::new(SECONDS_BUCKETS),
-            output_partition_fallback: Counter::default(),
-            output_shard_refreshes: Counter::default(),
-            output_ready: Gauge::default(),
-            output_pacing_waits: Counter::default(),
-            output_oldest_pending_ms: Gauge::default(),
-            output_lag_entries: LabeledGauge::new("output"),
-            output_lag_bytes: LabeledGauge::new("output"),
-            output_lag_oldest_ms: LabeledGauge::new("output"),
-            s3_objects: Counter::default(),
-            s3_parts: Counter::default(),
-            s3_lines: Counter::default(),
-            s3_bytes: Counter::default(),
-            s3_upload_errors: Labeled::new("error"),
-            tail_clients: Gauge::default(),
-            tail_dropped: Counter::default(),
-        };
-        let r = &mut m.registry;
-        r.register(
-            "edgelog_http_requests",
-            "HTTP requests answered, by status code",
-            m.http_requests.family.clone(),
-        );
-        r.register(
-            "edgelog_ingest_batches",
-            "Batches (request bodies) accepted",
-            m.ingest_batches.0.clone(),
-        );
-        r.register(
-            "edgelog_ingest_lines",
-            "Lines accepted into the buffer",
-            m.ingest_lines.0.clone(),
-        );
-        r.register(
-            "edgelog_ingest_line_bytes",
-            "Bytes of the lines accepted",
-            m.ingest_line_bytes.0.clone(),
-        );
-        r.register(
-            "edgelog_ingest_body_bytes",
-            "Request body bytes received, as sent (compressed or not)",
-            m.ingest_body_bytes.0.clone(),
-        );
-        r.register(
-            "edgelog_ingest_rejections",
-            "Requests or lines refused, by reason",
-            m.ingest_rejections.family.clone(),
-        );
-        r.register(
-            "edgelog_ingest_request_duration_seconds",
-            "Time to receive, decode and buffer one batch",
-            m.ingest_duration.0.clone(),
-        );
-        r.register(
-            "edgelog_ingest_in_flight",
-            "Ingest requests being processed",
-            m.ingest_in_flight.0.clone(),
-        );
-        r.register(
-            "edgelog_connections_open",
-            "Connections open",
-            m.connections_open.0.clone(),
-        );
-        r.register(
-            "edgelog_connections_refused",
-            "Connections answered 503 and closed beyond max_connections",
-            m.connections_refused.0.clone(),
-        );
-        r.register(
-            "edgelog_connections_idle_closed",
-            "Connections closed after idle_timeout",
-            m.connections_idle_closed.0.clone(),
-        );
-        r.register(
-            "edgelog_ingest_prefix_stripped",
-            "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed",
-            m.ingest_prefix_stripped.0.clone(),
-        );
-        r.register(
-            "edgelog_ingest_long_lines",
-            "Lines over ingest.max_line_bytes accepted with their batch (the Kinesis output dead-letters them)",
-            m.ingest_long_lines.0.clone(),
-        );
-        r.register(
-            "edgelog_dead_lettered",
-            "Lines written to the dead-letter file, by reason",
-            m.dead_lettered.family.clone(),
-        );
-        r.register(
-            "edgelog_dead_letter_rotations",
-            "Times the dead-letter file was rotated",
-            m.dead_letter_rotations.0.clone(),
-        );
-        r.register(
-            "edgelog_ledger_received_lines",
-            "Lines each output was given: stored in the buffer, or found there at start",
-            m.ledger_received.family.clone(),
-        );
-        r.register(
-            "edgelog_ledger_delivered_lines",
-            "Lines each output delivered",
-            m.ledger_delivered.family.clone(),
-        );
-        r.register(
-            "edgelog_ledger_dead_lettered_lines",
-            "Lines each output dead-lettered, by reason",
-            m.ledger_dead_lettered.family.clone(),
-        );
-        r.register(
-            "edgelog_ledger_buffered_lines",
-            "Lines each output has still to deliver",
-            m.ledger_buffered.family.clone(),
-        );
-        r.register(
-            "edgelog_admin_unauthorized",
-            "Requests for the status page, status, metrics or the tail with a wrong or missing token",
-            m.admin_unauthorized.0.clone(),
-        );
-        r.register(
-            "edgelog_tls_reloads",
-            "Reloads of the TLS certificate, key and client CA, by result (ok, failed)",
-            m.tls_reloads.family.clone(),
-        );
-        r.register(
-            "edgelog_tail_filters_refused",
-            "Tail requests refused for a filter too long or malformed",
-            m.tail_filters_refused.0.clone(),
-        );
-        r.register(
-            "edgelog_buffer_bytes",
-            "Bytes held by the buffer (not yet acknowledged by the output)",
-            m.buffer_bytes.0.clone(),
-        );
-        r.register(
-            "edgelog_buffer_entries",
-            "Batches held by the buffer",
-            m.buffer_entries.0.clone(),
-        );
-        r.register(
-            "edgelog_buffer_corrupt_entries",
-            "Buffer entries lost to damage: torn, failing their checksum, or in a segment that could not be read",
-            m.buffer_corrupt_entries.0.clone(),
-        );
-        r.register(
-            "edgelog_buffer_unreadable_segments",
-            "Buffer segments that could not be read and were set aside as <name>.unreadable",
-            m.buffer_unreadable_segments.0.clone(),
-        );
-        r.register(
-            "edgelog_buffer_syncs",
-            "Syncs of the disk buffer's active segment (each answers one group of batches)",
-            m.buffer_syncs.0.clone(),
-        );
-        r.register(
-            "edgelog_buffer_ack_syncs",
-            "Saves of the acknowledgement position synced to disk with their directory",
-            m.buffer_ack_syncs.0.clone(),
-        );
-        r.register(
-            "edgelog_output_lines",
-            "Lines delivered by the output",
-            m.output_lines.0.clone(),
-        );
-        r.register(
-            "edgelog_output_records_put",
-            "Kinesis records put successfully",
-            m.output_records.0.clone(),
-        );
-        r.register(
-            "edgelog_output_bytes_put",
-            "Bytes (data and partition keys) put successfully",
-            m.output_bytes.0.clone(),
-        );
-        r.register(
-            "edgelog_output_pacing_waits",
-            "Times a sender waited for a shard's pace before its next call",
-            m.output_pacing_waits.0.clone(),
-        );
-        r.register(
-            "edgelog_output_lag_entries",
-            "Entries (batches) an output has not yet delivered, by output",
-            m.output_lag_entries.family.clone(),
-        );
-        r.register(
-            "edgelog_output_lag_bytes",
-            "Bytes of the buffer an output has not yet delivered, by output",
-            m.output_lag_bytes.family.clone(),
-        );
-        r.register(
-            "edgelog_output_lag_oldest_milliseconds",
-            "Age of the oldest line an output has read and not yet delivered, by output",
-            m.output_lag_oldest_ms.family.clone(),
-        );
-        r.register(
-            "edgelog_s3_objects",
-            "Objects written to the S3 archive",
-            m.s3_objects.0.clone(),
-        );
-        r.register(
-            "edgelog_s3_parts",
-            "Multipart upload parts written to the S3 archive",
-            m.s3_parts.0.clone(),
-        );
-        r.register(
-            "edgelog_s3_lines",
-            "Lines in objects written to the S3 archive",
-            m.s3_lines.0.clone(),
-        );
-        r.register(
-            "edgelog_s3_bytes",
-            "Bytes of objects written to the S3 archive, as stored",
-            m.s3_bytes.0.clone(),
-        );
-        r.register(
-            "edgelog_s3_upload_errors",
-            "S3 requests that failed (and were tried again), by error",
-            m.s3_upload_errors.family.clone(),
-        );
-        r.register(
-            "edgelog_output_oldest_pending_milliseconds",
-            "Age of the oldest line read from the buffer and not yet delivered",
-            m.output_oldest_pending_ms.0.clone(),
-        );
-        r.register(
-            "edgelog_output_calls",
-            "PutRecords calls made",
-            m.output_calls.0.clone(),
-        );
-        r.register(
-            "edgelog_output_call_errors",
-            "PutRecords calls that failed as a whole, by error",
-            m.output_call_errors.family.clone(),
-        );
-        r.register(
-            "edgelog_output_failed_entries",
-            "Entries a PutRecords response reported failed, by error code",
-            m.output_failed_entries.family.clone(),
-        );
-        r.register(
-            "edgelog_output_retries",
-            "Records sent again after a failure",
-            m.output_retries.0.clone(),
-        );
-        r.register(
-            "edgelog_output_throttles",
-            "Throttling responses (call or entry)",
-            m.output_throttles.0.clone(),
-        );
-        r.register(
-            "edgelog_output_batch_records",
-            "Records per PutRecords call",
-            m.output_batch_records.0.clone(),
-        );
-        r.register(
-            "edgelog_output_batch_fill_ratio",
-            "Fill of each PutRecords call: the larger of records/500 and bytes/5MiB",
-            m.output_batch_fill.0.clone(),
-        );
-        r.register(
-            "edgelog_output_put_latency_seconds",
-            "PutRecords call latency",
-            m.output_put_latency.0.clone(),
-        );
-        r.register(
-            "edgelog_output_partition_key_fallback",
-            "Lines without the partition-key field, sent shard-balanced",
-            m.output_partition_fallback.0.clone(),
-        );
-        r.register(
-            "edgelog_output_shard_map_refreshes",
-            "Shard map (ListShards) refreshes",
-            m.output_shard_refreshes.0.clone(),
-        );
-        r.register(
-            "edgelog_output_ready",
-            "1 when the output's last check succeeded",
-            m.output_ready.0.clone(),
-        );
-        r.register(
-            "edgelog_tail_clients",
-            "Connected tail clients",
-            m.tail_clients.0.clone(),
-        );
-        r.register(
-            "edgelog_tail_dropped_lines",
-            "Lines a slow tail client missed",
-            m.tail_dropped.0.clone(),
-        );
-        m
+impl Register for Counter {
+    fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
+        r.register(name, help, self.0.clone());
     }
+}
+
+impl Register for Gauge {
+    fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
+        r.register(name, help, self.0.clone());
+    }
+}
+
+impl Register for Histogram {
+    fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
+        r.register(name, help, self.0.clone());
+    }
+}
+
+impl Register for Labeled {
+    fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
+        r.register(name, help, self.family.clone());
+    }
+}
+
+impl Register for LabeledGauge {
+    fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
+        r.register(name, help, self.family.clone());
+    }
+}
+
+impl Register for ReasonGauge {
+    fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
+        r.register(name, help, self.family.clone());
+    }
+}
+
+/// Declares [`Metrics`] from one list: `field: Type = constructor, "name", "help";`.
+macro_rules! metrics {
+    ($($(#[$doc:meta])* $field:ident: $ty:ty = $new:expr, $name:literal, $help:literal;)*) => {
+        /// Everything the collector counts.
+        pub struct Metrics {
+            registry: Registry,
+            $($(#[$doc])* pub $field: $ty,)*
+        }
+
+        impl Default for Metrics {
+            fn default() -> Self {
+                let mut registry = Registry::default();
+                $(
+                    let $field: $ty = $new;
+                    $field.register(&mut registry, $name, $help);
+                )*
+                Metrics {
+                    registry,
+                    $($field,)*
+                }
+            }
+        }
+    };
+}
+
+metrics! {
+    // ingest
+    http_requests: Labeled = Labeled::new("code"),
+        "edgelog_http_requests",
+        "HTTP requests answered, by status code";
+    ingest_batches: Counter = Counter::default(),
+        "edgelog_ingest_batches",
+        "Batches (request bodies) accepted";
+    ingest_lines: Counter = Counter::default(),
+        "edgelog_ingest_lines",
+        "Lines accepted into the buffer";
+    ingest_line_bytes: Counter = Counter::default(),
+        "edgelog_ingest_line_bytes",
+        "Bytes of the lines accepted";
+    ingest_body_bytes: Counter = Counter::default(),
+        "edgelog_ingest_body_bytes",
+        "Request body bytes received, as sent (compressed or not)";
+    ingest_rejections: Labeled = Labeled::new("reason"),
+        "edgelog_ingest_rejections",
+        "Requests or lines refused, by reason";
+    ingest_duration: Histogram = Histogram::new(SECONDS_BUCKETS),
+        "edgelog_ingest_request_duration_seconds",
+        "Time to receive, decode and buffer one batch";
+    ingest_in_flight: Gauge = Gauge::default(),
+        "edgelog_ingest_in_flight",
+        "Ingest requests being processed";
+    ingest_prefix_stripped: Counter = Counter::default(),
+        "edgelog_ingest_prefix_stripped",
+        "Lines whose Fastly syslog-style prefix (classic, loggly, logplex) was removed";
+    ingest_long_lines: Counter = Counter::default(),
+        "edgelog_ingest_long_lines",
+        "Lines over ingest.max_line_bytes accepted with their batch (the Kinesis output dead-letters them)";
+    connections_open: Gauge = Gauge::default(),
+        "edgelog_connections_open",
+        "Connections open";
+    connections_refused: Counter = Counter::default(),
+        "edgelog_connections_refused",
+        "Connections answered 503 and closed beyond max_connections";
+    connections_idle_closed: Counter = Counter::default(),
+        "edgelog_connections_idle_closed",
+        "Connections closed after idle_timeout";
+    // dead letter
+    dead_lettered: Labeled = Labeled::new("reason"),
+        "edgelog_dead_lettered",
+        "Lines written to the dead-letter file, by reason";
+    dead_letter_rotations: Counter = Counter::default(),
+        "edgelog_dead_letter_rotations",
+        "Times the dead-letter file was rotated";
+    // buffer
+    buffer_bytes: Gauge = Gauge::default(),
+        "edgelog_buffer_bytes",
+        "Bytes held by the buffer (not yet acknowledged by the output)";
+    buffer_entries: Gauge = Gauge::default(),
+        "edgelog_buffer_entries",
+        "Batches held by the buffer";
+    buffer_corrupt_entries: Counter = Counter::default(),
+        "edgelog_buffer_corrupt_entries",
+        "Buffer entries lost to damage: torn, failing their checksum, or in a segment that could not be read";
+    buffer_unreadable_segments: Counter = Counter::default(),
+        "edgelog_buffer_unreadable_segments",
+        "Buffer segments that could not be read and were set aside as <name>.unreadable";
+    buffer_syncs: Counter = Counter::default(),
+        "edgelog_buffer_syncs",
+        "Syncs of the disk buffer's active segment (each answers one group of batches)";
+    buffer_ack_syncs: Counter = Counter::default(),
+        "edgelog_buffer_ack_syncs",
+        "Saves of the acknowledgement position synced to disk with their directory";
+    buffer_ack_save_errors: Counter = Counter::default(),
+        "edgelog_buffer_ack_save_errors",
+        "Saves of the acknowledgement position that failed (tried again at the next save)";
+    buffer_max_bytes: Gauge = Gauge::default(),
+        "edgelog_buffer_max_bytes",
+        "The buffer's capacity in bytes (buffer.max_bytes)";
+    // output
+    output_lines: Counter = Counter::default(),
+        "edgelog_output_lines",
+        "Lines delivered by the output";
+    output_records: Counter = Counter::default(),
+        "edgelog_output_records_put",
+        "Kinesis records put successfully";
+    output_bytes: Counter = Counter::default(),
+        "edgelog_output_bytes_put",
+        "Bytes (data and partition keys) put successfully";
+    output_calls: Counter = Counter::default(),
+        "edgelog_output_calls",
+        "PutRecords calls made";
+    output_call_errors: Labeled = Labeled::new("error"),
+        "edgelog_output_call_errors",
+        "PutRecords calls that failed as a whole, by error";
+    output_failed_entries: Labeled = Labeled::new("code"),
+        "edgelog_output_failed_entries",
+        "Entries a PutRecords response reported failed, by error code";
+    output_retries: Counter = Counter::default(),
+        "edgelog_output_retries",
+        "Records sent again after a failure";
+    output_throttles: Counter = Counter::default(),
+        "edgelog_output_throttles",
+        "Throttling responses (call or entry)";
+    output_batch_records: Histogram = Histogram::new(RECORDS_BUCKETS),
+        "edgelog_output_batch_records",
+        "Records per PutRecords call";
+    output_batch_fill: Histogram = Histogram::new(FILL_BUCKETS),
+        "edgelog_output_batch_fill_ratio",
+        "Fill of each PutRecords call: the larger of records/500 and bytes/5MiB";
+    output_put_latency: Histogram = Histogram::new(SECONDS_BUCKETS),
+        "edgelog_output_put_latency_seconds",
+        "PutRecords call latency";
+    output_partition_fallback: Counter = Counter::default(),
+        "edgelog_output_partition_key_fallback",
+        "Lines without the partition-key field, sent shard-balanced";
+    output_shard_refreshes: Counter = Counter::default(),
+        "edgelog_output_shard_map_refreshes",
+        "Shard map (ListShards) refreshes";
+    output_ready: Gauge = Gauge::default(),
+        "edgelog_output_ready",
+        "1 when the output's last check succeeded";
+    output_pacing_waits: Counter = Counter::default(),
+        "edgelog_output_pacing_waits",
+        "Times a sender waited for a shard's pace before its next call";
+    output_oldest_pending_ms: Gauge = Gauge::default(),
+        "edgelog_output_oldest_pending_milliseconds",
+        "Age of the oldest line read from the buffer and not yet delivered";
+    // every output
+    output_lag_entries: LabeledGauge = LabeledGauge::new("output"),
+        "edgelog_output_lag_entries",
+        "Entries (batches) an output has not yet delivered, by output";
+    output_lag_bytes: LabeledGauge = LabeledGauge::new("output"),
+        "edgelog_output_lag_bytes",
+        "Bytes of the buffer an output has not yet delivered, by output";
+    output_lag_oldest_ms: LabeledGauge = LabeledGauge::new("output"),
+        "edgelog_output_lag_oldest_milliseconds",
+        "Age of the oldest line an output has read and not yet delivered, by output";
+    // the ledger
+    ledger_received: LabeledGauge = LabeledGauge::new("output"),
+        "edgelog_ledger_received_lines",
+        "Lines each output was given: stored in the buffer, or found there at start";
+    ledger_delivered: LabeledGauge = LabeledGauge::new("output"),
+        "edgelog_ledger_delivered_lines",
+        "Lines each output delivered";
+    ledger_buffered: LabeledGauge = LabeledGauge::new("output"),
+        "edgelog_ledger_buffered_lines",
+        "Lines each output has still to deliver";
+    ledger_dead_lettered: ReasonGauge = ReasonGauge::default(),
+        "edgelog_ledger_dead_lettered_lines",
+        "Lines each output dead-lettered, by reason";
+    // admin
+    admin_unauthorized: Counter = Counter::default(),
+        "edgelog_admin_unauthorized",
+        "Requests for the status page, status, metrics or the tail with a wrong or missing token";
+    // s3
+    s3_objects: Counter = Counter::default(),
+        "edgelog_s3_objects",
+        "Objects written to the S3 archive";
+    s3_parts: Counter = Counter::default(),
+        "edgelog_s3_parts",
+        "Multipart upload parts written to the S3 archive";
+    s3_lines: Counter = Counter::default(),
+        "edgelog_s3_lines",
+        "Lines in objects written to the S3 archive";
+    s3_bytes: Counter = Counter::default(),
+        "edgelog_s3_bytes",
+        "Bytes of objects written to the S3 archive, as stored";
+    s3_upload_errors: Labeled = Labeled::new("error"),
+        "edgelog_s3_upload_errors",
+        "S3 requests that failed (and were tried again), by error";
+    // tail
+    tail_clients: Gauge = Gauge::default(),
+        "edgelog_tail_clients",
+        "Connected tail clients";
+    tail_dropped: Counter = Counter::default(),
+        "edgelog_tail_dropped_lines",
+        "Lines a slow tail client missed";
+    tail_filters_refused: Counter = Counter::default(),
+        "edgelog_tail_filters_refused",
+        "Tail requests refused for a filter too long or malformed";
+    // tls
+    tls_reloads: Labeled = Labeled::new("result"),
+        "edgelog_tls_reloads",
+        "Reloads of the TLS certificate, key and client CA, by result (ok, failed)";
 }
 
 impl Metrics {

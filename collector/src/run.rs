@@ -7,7 +7,7 @@
 
 use crate::admin::status::Observer;
 use crate::admin::tail::Tail;
-use crate::buffer::{Buffer, BufferError, Lane};
+use crate::buffer::{Buffer, Lane, OpenError};
 use crate::config::{BufferKind, Config, OutputConfig};
 use crate::deadletter::DeadLetter;
 use crate::health::Health;
@@ -40,7 +40,7 @@ pub enum RunError {
     #[error(transparent)]
     Tls(#[from] tls::TlsError),
     #[error("buffer: {0}")]
-    Buffer(#[from] BufferError),
+    Buffer(#[from] OpenError),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("admin.listen: cannot bind {0}: {1}")]
@@ -173,6 +173,9 @@ fn load_tls(
 fn open_buffer(config: &Config, metrics: &Arc<Metrics>) -> Result<Arc<Buffer>, RunError> {
     let lanes: Vec<Lane> = config.outputs.iter().map(|o| o.name().into()).collect();
     let buffer = Arc::new(Buffer::open_lanes(&config.buffer, &lanes, metrics.clone())?);
+    metrics
+        .buffer_max_bytes
+        .set(i64::try_from(config.buffer.max_bytes).unwrap_or(i64::MAX));
     let rec = buffer.recovery();
     if rec.entries > 0 || rec.corrupt_entries > 0 {
         tracing::info!(

@@ -1,6 +1,8 @@
 //! What the buffer holds and answers: entries, their ids, its errors, what a start recovered.
 
 use crate::lines::LineBatch;
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// A position in the buffer: segment number and byte offset.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Default)]
@@ -41,22 +43,83 @@ pub fn now_ms() -> u64 {
         .unwrap_or(0)
 }
 
-#[derive(Debug, thiserror::Error, Clone, PartialEq, Eq)]
+/// Why a batch was not stored, or a position not saved, while running. Cloned to every append
+/// a failed group sync answers, hence the shared I/O errors.
+#[derive(Debug, thiserror::Error, Clone)]
 pub enum BufferError {
     #[error("the buffer is full")]
     Full,
     #[error("the buffer is closed (shutting down)")]
     Closed,
     #[error("the buffer's disk has no room: {0}")]
-    NoRoom(String),
+    NoRoom(#[source] Arc<std::io::Error>),
     #[error("buffer storage failed: {0}")]
-    Io(String),
+    Io(#[source] Arc<std::io::Error>),
 }
 
 impl From<std::io::Error> for BufferError {
     fn from(e: std::io::Error) -> Self {
-        BufferError::Io(e.to_string())
+        BufferError::Io(Arc::new(e))
     }
+}
+
+/// Two errors are the same when they are of the same kind (for I/O errors: of the same
+/// [`std::io::ErrorKind`]).
+impl PartialEq for BufferError {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (BufferError::Full, BufferError::Full) | (BufferError::Closed, BufferError::Closed) => {
+                true
+            }
+            (BufferError::NoRoom(a), BufferError::NoRoom(b))
+            | (BufferError::Io(a), BufferError::Io(b)) => a.kind() == b.kind(),
+            _ => false,
+        }
+    }
+}
+
+/// Why the buffer could not be opened at start; each names the file or directory.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("buffer storage failed: {outputs} outputs: the buffer feeds 1 to {max}")]
+    Outputs { outputs: usize, max: usize },
+    #[error("buffer storage failed: cannot create {}: {source}", dir.display())]
+    CreateDir {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("buffer storage failed: cannot write in {}: {source}", dir.display())]
+    Lock {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("buffer storage failed: buffer directory {} is in use by another collector", dir.display())]
+    InUse { dir: PathBuf },
+    #[error("buffer storage failed: cannot keep the buffer's id in {}: {source}", dir.display())]
+    Id {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("buffer storage failed: cannot open or make room for the ack file in {}: {source}", dir.display())]
+    AckFile {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("buffer storage failed: cannot open or make room for an output's ack file in {}: {source}", dir.display())]
+    LaneAckFile {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("buffer storage failed: cannot read the segments in {}: {source}", dir.display())]
+    Recover {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("buffer storage failed: cannot start in {}: {source}", dir.display())]
+    Start {
+        dir: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// What opening a disk buffer found.

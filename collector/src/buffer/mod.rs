@@ -13,7 +13,7 @@ pub(crate) mod entry;
 pub(crate) mod ledger;
 pub(crate) mod memory;
 
-pub use entry::{now_ms, BufferError, Entry, EntryId, Lane, Pos, Recovery};
+pub use entry::{now_ms, BufferError, Entry, EntryId, Lane, OpenError, Pos, Recovery};
 
 use crate::buffer::ledger::{Ledger, Tally};
 use crate::config::{BufferConfig, BufferKind};
@@ -30,7 +30,7 @@ impl Buffer {
     /// Opens the configured buffer for one output; a disk buffer recovers what a previous run
     /// left.
     #[cfg(test)]
-    pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<Buffer, BufferError> {
+    pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<Buffer, OpenError> {
         Self::open_lanes(cfg, &[Lane::from("output")], metrics)
     }
 
@@ -39,13 +39,12 @@ impl Buffer {
         cfg: &BufferConfig,
         lanes: &[Lane],
         metrics: Arc<Metrics>,
-    ) -> Result<Buffer, BufferError> {
+    ) -> Result<Buffer, OpenError> {
         if lanes.is_empty() || lanes.len() > memory::MAX_LANES {
-            return Err(BufferError::Io(format!(
-                "{} outputs: the buffer feeds 1 to {}",
-                lanes.len(),
-                memory::MAX_LANES
-            )));
+            return Err(OpenError::Outputs {
+                outputs: lanes.len(),
+                max: memory::MAX_LANES,
+            });
         }
         Ok(match cfg.kind {
             BufferKind::Memory => {

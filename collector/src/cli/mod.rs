@@ -126,7 +126,7 @@ pub fn main() -> std::process::ExitCode {
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            let message = format!("collector: {e:#}");
+            let message = format!("collector: {}", describe(&e));
             eprintln!("{}", collector::logging::scrub(&message));
             std::process::ExitCode::from(1)
         }
@@ -186,5 +186,37 @@ async fn shutdown_signal() {
     tokio::select! {
         _ = term.recv() => {}
         _ = tokio::signal::ctrl_c() => {}
+    }
+}
+
+/// The error and its causes, each cause added only when the message so far does not already say
+/// it (the collector's errors name their cause in their own text and keep it as their source).
+fn describe(e: &anyhow::Error) -> String {
+    let mut out = e.to_string();
+    for cause in e.chain().skip(1) {
+        let text = cause.to_string();
+        if !out.contains(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("cannot bind {0}: {1}")]
+    struct Says(&'static str, #[source] std::io::Error);
+
+    #[test]
+    fn a_cause_is_said_once() {
+        let io = || std::io::Error::new(std::io::ErrorKind::AddrInUse, "address in use");
+        let typed = anyhow::Error::new(Says(":443", io())).context("listen");
+        assert_eq!(describe(&typed), "listen: cannot bind :443: address in use");
+        let plain = anyhow::Error::new(io()).context("listen: cannot bind :443");
+        assert_eq!(describe(&plain), "listen: cannot bind :443: address in use");
     }
 }

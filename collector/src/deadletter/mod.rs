@@ -12,12 +12,17 @@
 pub(crate) mod replay;
 
 use crate::config::DeadLetterConfig;
+use crate::logging::ratelimit::Every;
 use crate::metrics::Metrics;
 use bytes::Bytes;
 use serde::Serialize;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How long a write that failed waits before it is tried again.
+const RETRY_EVERY: Duration = Duration::from_secs(1);
 
 /// One line that could not be delivered.
 #[derive(Debug, Clone)]
@@ -50,6 +55,8 @@ pub struct DeadLetter {
     /// The open file and its size.
     file: Mutex<Option<(std::fs::File, u64)>>,
     metrics: Arc<Metrics>,
+    /// Failed writes, logged at most once per interval.
+    warnings: Every,
 }
 
 impl DeadLetter {
@@ -60,6 +67,7 @@ impl DeadLetter {
             keep: cfg.keep,
             file: Mutex::new(None),
             metrics,
+            warnings: Every::default(),
         }
     }
 
@@ -94,8 +102,21 @@ impl DeadLetter {
         Ok(())
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// Writes the records, trying again every [`RETRY_EVERY`] until the file takes them: their
+    /// lines are acknowledged only once the records are on disk, so there is no giving up (a
+    /// full disk or a bad path holds the output back, logged, until it is fixed).
+    pub async fn write_until_written(self: &Arc<Self>, lines: Vec<DeadLine>) {
+        while let Err(e) = self.write(lines.clone()).await {
+            if self.warnings.allow() {
+                tracing::error!(
+                    error = %e,
+                    path = %self.path.display(),
+                    repeats = self.warnings.take_suppressed(),
+                    "cannot write the dead-letter file; retrying"
+                );
+            }
+            tokio::time::sleep(RETRY_EVERY).await;
+        }
     }
 
     /// Appends and syncs the records; counts them by reason.
@@ -204,7 +225,7 @@ mod tests {
         ])
         .await
         .expect("write");
-        let text = std::fs::read_to_string(d.path()).expect("read");
+        let text = std::fs::read_to_string(&d.path).expect("read");
         let recs: Vec<serde_json::Value> = text
             .lines()
             .map(|l| serde_json::from_str(l).expect("json"))

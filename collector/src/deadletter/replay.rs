@@ -66,15 +66,17 @@ pub struct Report {
 #[derive(Debug, thiserror::Error)]
 pub enum ReplayError {
     #[error("dead_letter.path: cannot read {0}: {1}")]
-    Read(PathBuf, std::io::Error),
+    Read(PathBuf, #[source] std::io::Error),
     #[error("cannot save the replay journal {0}: {1}")]
-    Journal(PathBuf, std::io::Error),
+    Journal(PathBuf, #[source] std::io::Error),
     #[error("no output named {0:?} in the configuration (outputs: {1})")]
     NoOutput(String, String),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("replay buffer: {0}")]
     Buffer(#[from] crate::buffer::BufferError),
+    #[error("replay buffer: {0}")]
+    OpenBuffer(#[from] crate::buffer::OpenError),
 }
 
 /// The journal beside the dead-letter file `path`.

@@ -31,7 +31,19 @@ pub enum IngestError {
     #[error("shutting down")]
     ShuttingDown,
     #[error("storage error")]
-    Storage(String),
+    Storage(#[source] Internal),
+}
+
+/// What failed inside the collector while it took a batch: answered 500 (without the detail),
+/// logged, and counted as `storage`.
+#[derive(Debug, thiserror::Error)]
+pub enum Internal {
+    #[error(transparent)]
+    Buffer(BufferError),
+    #[error("the body decoder failed unexpectedly")]
+    DecoderPanicked,
+    #[error("the body decoder's task failed: {0}")]
+    DecoderTask(#[source] tokio::task::JoinError),
 }
 
 impl IngestError {
@@ -102,7 +114,7 @@ impl From<BufferError> for IngestError {
             BufferError::Full => IngestError::BufferFull,
             BufferError::Closed => IngestError::ShuttingDown,
             BufferError::NoRoom(_) => IngestError::DiskFull,
-            BufferError::Io(detail) => IngestError::Storage(detail),
+            e @ BufferError::Io(_) => IngestError::Storage(Internal::Buffer(e)),
         }
     }
 }
@@ -124,7 +136,9 @@ mod tests {
 
     #[test]
     fn storage_errors_do_not_leak_details() {
-        let e = IngestError::from(BufferError::Io("/secret/path: disk full".into()));
+        let e = IngestError::from(BufferError::Io(std::sync::Arc::new(std::io::Error::other(
+            "/secret/path: disk full",
+        ))));
         assert_eq!(e.status(), StatusCode::INTERNAL_SERVER_ERROR);
         assert_eq!(e.to_string(), "storage error");
     }
@@ -134,7 +148,9 @@ mod tests {
         for e in [
             IngestError::Overloaded,
             IngestError::BufferFull,
-            IngestError::from(BufferError::NoRoom("ENOSPC /var/lib/edgelog".into())),
+            IngestError::from(BufferError::NoRoom(std::sync::Arc::new(
+                std::io::Error::other("ENOSPC /var/lib/edgelog"),
+            ))),
             IngestError::ShuttingDown,
         ] {
             assert!(!e.to_string().contains("/var"), "{e}");

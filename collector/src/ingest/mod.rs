@@ -23,7 +23,7 @@ use axum::http::{header, HeaderMap, HeaderName, StatusCode};
 use axum::response::{IntoResponse, Response};
 use body::{read_body, Budget, KIB};
 use decode::{FrameOptions, Framed};
-use error::IngestError;
+use error::{IngestError, Internal};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -125,7 +125,7 @@ pub async fn handler(
 /// a dropped connection.
 fn guarded<T>(f: impl FnOnce() -> T) -> Result<T, IngestError> {
     std::panic::catch_unwind(AssertUnwindSafe(f))
-        .map_err(|_| IngestError::Storage("the body decoder failed unexpectedly".into()))
+        .map_err(|_| IngestError::Storage(Internal::DecoderPanicked))
 }
 
 async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result<(), IngestError> {
@@ -192,7 +192,7 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     let (framed, _held) = if big {
         tokio::task::spawn_blocking(move || decode(held))
             .await
-            .map_err(|e| IngestError::Storage(e.to_string()))?
+            .map_err(|e| IngestError::Storage(Internal::DecoderTask(e)))?
     } else {
         decode(held)
     };
@@ -219,7 +219,6 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     s.metrics.ingest_batches.inc();
     s.metrics.ingest_lines.add(lines);
     s.metrics.ingest_line_bytes.add(bytes);
-    s.metrics.buffer_appended_lines.add(lines);
     Ok(())
 }
 

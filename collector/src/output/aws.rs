@@ -14,6 +14,52 @@ use aws_sdk_sts::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_sts::operation::assume_role::AssumeRoleError;
 use std::time::SystemTime;
 
+/// What the region, the credentials and an assumed role could not give.
+#[derive(Debug, thiserror::Error)]
+pub enum AwsError {
+    #[error("{key}.sts_region: not set, and the output has no region to assume the role in")]
+    NoStsRegion { key: String },
+    #[error("{key}.{setting}: cannot reach STS at {at} to assume {arn}: {detail}")]
+    StsUnreachable {
+        key: String,
+        /// `sts_endpoint_url` or `sts_region`.
+        setting: &'static str,
+        at: String,
+        arn: String,
+        detail: String,
+        #[source]
+        source: CredentialsError,
+    },
+    #[error("{key}.role_arn: STS refused to assume {arn} (HTTP {status}): {detail}")]
+    RoleRefusedWithoutCode {
+        key: String,
+        arn: String,
+        status: u16,
+        detail: String,
+        #[source]
+        source: CredentialsError,
+    },
+    #[error("{key}.role_arn: STS refused to assume {arn}: {code}: {message}{hint}")]
+    RoleRefused {
+        key: String,
+        arn: String,
+        code: String,
+        message: String,
+        /// What to check for this code, if anything.
+        hint: &'static str,
+        #[source]
+        source: CredentialsError,
+    },
+    #[error("{key}.role_arn: cannot assume {arn}: {detail}")]
+    CannotAssume {
+        key: String,
+        arn: String,
+        detail: String,
+        #[source]
+        source: CredentialsError,
+    },
+}
+
 /// The SDK configuration for a region and credentials as configured (either may be absent).
 /// `key`: the output's block, named in errors (`output.aws_kinesis`).
 ///
@@ -23,7 +69,7 @@ pub async fn shared_config(
     key: &str,
     region: Option<&str>,
     credentials: Option<&Credentials>,
-) -> Result<aws_types::SdkConfig, String> {
+) -> Result<aws_types::SdkConfig, AwsError> {
     let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest()).identity_cache(
         IdentityCache::lazy()
             .buffer_time(CREDENTIALS_REFRESH_BEFORE)
@@ -121,7 +167,7 @@ async fn assume_role(
     key: &str,
     role: &AssumeRole,
     base: &aws_types::SdkConfig,
-) -> Result<(AssumeRoleProvider, aws_credential_types::Credentials), String> {
+) -> Result<(AssumeRoleProvider, aws_credential_types::Credentials), AwsError> {
     let mut sts = base.clone().into_builder();
     if let Some(r) = &role.sts_region {
         sts.set_region(Some(aws_config::Region::new(r.clone())));
@@ -131,9 +177,9 @@ async fn assume_role(
     }
     let sts = sts.build();
     if sts.region().is_none() {
-        return Err(format!(
-            "{key}.sts_region: not set, and the output has no region to assume the role in"
-        ));
+        return Err(AwsError::NoStsRegion {
+            key: key.to_string(),
+        });
     }
     let mut builder = AssumeRoleProvider::builder(role.role_arn.clone())
         .session_name(role.session_name.clone())
@@ -145,7 +191,7 @@ async fn assume_role(
     let provider = builder.build().await;
     match provider.provide_credentials().await {
         Ok(first) => Ok((provider, first)),
-        Err(e) => Err(refusal(key, role, &sts, &e)),
+        Err(e) => Err(refusal(key, role, &sts, e)),
     }
 }
 
@@ -154,15 +200,17 @@ fn refusal(
     key: &str,
     role: &AssumeRole,
     sts: &aws_types::SdkConfig,
-    e: &CredentialsError,
-) -> String {
-    let arn = &role.role_arn;
-    let call = std::error::Error::source(e).and_then(|s| {
+    e: CredentialsError,
+) -> AwsError {
+    let key = key.to_string();
+    let arn = role.role_arn.clone();
+    let detail = DisplayErrorContext(&e).to_string();
+    let call = std::error::Error::source(&e).and_then(|s| {
         s.downcast_ref::<SdkError<AssumeRoleError, aws_sdk_sts::config::http::HttpResponse>>()
     });
     match call {
         Some(SdkError::DispatchFailure(_) | SdkError::TimeoutError(_)) => {
-            let (what, at) = match &role.sts_endpoint_url {
+            let (setting, at) = match &role.sts_endpoint_url {
                 Some(url) => ("sts_endpoint_url", url.clone()),
                 None => (
                     "sts_region",
@@ -172,21 +220,28 @@ fn refusal(
                     ),
                 ),
             };
-            format!(
-                "{key}.{what}: cannot reach STS at {at} to assume {arn}: {}",
-                DisplayErrorContext(e)
-            )
+            AwsError::StsUnreachable {
+                key,
+                setting,
+                at,
+                arn,
+                detail,
+                source: e,
+            }
         }
         Some(SdkError::ServiceError(s)) => {
-            let Some(code) = s.err().code() else {
-                return format!(
-                    "{key}.role_arn: STS refused to assume {arn} (HTTP {}): {}",
-                    s.raw().status().as_u16(),
-                    DisplayErrorContext(e)
-                );
+            let status = s.raw().status().as_u16();
+            let Some(code) = s.err().code().map(str::to_string) else {
+                return AwsError::RoleRefusedWithoutCode {
+                    key,
+                    arn,
+                    status,
+                    detail,
+                    source: e,
+                };
             };
-            let message = s.err().message().unwrap_or("");
-            let hint = match code {
+            let message = s.err().message().unwrap_or("").to_string();
+            let hint = match code.as_str() {
                 "AccessDenied" if role.external_id.is_some() => {
                     " (the role's trust policy must allow these credentials with this external_id, and their own policy sts:AssumeRole on the role)"
                 }
@@ -198,12 +253,21 @@ fn refusal(
                 }
                 _ => "",
             };
-            format!("{key}.role_arn: STS refused to assume {arn}: {code}: {message}{hint}")
+            AwsError::RoleRefused {
+                key,
+                arn,
+                code,
+                message,
+                hint,
+                source: e,
+            }
         }
-        _ => format!(
-            "{key}.role_arn: cannot assume {arn}: {}",
-            DisplayErrorContext(e)
-        ),
+        _ => AwsError::CannotAssume {
+            key,
+            arn,
+            detail,
+            source: e,
+        },
     }
 }
 

@@ -18,9 +18,6 @@ use crate::lines::LineBatchBuilder;
 use std::sync::Arc;
 use std::time::Duration;
 
-/// How long the driver waits before writing the dead-letter file again after a failure.
-const DEAD_LETTER_RETRY: Duration = Duration::from_secs(1);
-
 /// The configured output.
 pub enum Output {
     Stdio(StdioOutput),
@@ -127,10 +124,7 @@ impl Driver {
             }
         }
         let n = dead.len();
-        while let Err(e) = self.dead.write(dead.clone()).await {
-            tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file; retrying");
-            tokio::time::sleep(DEAD_LETTER_RETRY).await;
-        }
+        self.dead.write_until_written(dead).await;
         self.acks.dead_lettered([(entry.id, n)], "line_too_long");
         Entry {
             batch: kept.finish(),

@@ -44,9 +44,7 @@ pub async fn start(
         OutputConfig::Stdout => Output::Stdio(StdioOutput::stdout()),
         OutputConfig::File { path } => Output::Stdio(StdioOutput::file(path.clone())),
         OutputConfig::AwsKinesis(k) => {
-            let api = super::kinesis::connect::connect(k)
-                .await
-                .map_err(OutputError::Start)?;
+            let api = super::kinesis::connect::connect(k).await?;
             Output::Kinesis(Box::new(
                 KinesisOutput::start(
                     k,
@@ -67,8 +65,7 @@ pub async fn start(
                 s.buffer_max_bytes,
                 s.metrics.clone(),
             )
-            .await
-            .map_err(OutputError::Start)?,
+            .await?,
         )),
     };
     if matches!(output, Output::Stdio(_)) {

@@ -550,7 +550,7 @@ impl DiskBuffer {
             Ok(())
         })
         .await
-        .map_err(|e| BufferError::Io(e.to_string()))
+        .map_err(|e| BufferError::Io(Arc::new(std::io::Error::other(e))))
         .and_then(|r| r.map_err(BufferError::from));
         if let Err(e) = written {
             // Not saved: the segments stay (on disk and in the map), and the next save deletes
@@ -563,6 +563,7 @@ impl DiskBuffer {
                     self.capacity.release(size);
                 }
             }
+            self.metrics.buffer_ack_save_errors.inc();
             self.room.ack_failed(e.to_string());
             return Err(e);
         }

@@ -3,13 +3,13 @@
 //! read position.
 
 use super::*;
-use crate::buffer::entry::Lane;
+use crate::buffer::entry::{Lane, OpenError};
 
 impl DiskBuffer {
     /// Opens (or creates) the buffer directory for one output and recovers what a previous run
     /// left.
     #[cfg(test)]
-    pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<DiskBuffer, BufferError> {
+    pub fn open(cfg: &BufferConfig, metrics: Arc<Metrics>) -> Result<DiskBuffer, OpenError> {
         Self::open_lanes(cfg, &[Lane::from("output")], metrics)
     }
 
@@ -19,44 +19,41 @@ impl DiskBuffer {
         cfg: &BufferConfig,
         lanes: &[Lane],
         metrics: Arc<Metrics>,
-    ) -> Result<DiskBuffer, BufferError> {
+    ) -> Result<DiskBuffer, OpenError> {
         let dir = cfg.dir.clone();
-        std::fs::create_dir_all(&dir)
-            .map_err(|e| BufferError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(&dir).map_err(|source| OpenError::CreateDir {
+            dir: dir.clone(),
+            source,
+        })?;
         let lock_file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
-            .open(dir.join("LOCK"))?;
+            .open(dir.join("LOCK"))
+            .map_err(|source| OpenError::Lock {
+                dir: dir.clone(),
+                source,
+            })?;
         if lock_file.try_lock().is_err() {
-            return Err(BufferError::Io(format!(
-                "buffer directory {} is in use by another collector",
-                dir.display()
-            )));
+            return Err(OpenError::InUse { dir });
         }
 
-        let id = buffer_id(&dir).map_err(|e| {
-            BufferError::Io(format!(
-                "cannot keep the buffer's id in {}: {e}",
-                dir.display()
-            ))
+        let id = buffer_id(&dir).map_err(|source| OpenError::Id {
+            dir: dir.clone(),
+            source,
         })?;
-        let ack_file = AckFile::open(&dir).map_err(|e| {
-            BufferError::Io(format!(
-                "cannot open or make room for the ack file in {}: {e}",
-                dir.display()
-            ))
+        let ack_file = AckFile::open(&dir).map_err(|source| OpenError::AckFile {
+            dir: dir.clone(),
+            source,
         })?;
         let lane_files = if lanes.len() > 1 {
             lanes
                 .iter()
                 .map(|l| AckFile::open_lane(&dir, l).map(|f| Some(Arc::new(f))))
                 .collect::<std::io::Result<Vec<_>>>()
-                .map_err(|e| {
-                    BufferError::Io(format!(
-                        "cannot open or make room for an output's ack file in {}: {e}",
-                        dir.display()
-                    ))
+                .map_err(|source| OpenError::LaneAckFile {
+                    dir: dir.clone(),
+                    source,
                 })?
         } else {
             vec![None]
@@ -73,7 +70,11 @@ impl DiskBuffer {
             .iter()
             .map(|f| f.as_ref().map_or(Found::Nothing, |f| f.found()))
             .collect();
-        let found = recover(&dir, ack_file.found(), &lane_found)?;
+        let found =
+            recover(&dir, ack_file.found(), &lane_found).map_err(|source| OpenError::Recover {
+                dir: dir.clone(),
+                source,
+            })?;
         if let Some(why) = &found.ack_rejected {
             tracing::error!(
                 ack_file = %ack_file.path().display(),
@@ -125,7 +126,13 @@ impl DiskBuffer {
             },
             done: false,
         });
-        let file = create_segment(&dir, active, cfg.fsync != FsyncPolicy::Never)?;
+        let file =
+            create_segment(&dir, active, cfg.fsync != FsyncPolicy::Never).map_err(|source| {
+                OpenError::Start {
+                    dir: dir.clone(),
+                    source,
+                }
+            })?;
         sizes.insert(active, 0);
         let segments = Arc::new(Mutex::new(sizes));
         let recent = Arc::new(Mutex::new(Recent::default()));
@@ -155,7 +162,11 @@ impl DiskBuffer {
         };
         std::thread::Builder::new()
             .name("edgelog-buffer-writer".into())
-            .spawn(move || writer.run(rx))?;
+            .spawn(move || writer.run(rx))
+            .map_err(|source| OpenError::Start {
+                dir: dir.clone(),
+                source,
+            })?;
 
         let lanes = lanes
             .iter()

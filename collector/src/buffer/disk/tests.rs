@@ -569,3 +569,31 @@ async fn the_ledger_resumes_with_each_outputs_saved_position() {
     let k = b.ledger().counts(0);
     assert_eq!((k.received, k.settled.dead[2], k.buffered), (4, 2, 2));
 }
+
+#[tokio::test]
+async fn a_failed_save_of_the_ack_position_is_counted_named_and_cleared_by_the_next() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let m = Arc::new(Metrics::default());
+    let b = DiskBuffer::open(&cfg(dir.path(), FsyncPolicy::Always, 100), m.clone()).expect("open");
+    for i in 0..6 {
+        b.append(batch(i)).await.expect("append");
+    }
+    let entries = drain(&b, 6).await;
+    // The first segment, once acknowledged, is deleted by the save: a directory in its place
+    // (which no one, root included, can unlink as a file) makes the save fail.
+    let first = seg_path(dir.path(), entries[0].start.seg);
+    std::fs::remove_file(&first).expect("remove the segment");
+    std::fs::create_dir(&first).expect("a directory in its place");
+    std::fs::write(first.join("x"), b"x").expect("not empty");
+    for e in entries.iter().take(3) {
+        b.ack(0, e.id, Tally::default());
+    }
+    assert!(b.persist_acks().await.is_err(), "the save fails");
+    assert_eq!(m.buffer_ack_save_errors.get(), 1);
+    let why = b.problem().expect("a problem");
+    assert!(why.contains("cannot save the ack position"), "{why}");
+    std::fs::remove_dir_all(&first).expect("clear");
+    b.persist_acks().await.expect("saved again");
+    assert_eq!(b.problem(), None);
+    assert_eq!(m.buffer_ack_save_errors.get(), 1);
+}

@@ -58,20 +58,23 @@ pub(super) struct RecentEntry {
 #[derive(Debug, Clone)]
 pub(super) enum WriteError {
     /// The file system has no room for the entry; nothing of it stays in the file.
-    NoRoom(String),
+    NoRoom(Arc<std::io::Error>),
     /// Nothing usable reached the file.
-    NotWritten(String),
+    NotWritten(Arc<std::io::Error>),
     /// Written, but the sync failed: it may or may not survive a crash (and it will be read
     /// and delivered). `no_room` when the file system said it has no room.
-    NotSynced { error: String, no_room: bool },
+    NotSynced {
+        error: Arc<std::io::Error>,
+        no_room: bool,
+    },
 }
 
 /// The write error for an I/O error.
-fn fault(e: &std::io::Error) -> WriteError {
-    if is_no_room(e) {
-        WriteError::NoRoom(e.to_string())
+fn fault(e: std::io::Error) -> WriteError {
+    if is_no_room(&e) {
+        WriteError::NoRoom(Arc::new(e))
     } else {
-        WriteError::NotWritten(e.to_string())
+        WriteError::NotWritten(Arc::new(e))
     }
 }
 
@@ -180,7 +183,7 @@ impl SegmentWriter {
         let len = (HEADER_LEN + payload.len()) as u64;
         let full = self.offset > 0 && self.offset + len > self.segment_bytes;
         if (self.roll_next || full) && self.offset > 0 {
-            self.roll().map_err(|e| fault(&e))?;
+            self.roll().map_err(fault)?;
         }
         self.roll_next = false;
         let seq = self.next_seq;
@@ -232,7 +235,7 @@ impl SegmentWriter {
                         self.roll_next = false;
                     }
                 }
-                Err(fault(&e))
+                Err(fault(e))
             }
         }
     }
@@ -260,8 +263,8 @@ impl SegmentWriter {
         self.unsynced = 0;
         self.syncs.buffer_syncs.inc();
         self.file.sync_data().map_err(|e| WriteError::NotSynced {
-            error: e.to_string(),
             no_room: is_no_room(&e),
+            error: Arc::new(e),
         })
     }
 

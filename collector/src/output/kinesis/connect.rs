@@ -8,6 +8,7 @@
 
 use super::api::{CallError, KinesisApi, PutEntry, PutResult};
 use super::direct::DirectPut;
+use super::error::{KinesisStartError, KinesisStartErrorSource};
 use super::partition::Shard;
 use super::sdk::SdkKinesis;
 use crate::config::{KinesisConfig, PutRecordsClient};
@@ -44,7 +45,7 @@ async fn resolve_endpoint(
     shared: &aws_types::SdkConfig,
     configured: Option<&str>,
     region: &str,
-) -> Result<String, String> {
+) -> Result<String, KinesisStartError> {
     let from_env = shared.service_config().and_then(|c| {
         c.load_config(
             aws_types::service_config::ServiceConfigKey::builder()
@@ -65,18 +66,19 @@ async fn resolve_endpoint(
         .use_dual_stack(shared.use_dual_stack().unwrap_or(false))
         .set_endpoint(endpoint)
         .build()
-        .map_err(|e| format!("output.aws_kinesis.endpoint_url: {e}"))?;
+        .map_err(|e| KinesisStartError::Endpoint(KinesisStartErrorSource(Box::new(e))))?;
     let resolved = DefaultResolver::new()
         .resolve_endpoint(&params)
         .await
-        .map_err(|e| {
-            format!("output.aws_kinesis: no Kinesis endpoint for region {region:?}: {e}")
+        .map_err(|e| KinesisStartError::NoEndpoint {
+            region: region.to_string(),
+            source: KinesisStartErrorSource(e),
         })?;
     Ok(resolved.url().to_string())
 }
 
 /// Builds the client: the SDK for everything, or the direct encoder for PutRecords.
-pub async fn connect(cfg: &KinesisConfig) -> Result<Arc<dyn KinesisApi>, String> {
+pub async fn connect(cfg: &KinesisConfig) -> Result<Arc<dyn KinesisApi>, KinesisStartError> {
     let shared = crate::output::aws::shared_config(
         "output.aws_kinesis",
         cfg.region.as_deref(),
@@ -84,10 +86,7 @@ pub async fn connect(cfg: &KinesisConfig) -> Result<Arc<dyn KinesisApi>, String>
     )
     .await?;
     let Some(region) = shared.region().map(|r| r.to_string()) else {
-        return Err(
-            "output.aws_kinesis.region: not set and none found in the environment (AWS_REGION, ~/.aws/config)"
-                .to_string(),
-        );
+        return Err(KinesisStartError::NoRegion);
     };
     let mut b = aws_sdk_kinesis::config::Builder::from(&shared)
         .retry_config(aws_config::retry::RetryConfig::disabled())
@@ -104,9 +103,9 @@ pub async fn connect(cfg: &KinesisConfig) -> Result<Arc<dyn KinesisApi>, String>
     Ok(match cfg.put_records_client {
         PutRecordsClient::Sdk => Arc::new(control),
         PutRecordsClient::Direct => {
-            let provider = shared.credentials_provider().ok_or_else(|| {
-                "output.aws_kinesis.credentials: none configured and none found by the SDK credential chain".to_string()
-            })?;
+            let provider = shared
+                .credentials_provider()
+                .ok_or(KinesisStartError::NoCredentials)?;
             let url = resolve_endpoint(&shared, cfg.endpoint_url.as_deref(), &region).await?;
             let put = DirectPut::new(
                 &url,

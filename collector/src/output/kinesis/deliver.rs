@@ -53,7 +53,6 @@ pub struct Sender {
     pub calls: Semaphore,
     /// Rate limits for repeated warnings.
     pub call_warnings: Every,
-    pub dead_warnings: Every,
 }
 
 /// What pacing allows for a batch.
@@ -395,17 +394,7 @@ impl Sender {
             }
         }
         let n = dead.len();
-        loop {
-            match self.dead.write(dead.clone()).await {
-                Ok(()) => break,
-                Err(e) => {
-                    if self.dead_warnings.allow() {
-                        tracing::error!(error = %e, path = %self.dead.path().display(), "cannot write the dead-letter file; retrying");
-                    }
-                    tokio::time::sleep(Duration::from_secs(1)).await;
-                }
-            }
-        }
+        self.dead.write_until_written(dead).await;
         tracing::warn!(lines = n, reason, "lines written to the dead-letter file");
         self.acks.dead_lettered(counts, reason);
     }

@@ -14,6 +14,7 @@
 use super::answer::{decode, decode_error};
 use super::api::{CallError, PutEntry, PutResult};
 use super::classify;
+use super::error::{KinesisStartError, KinesisStartErrorSource};
 use aws_credential_types::provider::ProvideCredentials;
 use aws_credential_types::Credentials;
 use aws_sigv4::http_request::{sign, SignableBody, SignableRequest, SigningSettings};
@@ -122,11 +123,11 @@ impl DirectPut {
         timeout: Duration,
         connect_timeout: Duration,
         connections: usize,
-    ) -> Result<DirectPut, String> {
+    ) -> Result<DirectPut, KinesisStartError> {
         let url = endpoint.trim_end_matches('/').to_string() + "/";
         let parsed: reqwest::Url = url
             .parse()
-            .map_err(|e| format!("output.aws_kinesis.endpoint_url: {e}"))?;
+            .map_err(|e| KinesisStartError::Endpoint(KinesisStartErrorSource(Box::new(e))))?;
         let host = match parsed.port() {
             Some(p) => format!("{}:{p}", parsed.host_str().unwrap_or("")),
             None => parsed.host_str().unwrap_or("").to_string(),
@@ -137,7 +138,7 @@ impl DirectPut {
             .pool_max_idle_per_host(connections.max(1))
             .tcp_nodelay(true)
             .build()
-            .map_err(|e| e.to_string())?;
+            .map_err(KinesisStartError::HttpClient)?;
         Ok(DirectPut {
             http,
             url,

@@ -10,6 +10,7 @@ pub(crate) mod classify;
 pub(crate) mod connect;
 pub(crate) mod deliver;
 pub(crate) mod direct;
+pub(crate) mod error;
 pub(crate) mod kpl;
 pub(crate) mod lanes;
 pub(crate) mod output;

@@ -22,6 +22,7 @@ use super::background::{list_shards_problem, Refresher};
 use super::batch::{record_size, Batch, Carried, Meta};
 use super::budget::{Budget, Cover};
 use super::deliver::{Sender, OUTPUT_NAME};
+use super::error::KinesisStartError;
 use super::lanes::Lanes;
 use super::pacing::Pacing;
 use super::partition::{Fallback, Partitioner, Placement, ShardMap, SharedShardMap};
@@ -33,7 +34,6 @@ use crate::deadletter::DeadLetter;
 use crate::health::Health;
 use crate::logging::ratelimit::Every;
 use crate::output::acks::Acks;
-use crate::output::error::OutputError;
 use bytes::Bytes;
 use std::sync::Arc;
 use std::time::Duration;
@@ -67,25 +67,14 @@ pub struct KinesisOutput {
 }
 
 /// The start-up error for a failed ListShards that the strategy cannot do without.
-fn start_error(cfg: &KinesisConfig, e: &CallError) -> OutputError {
-    let why = match e.fault {
-        Fault::NotFound => format!(
-            "output.aws_kinesis.stream_name: stream {:?} does not exist ({e})",
-            cfg.stream_name
-        ),
-        Fault::Credentials => {
-            format!("output.aws_kinesis.credentials: Kinesis refused the credentials ({e})")
-        }
-        Fault::AccessDenied => format!(
-            "output.aws_kinesis: the credentials are not allowed kinesis:ListShards on stream {:?}, which shard-balanced and aggregated sending need ({e})",
-            cfg.stream_name
-        ),
-        _ => format!(
-            "output.aws_kinesis: ListShards on stream {:?} failed ({e})",
-            cfg.stream_name
-        ),
-    };
-    OutputError::Start(why)
+fn start_error(cfg: &KinesisConfig, e: CallError) -> KinesisStartError {
+    let stream = cfg.stream_name.clone();
+    match e.fault {
+        Fault::NotFound => KinesisStartError::StreamMissing { stream, source: e },
+        Fault::Credentials => KinesisStartError::CredentialsRefused(e),
+        Fault::AccessDenied => KinesisStartError::ListShardsDenied { stream, source: e },
+        _ => KinesisStartError::ListShards { stream, source: e },
+    }
 }
 
 impl KinesisOutput {
@@ -98,7 +87,7 @@ impl KinesisOutput {
         dead: Arc<DeadLetter>,
         health: Arc<Health>,
         retry_policy: RetryPolicy,
-    ) -> Result<KinesisOutput, OutputError> {
+    ) -> Result<KinesisOutput, KinesisStartError> {
         let metrics = acks.metrics().clone();
         let shards = Arc::new(SharedShardMap::default());
         let required = cfg.aggregate || cfg.partition_key == PartitionKeySpec::ShardBalanced;
@@ -117,7 +106,7 @@ impl KinesisOutput {
                     health.set_not_ready(OUTPUT_NAME, list_shards_problem(&e));
                 }
                 Err(e) if required || e.fault != Fault::AccessDenied => {
-                    return Err(start_error(cfg, &e))
+                    return Err(start_error(cfg, e))
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "ListShards is not allowed; records are placed by their key alone and paced as one")
@@ -144,7 +133,6 @@ impl KinesisOutput {
             health: health.clone(),
             calls: Semaphore::new(cfg.max_in_flight),
             call_warnings: Every::default(),
-            dead_warnings: Every::default(),
         });
         // Keyed: a lane per order domain, 4 per call in flight, so that a few busy keys rarely
         // share a lane (one call at a time per lane); the calls semaphore caps concurrency.

@@ -204,6 +204,7 @@ async fn output(r: &Rig, c: &KinesisConfig) -> Result<KinesisOutput, OutputError
         retry_policy(),
     )
     .await
+    .map_err(OutputError::from)
 }
 
 async fn feed(r: &Rig, out: &mut KinesisOutput, lines: Vec<String>) {

@@ -6,11 +6,11 @@
 //! store that cannot be reached is only logged (uploads wait for it). While running, every failure
 //! is counted by its code and retried after the configured backoff.
 
+use super::error::{Failure, S3StartError};
 use crate::config::{RetryPolicy, S3Config, Sse};
 use crate::logging::ratelimit::Every;
 use crate::metrics::Metrics;
 use crate::output::retry::delay;
-use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, ServerSideEncryption, StorageClass,
@@ -25,37 +25,6 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// The key the start-up check opens (and aborts) a multipart upload on, after the prefix.
 const CHECK_KEY: &str = ".edgelog-permission-check";
 
-/// Why a request failed: the store's error code (or what kind of failure it was) and the detail.
-#[derive(Debug, Clone, thiserror::Error)]
-#[error("{code}: {detail}")]
-pub struct Failure {
-    pub code: String,
-    pub detail: String,
-    /// An HTTP answer came (as opposed to a timeout or a connection that failed).
-    pub answered: bool,
-}
-
-impl<E, R> From<SdkError<E, R>> for Failure
-where
-    E: ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
-{
-    fn from(e: SdkError<E, R>) -> Self {
-        let (code, answered) = match &e {
-            SdkError::ServiceError(_) => (e.code().unwrap_or("Unknown").to_string(), true),
-            SdkError::TimeoutError(_) => ("Timeout".to_string(), false),
-            SdkError::DispatchFailure(_) => ("Unreachable".to_string(), false),
-            SdkError::ResponseError(_) => ("BadResponse".to_string(), true),
-            _ => ("RequestNotSent".to_string(), false),
-        };
-        Failure {
-            code,
-            detail: DisplayErrorContext(&e).to_string(),
-            answered,
-        }
-    }
-}
-
 /// An S3 client for one bucket, with the object settings of the configuration.
 pub struct S3Client {
     client: aws_sdk_s3::Client,
@@ -65,7 +34,10 @@ pub struct S3Client {
 
 impl S3Client {
     /// Builds the client; fails only when no region can be found.
-    pub async fn connect(cfg: Arc<S3Config>, metrics: Arc<Metrics>) -> Result<S3Client, String> {
+    pub async fn connect(
+        cfg: Arc<S3Config>,
+        metrics: Arc<Metrics>,
+    ) -> Result<S3Client, S3StartError> {
         let shared = crate::output::aws::shared_config(
             "output.s3",
             cfg.region.as_deref(),
@@ -73,10 +45,7 @@ impl S3Client {
         )
         .await?;
         if shared.region().is_none() {
-            return Err(
-                "output.s3.region: not set and none found in the environment (AWS_REGION, ~/.aws/config)"
-                    .to_string(),
-            );
+            return Err(S3StartError::NoRegion);
         }
         let mut b = aws_sdk_s3::config::Builder::from(&shared)
             .force_path_style(cfg.force_path_style)
@@ -100,7 +69,7 @@ impl S3Client {
     /// Checks that the bucket exists (HeadBucket) and the credentials may write to it: opens a
     /// multipart upload under the prefix and aborts it (nothing is left behind). A store that cannot be
     /// reached is not an error here.
-    pub async fn check(&self) -> Result<(), String> {
+    pub async fn check(&self) -> Result<(), S3StartError> {
         let key = format!("{}{CHECK_KEY}", self.cfg.prefix);
         let bucket = &self.cfg.bucket;
         // A missing bucket answers 404 here; other refusals (HeadBucket needs s3:ListBucket,
@@ -109,7 +78,7 @@ impl S3Client {
             let f = Failure::from(e);
             if matches!(f.code.as_str(), "NotFound" | "NoSuchBucket") {
                 return Err(self.explain(
-                    &Failure {
+                    Failure {
                         code: "NoSuchBucket".into(),
                         ..f
                     },
@@ -124,7 +93,7 @@ impl S3Client {
                 tracing::warn!(bucket = %bucket, error = %f, "s3: cannot reach the store at start; uploads wait for it");
                 return Ok(());
             }
-            Err(f) => return Err(self.explain(&f, "s3:PutObject", &key)),
+            Err(f) => return Err(self.explain(f, "s3:PutObject", &key)),
         };
         match self
             .client
@@ -139,7 +108,7 @@ impl S3Client {
             Err(e) => {
                 let f = Failure::from(e);
                 if f.answered {
-                    Err(self.explain(&f, "s3:AbortMultipartUpload", &key))
+                    Err(self.explain(f, "s3:AbortMultipartUpload", &key))
                 } else {
                     Ok(())
                 }
@@ -147,26 +116,30 @@ impl S3Client {
         }
     }
 
-    /// The start-up message for a refusal: which key or permission to fix.
-    fn explain(&self, f: &Failure, permission: &str, key: &str) -> String {
-        let bucket = &self.cfg.bucket;
+    /// The start-up error for a refusal: which key or permission to fix.
+    fn explain(&self, f: Failure, permission: &'static str, key: &str) -> S3StartError {
+        let bucket = self.cfg.bucket.clone();
         match f.code.as_str() {
-            "NoSuchBucket" => format!(
-                "output.s3.bucket: the bucket {bucket:?} does not exist (or the endpoint does not serve it)"
-            ),
-            "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "InvalidToken" | "ExpiredToken"
-            | "InvalidSecurity" | "TokenRefreshRequired" | "NotSignedUp" => format!(
-                "output.s3.credentials: refused by the store ({}): check access_key_id, secret_access_key and session_token, or the credential chain",
-                f.code
-            ),
-            "AccessDenied" | "AllAccessDisabled" => format!(
-                "output.s3: the credentials lack the permission {permission} on arn:aws:s3:::{bucket}/{key} (the IAM policy in the README lists what the archive needs)"
-            ),
-            "PermanentRedirect" | "AuthorizationHeaderMalformed" | "IllegalLocationConstraintException" => format!(
-                "output.s3.region: the bucket {bucket:?} is in another region ({})",
-                f.code
-            ),
-            _ => format!("output.s3: the store refused the start-up check: {}", f.detail),
+            "NoSuchBucket" => S3StartError::NoSuchBucket { bucket, source: f },
+            "InvalidAccessKeyId"
+            | "SignatureDoesNotMatch"
+            | "InvalidToken"
+            | "ExpiredToken"
+            | "InvalidSecurity"
+            | "TokenRefreshRequired"
+            | "NotSignedUp" => S3StartError::CredentialsRefused { source: f },
+            "AccessDenied" | "AllAccessDisabled" => S3StartError::PermissionMissing {
+                permission,
+                bucket,
+                key: key.to_string(),
+                source: f,
+            },
+            "PermanentRedirect"
+            | "AuthorizationHeaderMalformed"
+            | "IllegalLocationConstraintException" => {
+                S3StartError::WrongRegion { bucket, source: f }
+            }
+            _ => S3StartError::CheckRefused { source: f },
         }
     }
 

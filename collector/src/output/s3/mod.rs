@@ -12,5 +12,6 @@
 
 pub(crate) mod client;
 pub(crate) mod cuts;
+pub(crate) mod error;
 pub(crate) mod object;
 pub(crate) mod output;

@@ -8,6 +8,7 @@
 
 use super::client::S3Client;
 use super::cuts::Cuts;
+use super::error::S3StartError;
 use super::object::{ObjectBuilder, Sealed};
 use crate::buffer::{Buffer, Entry, Pos};
 use crate::config::keytemplate::KeyValues;
@@ -62,7 +63,7 @@ impl S3Output {
         buffer: Arc<Buffer>,
         buffer_max_bytes: u64,
         metrics: Arc<Metrics>,
-    ) -> Result<S3Output, String> {
+    ) -> Result<S3Output, S3StartError> {
         let client = S3Client::connect(cfg.clone(), metrics.clone()).await?;
         client.check().await?;
         let instance = buffer.id().to_string();
