@@ -153,6 +153,51 @@ mod tests {
         );
     }
 
+    /// How a parameter name is read before it is compared: `+` is a space, `%XX` (either case)
+    /// the byte it names, `%+X` the byte 0X; a `%` without two hex digits after it stays; bytes
+    /// that are not UTF-8 become U+FFFD.
+    #[test]
+    fn names_are_decoded_like_a_form() {
+        let redacted = |name: &str, query: &str| redact_query(query, &names(&[name])) != query;
+        let matching: &[(&str, &str)] = &[
+            ("token", "%74%6F%6b%65%6E=1"),
+            ("a b", "a+b=1"),
+            ("a+b", "a%2Bb=1"),
+            ("a b", "a%20b=1"),
+            ("%zz", "%zz=1"),
+            ("%", "%=1"),
+            ("a%4", "a%4=1"),
+            ("%A", "%%41=1"),
+            ("% x", "%+x=1"),
+            ("\u{1}", "%+1=1"),
+            ("%\u{1}", "%%+1=1"),
+            ("% 1", "%25+1=1"),
+            ("%-1", "%-1=1"),
+            ("é", "%C3%A9=1"),
+            ("\u{fffd}", "%e9=1"),
+            ("\u{fffd}\u{fffd}", "%FF%FE=1"),
+            ("%é1", "%é1=1"),
+            ("\0", "%00=1"),
+        ];
+        for (name, query) in matching {
+            assert!(redacted(name, query), "{name:?} should match {query:?}");
+        }
+        let different: &[(&str, &str)] = &[
+            ("a b", "a%2Bb=1"),
+            ("a+b", "a+b=1"),
+            ("%2B", "%2B=1"),
+            ("% 1", "%+1=1"),
+            ("%+1", "%+1=1"),
+            ("%e9", "%e9=1"),
+        ];
+        for (name, query) in different {
+            assert!(
+                !redacted(name, query),
+                "{name:?} should not match {query:?}"
+            );
+        }
+    }
+
     #[test]
     fn redaction_touches_only_named_values() {
         let n = names(&["token", "Email"]);

@@ -626,6 +626,29 @@ mod tests {
         }
     }
 
+    /// What `%` does in a `"..."` string: `%XX` (either case) is the byte it names; a `%` without
+    /// two hex digits after it stays; bytes that are not UTF-8 become U+FFFD; `+` is a `+`.
+    #[test]
+    fn percent_escapes_in_strings() {
+        let cases: &[(&str, &str)] = &[
+            (r#""%41%4a%4A""#, "AJJ"),
+            (r#""%zz %4 %""#, "%zz %4 %"),
+            (r#""%%41 %4%41""#, "%A %4A"),
+            (r#""%+1 %-1 %+a""#, "%+1 %-1 %+a"),
+            (r#""a+b %2B""#, "a+b +"),
+            (r#""%C3%A9 %e9 %FF%FE""#, "é \u{fffd} \u{fffd}\u{fffd}"),
+            (r#""%é1 é%41""#, "%é1 éA"),
+            (r#""%00|%09|%0D""#, "\\x00|\t|\\r"),
+            (
+                r#"{"%41 stays in long strings"}"#,
+                "%41 stays in long strings",
+            ),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&render(text), want, "{text}");
+        }
+    }
+
     #[test]
     fn conditions_comparisons_and_truthiness() {
         let cases: &[(&str, &str)] = &[
