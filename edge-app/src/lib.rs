@@ -61,6 +61,7 @@ mod format;
 mod headers;
 mod json_line;
 mod logger;
+mod percent;
 mod privacy;
 mod record;
 mod request;

@@ -4,6 +4,7 @@
 //! redacted URL still parses the same way; names match case-insensitively after percent-decoding,
 //! so `%74oken=` cannot slip past a rule for `token`.
 
+use crate::percent;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 /// What a redacted value becomes.
@@ -57,7 +58,7 @@ pub fn redact_query(query: &str, names: &[String]) -> String {
             Some((n, _)) => (n, true),
             None => (pair, false),
         };
-        let decoded = percent_decode(name);
+        let decoded = decode_name(name);
         if has_value && names.iter().any(|n| n.eq_ignore_ascii_case(&decoded)) {
             out.push_str(name);
             out.push('=');
@@ -86,38 +87,24 @@ pub fn redact_url(url: &str, names: &[String]) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'%' if i + 2 < bytes.len() => {
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok());
-                match hex {
-                    Some(b) => {
-                        out.push(b);
-                        i += 3;
-                    }
-                    None => {
-                        out.push(b'%');
-                        i += 1;
-                    }
-                }
+/// A parameter name as a form decoder reads it: `+` is a space, then `%XX` escapes are decoded.
+/// `%+X` (a plus sign, then one hex digit) is the byte 0X.
+fn decode_name(name: &str) -> String {
+    let bytes = name.as_bytes();
+    let form: String = name
+        .char_indices()
+        .map(|(i, c)| match c {
+            '+' if i > 0
+                && bytes[i - 1] == b'%'
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit) =>
+            {
+                '0'
             }
-            b'+' => {
-                out.push(b' ');
-                i += 1;
-            }
-            b => {
-                out.push(b);
-                i += 1;
-            }
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
+            '+' => ' ',
+            c => c,
+        })
+        .collect();
+    percent::decode(&form)
 }
 
 #[cfg(test)]

@@ -10,6 +10,7 @@
 
 use crate::escape::{push_apache_escaped, push_json_escaped, single_line};
 use crate::facts::Facts;
+use crate::percent;
 use crate::timefmt::TimeFormat;
 use crate::vars::{lookup, Value, Var};
 use std::borrow::Cow;
@@ -112,7 +113,7 @@ fn tokens(text: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
                 return Err(err(start, "unterminated \"...\" string"));
             };
             let raw: String = chars[i + 1..i + 1 + len].iter().collect();
-            out.push((start, Tok::Str(percent_decode(&raw))));
+            out.push((start, Tok::Str(percent::decode(&raw))));
             i += len + 2;
             continue;
         }
@@ -145,26 +146,6 @@ fn tokens(text: &str) -> Result<Vec<(usize, Tok)>, ExprError> {
         }
     }
     Ok(out)
-}
-
-/// `%22` and the other `%XX` escapes of VCL strings; a `%` not followed by two hex digits stays.
-fn percent_decode(s: &str) -> String {
-    let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        let hex = |b: u8| (b as char).to_digit(16);
-        if bytes[i] == b'%' && i + 2 < bytes.len() {
-            if let (Some(h), Some(l)) = (hex(bytes[i + 1]), hex(bytes[i + 2])) {
-                out.push((h * 16 + l) as u8);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(bytes[i]);
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 struct Parser {
