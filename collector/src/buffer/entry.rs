@@ -88,7 +88,7 @@ pub enum OpenError {
         dir: PathBuf,
         source: std::io::Error,
     },
-    #[error("buffer storage failed: cannot write in {}: {source}", dir.display())]
+    #[error("buffer storage failed: cannot open {}: {source}", dir.join("LOCK").display())]
     Lock {
         dir: PathBuf,
         source: std::io::Error,
