@@ -1,8 +1,8 @@
 //! What ships: the static Linux binary `scripts/build-static` makes (no dynamic loader, and it
 //! serves), and the systemd unit in `deploy/`, which `systemd-analyze verify` accepts.
 
-use edgelog_testkit::collector::{post_lines, spawn_collector_process_at};
-use edgelog_testkit::paths::{repo_root, target_dir};
+use edgelog_testkit::collector::{post_lines, spawn_collector_process_at, static_collector_bin};
+use edgelog_testkit::paths::repo_root;
 use std::time::Duration;
 
 /// The program header types of an ELF64 little-endian file.
@@ -27,15 +27,9 @@ const PT_INTERP: u32 = 3;
 #[tokio::test]
 async fn the_static_binary_needs_no_loader_and_serves() {
     let dir = tempfile::tempdir().expect("tmp");
-    let bin = dir.path().join("edgelog-collector");
-    let status = tokio::process::Command::new("bash")
-        .arg(repo_root().join("scripts/build-static"))
-        .arg(&bin)
-        .env("CARGO_TARGET_DIR", target_dir())
-        .status()
+    let bin = tokio::task::spawn_blocking(static_collector_bin)
         .await
-        .expect("run scripts/build-static");
-    assert!(status.success(), "scripts/build-static failed");
+        .expect("scripts/build-static");
     let elf = std::fs::read(&bin).expect("binary");
     let types = program_header_types(&elf);
     assert!(!types.is_empty());

@@ -133,6 +133,32 @@ pub fn collector_bin() -> PathBuf {
     .clone()
 }
 
+/// The static Linux binary `scripts/build-static` makes, built once per test run: every test
+/// process asks for it, the first builds it (about ten minutes from scratch) into
+/// `<target>/edgelog-static/edgelog-collector` while holding a lock on that directory, and the
+/// others wait for the lock, then find cargo's build up to date.
+pub fn static_collector_bin() -> PathBuf {
+    static BIN: OnceLock<PathBuf> = OnceLock::new();
+    BIN.get_or_init(|| {
+        let dir = target_dir().join("edgelog-static");
+        std::fs::create_dir_all(&dir).expect("create the static binary's directory");
+        let lock = std::fs::File::create(dir.join(".lock")).expect("create the build lock");
+        lock.lock().expect("lock the static build");
+        let bin = dir.join("edgelog-collector");
+        let status = std::process::Command::new("bash")
+            .arg(repo_root().join("scripts/build-static"))
+            .arg(&bin)
+            .env("CARGO_TARGET_DIR", target_dir())
+            // The project's own rust-toolchain.toml decides.
+            .env_remove("RUSTUP_TOOLCHAIN")
+            .status()
+            .expect("run scripts/build-static");
+        assert!(status.success(), "scripts/build-static failed");
+        bin
+    })
+    .clone()
+}
+
 /// The collector binary in its own process.
 pub struct CollectorProcess {
     pub url: String,
@@ -206,12 +232,33 @@ pub async fn spawn_collector_process_with(
         .expect("start collector");
     let stdout = Lines::collect(child.stdout.take().expect("stdout"));
     let stderr = Lines::collect(child.stderr.take().expect("stderr"));
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let admin_off = !std::fs::read_to_string(config_path)
         .unwrap_or_default()
         .lines()
         .any(|l| l.starts_with("admin:") && !l.contains("off"));
-    let (port, admin) = loop {
+    let (port, admin) = wait_listening(&mut child, &stderr, admin_off).await;
+    CollectorProcess {
+        url: format!("http://127.0.0.1:{port}"),
+        port,
+        admin_url: admin
+            .map(|a| format!("http://127.0.0.1:{a}"))
+            .unwrap_or_default(),
+        stderr,
+        stdout,
+        child: KillOnDrop(child),
+    }
+}
+
+/// Waits until the collector `child` has logged the port it listens on and, unless `admin_off`,
+/// its admin listener's (both on 127.0.0.1); panics showing its log if it exits first or takes
+/// over 60 s.
+pub(crate) async fn wait_listening(
+    child: &mut tokio::process::Child,
+    stderr: &Lines,
+    admin_off: bool,
+) -> (u16, Option<u16>) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
         let lines = stderr.snapshot();
         let port = lines
             .iter()
@@ -220,7 +267,7 @@ pub async fn spawn_collector_process_with(
             .iter()
             .find_map(|l| listening_port(l, "admin listening"));
         if let (Some(port), true) = (port, admin.is_some() || admin_off) {
-            break (port, admin);
+            return (port, admin);
         }
         if let Ok(Some(status)) = child.try_wait() {
             panic!(
@@ -232,16 +279,6 @@ pub async fn spawn_collector_process_with(
             panic!("collector did not start:\n{}", stderr.snapshot().join("\n"));
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
-    };
-    CollectorProcess {
-        url: format!("http://127.0.0.1:{port}"),
-        port,
-        admin_url: admin
-            .map(|a| format!("http://127.0.0.1:{a}"))
-            .unwrap_or_default(),
-        stderr,
-        stdout,
-        child: KillOnDrop(child),
     }
 }
 
