@@ -27,8 +27,13 @@ pub fn lines(prefix: &str, n: usize) -> Vec<String> {
 }
 
 pub async fn post_all(url: &str, all: &[String], per_batch: usize) {
+    post_all_with_token(url, None, all, per_batch).await;
+}
+
+/// [`post_all`], presenting the ingest token when there is one.
+pub async fn post_all_with_token(url: &str, token: Option<&str>, all: &[String], per_batch: usize) {
     for chunk in all.chunks(per_batch) {
-        assert_eq!(post_lines(url, None, chunk).await, 204);
+        assert_eq!(post_lines(url, token, chunk).await, 204);
     }
 }
 

@@ -7,6 +7,7 @@
 pub mod browser;
 pub mod certs;
 pub mod collector;
+pub mod container;
 pub mod delivery;
 pub mod disk;
 pub mod fastly;
@@ -25,6 +26,7 @@ pub mod s3_front;
 pub mod s3_stub;
 pub mod standin;
 pub mod sts;
+pub mod tls_front;
 pub mod viceroy;
 
 pub use collector::{spawn_collector, RunningCollector};

@@ -91,10 +91,18 @@ pub fn free_port() -> u16 {
 /// The first fenced code block of the README after the line containing `marker`, without its
 /// fences; panics naming the marker when there is none.
 pub fn readme_block(marker: &str) -> String {
-    let readme = std::fs::read_to_string(repo_root().join("README.md")).expect("README.md");
-    let after = readme
+    doc_block("README.md", marker)
+}
+
+/// The first fenced code block after `marker` in a Markdown file of the repository (`file`
+/// relative to its root), without its fences; panics naming the file and the marker when there
+/// is none.
+pub fn doc_block(file: &str, marker: &str) -> String {
+    let text = std::fs::read_to_string(repo_root().join(file))
+        .unwrap_or_else(|e| panic!("cannot read {file}: {e}"));
+    let after = text
         .split_once(marker)
-        .unwrap_or_else(|| panic!("README has no {marker:?}"))
+        .unwrap_or_else(|| panic!("{file} has no {marker:?}"))
         .1;
     let start = after
         .find("```")
