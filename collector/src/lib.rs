@@ -37,6 +37,7 @@ pub use run::{run, run_with, Handles, RunError};
 /// The admin routes' paths and answers, for clients of a running collector.
 pub mod api {
     pub use crate::admin::answers::*;
+    pub use crate::admin::drain::PATH as DRAIN_PATH;
     pub use crate::admin::tail::PATH as TAIL_PATH;
     pub use crate::admin::{METRICS_PATH, PAGE_PATH, STATUS_PATH};
 }

@@ -371,7 +371,13 @@ metrics! {
         "Shard map (ListShards) refreshes";
     output_ready: Gauge = Gauge::default(),
         "edgelog_output_ready",
-        "1 when the output's last check succeeded";
+        "1 when no output reports failing calls or checks (unreachable, refused, a permission, stream or bucket missing)";
+    ready: Gauge = Gauge::default(),
+        "edgelog_ready",
+        "1 when the collector takes batches (what /readyz answers 200 to)";
+    delivering: Gauge = Gauge::default(),
+        "edgelog_delivering",
+        "1 when every output is delivering (what /delivery answers 200 to; set when /delivery, /status or /metrics is read)";
     output_pacing_waits: Counter = Counter::default(),
         "edgelog_output_pacing_waits",
         "Times a sender waited for a shard's pace before its next call";

@@ -1,16 +1,23 @@
 //! Starting and stopping a collector, in named phases: open the buffer, start the outputs, start
-//! the background work, serve, then flush what the buffer holds to the outputs and stop.
+//! the background work, serve until a signal (or a drain), then flush what the buffer holds to
+//! the outputs and stop.
+//!
+//! Two ways to stop: a signal (SIGTERM) flushes for `shutdown_timeout` and leaves the rest in a
+//! disk buffer for the next start; a drain (`POST /drain`) refuses new batches, delivers
+//! everything buffered, however long that takes, and only then stops, its buffer empty.
 //!
 //! Invariants: every task started here is tracked by one [`Background`] and stopped by its one
 //! cancellation token, so nothing outlives `run`; the outputs are stopped only after the
-//! listeners, so every batch answered 2xx is in the buffer before its readers stop.
+//! listeners, so every batch answered 2xx is in the buffer before its readers stop; a drain
+//! closes the buffer only once no request is on its way into it.
 
+use crate::admin::drain::Drain;
 use crate::admin::status::Observer;
 use crate::admin::tail::Tail;
 use crate::buffer::{Buffer, Lane, OpenError};
 use crate::config::{BufferKind, Config, OutputConfig};
 use crate::deadletter::DeadLetter;
-use crate::health::Health;
+use crate::health::{Delivery, Health};
 use crate::http::{auth, conn, routes, server, tls};
 use crate::ingest::IngestState;
 use crate::logging::ratelimit;
@@ -33,6 +40,11 @@ const DISK_READ_AHEAD_BYTES: usize = 64 * 1024 * 1024;
 const ACK_PERSIST_EVERY: Duration = Duration::from_millis(100);
 /// The name the buffer's state has in `/readyz`.
 const BUFFER_NAME: &str = "buffer";
+/// How long the admin listener may take to finish its answers once the collector stops (a live
+/// tail is cut then).
+const ADMIN_CLOSE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a drain checks that no request is still on its way into the buffer.
+const DRAIN_POLL: Duration = Duration::from_millis(20);
 
 /// Why a collector could not start.
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +90,7 @@ pub async fn run_with(
     }
     let metrics = Arc::new(Metrics::default());
     let health = Arc::new(Health::new(metrics.clone()));
+    let delivery = Arc::new(Delivery::new(config.delivery_alert_after, metrics.clone()));
     let background = Background::default();
     let limits = limits(&config);
 
@@ -87,6 +100,7 @@ pub async fn run_with(
         config,
         metrics,
         health,
+        delivery,
         buffer,
     };
     let admin_listener = bind_admin(&core.config).await?;
@@ -95,12 +109,16 @@ pub async fn run_with(
     let admin = serve_admin(admin_listener, &app, &background);
     inspect(Handles {
         metrics: core.metrics.clone(),
-        admin,
+        admin: admin.as_ref().map(|a| a.addr),
     });
 
-    let deadline = serve(&core, listener, limits, tls, app, shutdown).await;
+    let drained = drain_when_asked(&core, app.drain.clone(), app.ingest.clone(), &outputs);
+    let deadline = serve(&core, listener, limits, tls, app, shutdown, drained).await;
     flush(&core, outputs, deadline).await;
     background.stop().await;
+    if let Some(a) = admin {
+        a.close().await;
+    }
     if let Err(e) = core.buffer.persist_acks().await {
         tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
     }
@@ -112,6 +130,7 @@ struct Core {
     config: Config,
     metrics: Arc<Metrics>,
     health: Arc<Health>,
+    delivery: Arc<Delivery>,
     buffer: Arc<Buffer>,
 }
 
@@ -135,7 +154,7 @@ impl Background {
         });
     }
 
-    async fn stop(self) {
+    async fn stop(&self) {
         self.stop.cancel();
         self.tasks.close();
         self.tasks.wait().await;
@@ -153,20 +172,43 @@ impl Drop for Background {
 struct Outputs {
     accounting: Vec<(String, Arc<Acks>)>,
     drivers: Vec<JoinHandle<()>>,
+    /// Done once every driver has delivered what the (closed) buffer held.
+    done: TaskTracker,
 }
 
-/// Reads the certificate, key and client CA, and watches them for changes.
+/// Reads the certificate, key and client CA, and watches them for changes; SIGHUP reloads them
+/// (and, without TLS, is logged and ignored: it never ends the collector).
 fn load_tls(
     config: &Config,
     metrics: &Arc<Metrics>,
     background: &Background,
 ) -> Result<Option<Arc<tls::Tls>>, RunError> {
-    let Some(c) = &config.tls else {
-        return Ok(None);
+    let tls = match &config.tls {
+        Some(c) => Some(tls::Tls::load(c, metrics.clone())?),
+        None => None,
     };
-    let tls = tls::Tls::load(c, metrics.clone())?;
-    background.spawn(tls.clone().watch());
-    Ok(Some(tls))
+    match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(hup) => background.spawn(hangups(hup, tls.clone())),
+        Err(e) => tracing::warn!(error = %e, "cannot listen for SIGHUP"),
+    }
+    if let Some(t) = &tls {
+        background.spawn(t.clone().watch());
+    }
+    Ok(tls)
+}
+
+/// What SIGHUP does: reloads the TLS files when there are some; otherwise nothing, said so.
+async fn hangups(mut hup: tokio::signal::unix::Signal, tls: Option<Arc<tls::Tls>>) {
+    while hup.recv().await.is_some() {
+        match &tls {
+            Some(t) => {
+                let _ = t.reload("SIGHUP");
+            }
+            None => tracing::info!(
+                "SIGHUP: nothing to reload without a tls block; ignored (SIGTERM stops the collector)"
+            ),
+        }
+    }
 }
 
 /// Opens the buffer with one lane per output; a disk buffer recovers what a previous run left.
@@ -211,13 +253,14 @@ async fn start_outputs(core: &Core) -> Result<Outputs, RunError> {
     let Core {
         config,
         metrics,
-        health,
+        delivery,
         buffer,
+        ..
     } = core;
     let shared = Shared {
         buffer: buffer.clone(),
         dead: Arc::new(DeadLetter::new(&config.dead_letter, metrics.clone())),
-        health: health.clone(),
+        delivery: delivery.clone(),
         metrics: metrics.clone(),
         retry: config.retry,
         max_line_bytes: config.ingest.max_line_bytes,
@@ -226,6 +269,7 @@ async fn start_outputs(core: &Core) -> Result<Outputs, RunError> {
     let mut outputs = Outputs {
         accounting: Vec::new(),
         drivers: Vec::new(),
+        done: TaskTracker::new(),
     };
     for (lane, out) in config.outputs.iter().enumerate() {
         let read_ahead = match (config.buffer.kind, out) {
@@ -237,8 +281,11 @@ async fn start_outputs(core: &Core) -> Result<Outputs, RunError> {
         outputs
             .accounting
             .push((out.name().to_string(), driver.acks.clone()));
-        outputs.drivers.push(tokio::spawn(driver.drive(output)));
+        outputs
+            .drivers
+            .push(outputs.done.spawn(driver.drive(output)));
     }
+    outputs.done.close();
     Ok(outputs)
 }
 
@@ -248,6 +295,7 @@ fn start_background(core: &Core, outputs: &Outputs, background: &Background) -> 
         config,
         metrics,
         health,
+        delivery,
         buffer,
     } = core;
     background.spawn(persist_acks(buffer.clone(), health.clone()));
@@ -255,13 +303,9 @@ fn start_background(core: &Core, outputs: &Outputs, background: &Background) -> 
     let observer = Arc::new(Observer::new(
         metrics.clone(),
         health.clone(),
+        delivery.clone(),
         buffer.clone(),
         outputs.accounting.clone(),
-        match config.buffer.kind {
-            BufferKind::Memory => "memory",
-            BufferKind::Disk => "disk",
-        },
-        config.buffer.max_bytes,
         config.dead_letter.path.clone(),
     ));
     background.spawn(observer.clone().run_sampler());
@@ -276,6 +320,7 @@ fn start_background(core: &Core, outputs: &Outputs, background: &Background) -> 
         ingest,
         tail,
         observer,
+        drain: Arc::new(Drain::default()),
         admin_token: config.tail.as_ref().and_then(|t| {
             t.header
                 .parse()
@@ -297,28 +342,74 @@ async fn persist_acks(buffer: Arc<Buffer>, health: Arc<Health>) {
             }
         }
         match buffer.problem() {
-            Some(why) => health.set_not_ready(BUFFER_NAME, why),
-            None => health.set_ready(BUFFER_NAME),
+            Some(why) => health.set_problem(BUFFER_NAME, why),
+            None => health.clear(BUFFER_NAME),
         }
     }
 }
 
-/// Serves the admin routes on their own listener, when there is one; returns its address.
+/// The admin listener's server, serving until the background stops.
+struct Admin {
+    addr: std::net::SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Admin {
+    /// Lets the answers in progress finish (a drain's last line) for a moment, then cuts the rest.
+    async fn close(mut self) {
+        if tokio::time::timeout(ADMIN_CLOSE_TIMEOUT, &mut self.task)
+            .await
+            .is_err()
+        {
+            self.task.abort();
+        }
+    }
+}
+
+/// Serves the admin routes on their own listener, when there is one.
 fn serve_admin(
     listener: Option<TcpListener>,
     app: &routes::App,
     background: &Background,
-) -> Option<std::net::SocketAddr> {
+) -> Option<Admin> {
     let listener = listener?;
-    let addr = listener.local_addr().ok();
+    let addr = listener.local_addr().ok()?;
     let router = routes::admin_router(app);
-    tracing::info!(listen = %addr.map(|a| a.to_string()).unwrap_or_default(), "admin listening");
-    background.spawn(async move {
-        if let Err(e) = axum::serve(listener, router).await {
+    tracing::info!(listen = %addr, "admin listening");
+    let stop = background.stop.clone();
+    let task = tokio::spawn(async move {
+        let serving = axum::serve(listener, router)
+            .with_graceful_shutdown(async move { stop.cancelled().await });
+        if let Err(e) = serving.await {
             tracing::error!(error = %e, "admin listener failed");
         }
     });
-    addr
+    Some(Admin { addr, task })
+}
+
+/// Completes once a drain asked for is done: no request on its way into the buffer any more, the
+/// buffer closed, and every output done delivering what it held.
+async fn drain_when_asked(
+    core: &Core,
+    drain: Arc<Drain>,
+    ingest: Arc<IngestState>,
+    outputs: &Outputs,
+) {
+    drain.requested().await;
+    core.health.start_draining();
+    while !ingest.idle() {
+        tokio::time::sleep(DRAIN_POLL).await;
+    }
+    core.buffer.close();
+    outputs.done.wait().await;
+    if let Err(e) = core.buffer.persist_acks().await {
+        tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
+    }
+    tracing::info!(
+        left_bytes = core.buffer.used_bytes(),
+        "drained: every line delivered or dead-lettered; stopping"
+    );
+    drain.finished();
 }
 
 /// The connection limits, the cap under the descriptor limit (raised to its hard limit).
@@ -345,8 +436,8 @@ fn limits(config: &Config) -> server::Limits {
     }
 }
 
-/// Serves the listener facing Fastly until `shutdown`, then finishes the requests in flight;
-/// returns the deadline for flushing (`shutdown_timeout` after the signal).
+/// Serves the listener facing Fastly until `shutdown` (or a drain is done), then finishes the
+/// requests in flight; returns the deadline for flushing (`shutdown_timeout` after the signal).
 async fn serve(
     core: &Core,
     listener: TcpListener,
@@ -354,6 +445,7 @@ async fn serve(
     tls: Option<Arc<tls::Tls>>,
     app: routes::App,
     shutdown: impl Future<Output = ()> + Send,
+    drained: impl Future<Output = ()> + Send,
 ) -> Instant {
     let Core {
         config,
@@ -372,11 +464,17 @@ async fn serve(
         "collector listening"
     );
     let shutdown_timeout = config.shutdown_timeout;
+    health.started();
     let health = health.clone();
+    let drain = app.drain.clone();
     let (deadline_tx, deadline_rx) = tokio::sync::oneshot::channel();
     let signalled = async move {
-        shutdown.await;
+        tokio::select! {
+            _ = shutdown => {}
+            _ = drained => {}
+        }
         health.start_shutdown();
+        drain.stopped();
         tracing::info!("shutting down: no new connections, finishing requests in flight");
         let deadline = Instant::now() + shutdown_timeout;
         let _ = deadline_tx.send(deadline);
@@ -401,6 +499,7 @@ async fn serve(
 async fn flush(core: &Core, mut outputs: Outputs, deadline: Instant) {
     let Core { config, buffer, .. } = core;
     buffer.close();
+    outputs.done.close();
     let all = futures::future::join_all(outputs.drivers.iter_mut());
     match tokio::time::timeout_at(deadline, all).await {
         Ok(_) => tracing::info!("shutdown: buffer flushed to the outputs"),

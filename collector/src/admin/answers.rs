@@ -14,9 +14,16 @@ use std::collections::BTreeMap;
 pub struct Status {
     pub version: String,
     pub uptime_seconds: u64,
+    /// Takes batches (what `/readyz` answers 200 to).
     pub ready: bool,
     /// Why not ready, one entry per problem.
     pub problems: Vec<String>,
+    /// Stopped taking batches to deliver what is buffered, then exit.
+    pub draining: bool,
+    /// Every output delivers (what `/delivery` answers 200 to).
+    pub delivering: bool,
+    /// Why not delivering, one entry per problem (`<output>: <reason>`).
+    pub delivery_problems: Vec<String>,
     pub ingest: IngestStatus,
     pub buffer: BufferStatus,
     pub outputs: Vec<OutputStatus>,

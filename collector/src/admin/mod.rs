@@ -1,4 +1,5 @@
-//! The admin routes: the status page, `GET /status` (JSON), `/metrics` and the live tail.
+//! The admin routes: the status page, `GET /status` (JSON), `/metrics`, the live tail and
+//! `POST /drain`.
 //!
 //! They are served on the admin listener (`admin.listen`, localhost by default) to anyone who
 //! can reach it, and, when `tail.token` is set, also on the listener that faces Fastly, to
@@ -8,9 +9,11 @@
 //! and script inline, nothing fetched from elsewhere, as its Content-Security-Policy enforces).
 
 pub(crate) mod answers;
+pub(crate) mod drain;
 pub(crate) mod status;
 pub(crate) mod tail;
 
+use self::drain::Drain;
 use self::status::Observer;
 use self::tail::Tail;
 use crate::http::auth::TokenCheck;
@@ -18,7 +21,7 @@ use axum::extract::{Request, State};
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::Router;
 use std::sync::Arc;
 
@@ -35,12 +38,17 @@ const PAGE_CSP: &str = "default-src 'none'; script-src 'unsafe-inline'; \
      base-uri 'none'; form-action 'none'; frame-ancestors 'none'";
 
 /// The admin routes, open to whoever reaches them.
-pub fn router(observer: Arc<Observer>, tail: Arc<Tail>) -> Router {
+pub fn router(observer: Arc<Observer>, tail: Arc<Tail>, drain: Arc<Drain>) -> Router {
     Router::new()
-        .route(PAGE_PATH, get(page))
-        .route(STATUS_PATH, get(status))
-        .route(METRICS_PATH, get(metrics))
-        .with_state(observer)
+        .route(drain::PATH, post(drain::handler))
+        .with_state((drain, observer.clone()))
+        .merge(
+            Router::new()
+                .route(PAGE_PATH, get(page))
+                .route(STATUS_PATH, get(status))
+                .route(METRICS_PATH, get(metrics))
+                .with_state(observer),
+        )
         .merge(
             Router::new()
                 .route(tail::PATH, get(tail::handler))
@@ -49,9 +57,14 @@ pub fn router(observer: Arc<Observer>, tail: Arc<Tail>) -> Router {
 }
 
 /// The admin routes, each asking for the token first.
-pub fn guarded(observer: Arc<Observer>, tail: Arc<Tail>, check: TokenCheck) -> Router {
+pub fn guarded(
+    observer: Arc<Observer>,
+    tail: Arc<Tail>,
+    drain: Arc<Drain>,
+    check: TokenCheck,
+) -> Router {
     let metrics = observer.metrics.clone();
-    router(observer, tail).layer(middleware::from_fn(move |req: Request, next: Next| {
+    router(observer, tail, drain).layer(middleware::from_fn(move |req: Request, next: Next| {
         let check = check.clone();
         let metrics = metrics.clone();
         async move {
@@ -123,14 +136,20 @@ mod tests {
     use super::*;
     use crate::buffer::Buffer;
     use crate::config::BufferConfig;
-    use crate::health::Health;
+    use crate::health::{Delivery, Health};
     use crate::metrics::Metrics;
     use axum::body::Body;
     use axum::http::{HeaderName, Request as HttpRequest};
     use http_body_util::BodyExt;
+    use std::time::Duration;
     use tower::ServiceExt;
 
     fn routes() -> (Router, Router, Arc<Metrics>) {
+        let (guarded, open, metrics, _, _) = parts();
+        (guarded, open, metrics)
+    }
+
+    fn parts() -> (Router, Router, Arc<Metrics>, Arc<Drain>, Arc<Observer>) {
         let metrics = Arc::new(Metrics::default());
         let buffer = Arc::new(
             Buffer::open(&BufferConfig::for_tests(1 << 20), metrics.clone()).expect("buffer"),
@@ -141,21 +160,25 @@ mod tests {
             None,
             metrics.clone(),
         ));
+        let health = Arc::new(Health::new(metrics.clone()));
+        health.started();
         let observer = Arc::new(Observer::new(
             metrics.clone(),
-            Arc::new(Health::new(metrics.clone())),
+            health,
+            Arc::new(Delivery::new(Duration::from_secs(300), metrics.clone())),
             buffer,
             vec![("aws_kinesis".into(), acks)],
-            "memory",
-            1 << 20,
             std::path::PathBuf::from("dead.ndjson"),
         ));
         let tail = Arc::new(Tail::new(metrics.clone()));
+        let drain = Arc::new(Drain::default());
         let check = TokenCheck::new(HeaderName::from_static("x-edgelog-tail-token"), "t0ken");
         (
-            guarded(observer.clone(), tail.clone(), check),
-            router(observer, tail),
+            guarded(observer.clone(), tail.clone(), drain.clone(), check),
+            router(observer.clone(), tail, drain.clone()),
             metrics,
+            drain,
+            observer,
         )
     }
 
@@ -241,5 +264,65 @@ mod tests {
         }
         assert_eq!(metrics.tail_filters_refused.get(), 4);
         assert_eq!(metrics.admin_unauthorized.get(), 0);
+    }
+
+    /// The first chunk of a `POST` answer, and the rest of it once it ends.
+    async fn post(
+        r: &Router,
+        path: &str,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, String, axum::body::Body) {
+        let mut req = HttpRequest::post(path);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let resp = r
+            .clone()
+            .oneshot(req.body(Body::empty()).expect("req"))
+            .await
+            .expect("response");
+        let status = resp.status();
+        let mut body = resp.into_body();
+        let first = body
+            .frame()
+            .await
+            .and_then(|f| f.ok())
+            .and_then(|f| f.into_data().ok())
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default();
+        (status, first, body)
+    }
+
+    #[tokio::test]
+    async fn drain_needs_the_token_on_the_main_listener_and_streams_until_drained() {
+        let (guarded, open, metrics, drain, observer) = parts();
+        for headers in [vec![], vec![("x-edgelog-tail-token", "wrong")]] {
+            let (status, _, _) = post(&guarded, "/drain", &headers).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED);
+        }
+        assert_eq!(metrics.admin_unauthorized.get(), 2);
+        assert!(
+            !observer.health.draining(),
+            "a refused drain changes nothing"
+        );
+        let (status, first, body) =
+            post(&guarded, "/drain", &[("x-edgelog-tail-token", "t0ken")]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            first.starts_with("draining: batches are refused"),
+            "{first}"
+        );
+        assert!(observer.health.draining());
+        assert_eq!(observer.health.readiness(), Err("draining".into()));
+        let (status, again, _) = post(&open, "/drain", &[]).await;
+        assert_eq!(status, StatusCode::OK);
+        assert_eq!(again, "already draining\n");
+        drain.finished();
+        let rest = body.collect().await.expect("body").to_bytes();
+        let rest = String::from_utf8_lossy(&rest);
+        assert!(
+            rest.ends_with("drained: every line delivered or dead-lettered (aws_kinesis 0 lines); the collector exits\n"),
+            "{rest}"
+        );
     }
 }

@@ -10,7 +10,7 @@ use crate::admin::answers::{BufferStatus, History, IngestStatus, OutputStatus, S
 use crate::buffer::ledger::DEAD_REASONS;
 use crate::buffer::Buffer;
 use crate::deadletter::replay::{read_journal, Journal};
-use crate::health::Health;
+use crate::health::{Delivery, Health};
 use crate::metrics::Metrics;
 use crate::output::acks::Acks;
 use std::collections::{BTreeMap, VecDeque};
@@ -27,11 +27,10 @@ pub const HISTORY_SAMPLES: usize = 180;
 pub struct Observer {
     pub metrics: Arc<Metrics>,
     pub health: Arc<Health>,
+    pub delivery: Arc<Delivery>,
     pub buffer: Arc<Buffer>,
     /// Each output's name and delivery accounting, in the configured order.
     pub outputs: Vec<(String, Arc<Acks>)>,
-    pub buffer_kind: &'static str,
-    pub buffer_max_bytes: u64,
     /// The dead-letter file, beside which the replay journal is kept.
     pub dead_letter: PathBuf,
     started: Instant,
@@ -52,19 +51,17 @@ impl Observer {
     pub fn new(
         metrics: Arc<Metrics>,
         health: Arc<Health>,
+        delivery: Arc<Delivery>,
         buffer: Arc<Buffer>,
         outputs: Vec<(String, Arc<Acks>)>,
-        buffer_kind: &'static str,
-        buffer_max_bytes: u64,
         dead_letter: PathBuf,
     ) -> Observer {
         let o = Observer {
             metrics,
             health,
+            delivery,
             buffer,
             outputs,
-            buffer_kind,
-            buffer_max_bytes,
             dead_letter,
             started: Instant::now(),
             history: Mutex::new(VecDeque::with_capacity(HISTORY_SAMPLES + 1)),
@@ -110,8 +107,34 @@ impl Observer {
         }
     }
 
+    /// Whether every output delivers, else why not (`<output>: <reason>`).
+    pub fn delivery_verdict(&self) -> Result<(), Vec<String>> {
+        let oldest: Vec<(&str, Duration)> = self
+            .outputs
+            .iter()
+            .map(|(name, acks)| (name.as_str(), acks.lag().oldest_age))
+            .collect();
+        self.delivery.verdict(&oldest)
+    }
+
+    /// Lines each output has still to deliver: `aws_kinesis 12 lines, s3 0 lines`.
+    pub fn lines_left(&self) -> (u64, String) {
+        let mut total = 0;
+        let each: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|(name, acks)| {
+                let n = acks.counts().buffered;
+                total += n;
+                format!("{name} {n} lines")
+            })
+            .collect();
+        (total, each.join(", "))
+    }
+
     /// Sets the gauges `/metrics` reads at scrape time: lag and the ledger, per output.
     pub fn update_metrics(&self) {
+        let _ = self.delivery_verdict();
         let m = &self.metrics;
         let mut oldest = Duration::ZERO;
         for (name, acks) in &self.outputs {
@@ -160,6 +183,7 @@ impl Observer {
             Ok(()) => Vec::new(),
             Err(why) => why.lines().map(str::to_string).collect(),
         };
+        let delivery_problems = self.delivery_verdict().err().unwrap_or_default();
         let outputs = self
             .outputs
             .iter()
@@ -209,6 +233,9 @@ impl Observer {
             uptime_seconds: self.started.elapsed().as_secs(),
             ready: problems.is_empty(),
             problems,
+            draining: self.health.draining(),
+            delivering: delivery_problems.is_empty(),
+            delivery_problems,
             ingest: IngestStatus {
                 lines: now.received,
                 batches: m.ingest_batches.get(),
@@ -221,11 +248,11 @@ impl Observer {
                 ),
             },
             buffer: BufferStatus {
-                kind: self.buffer_kind.to_string(),
+                kind: self.buffer.kind().to_string(),
                 id: self.buffer.id().to_string(),
                 used_bytes: used,
-                max_bytes: self.buffer_max_bytes,
-                fill: used as f64 / self.buffer_max_bytes.max(1) as f64,
+                max_bytes: self.buffer.max_bytes(),
+                fill: used as f64 / self.buffer.max_bytes().max(1) as f64,
                 entries: m.buffer_entries.get(),
             },
             outputs,

@@ -3,7 +3,7 @@
 use super::entry::BufferError;
 use crate::config::WhenFull;
 use crate::metrics::Metrics;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Notify;
@@ -12,6 +12,8 @@ use tokio::sync::Notify;
 pub struct Capacity {
     max: u64,
     used: AtomicU64,
+    /// A reservation was refused for room, and no room was freed since.
+    refusing: AtomicBool,
     freed: Notify,
     policy: WhenFull,
     block_timeout: Duration,
@@ -23,6 +25,7 @@ impl Capacity {
         Capacity {
             max,
             used: AtomicU64::new(0),
+            refusing: AtomicBool::new(false),
             freed: Notify::new(),
             policy,
             block_timeout,
@@ -32,6 +35,21 @@ impl Capacity {
 
     pub fn used(&self) -> u64 {
         self.used.load(Ordering::Acquire)
+    }
+
+    pub fn max(&self) -> u64 {
+        self.max
+    }
+
+    /// Whether the last reservation was refused for room and none was freed since: the next
+    /// batch would be refused too.
+    pub fn refusing(&self) -> bool {
+        self.refusing.load(Ordering::Acquire)
+    }
+
+    fn refused(&self) -> Result<(), BufferError> {
+        self.refusing.store(true, Ordering::Release);
+        Err(BufferError::Full)
     }
 
     fn try_reserve(&self, n: u64) -> bool {
@@ -59,7 +77,7 @@ impl Capacity {
             return Ok(());
         }
         if self.policy == WhenFull::Reject {
-            return Err(BufferError::Full);
+            return self.refused();
         }
         let deadline = tokio::time::Instant::now() + self.block_timeout;
         loop {
@@ -73,7 +91,7 @@ impl Capacity {
                 return if self.try_reserve(n) {
                     Ok(())
                 } else {
-                    Err(BufferError::Full)
+                    self.refused()
                 };
             }
         }
@@ -93,6 +111,9 @@ impl Capacity {
             })
             .unwrap_or(0);
         self.metrics.buffer_bytes.set(prev.saturating_sub(n) as i64);
+        if n > 0 {
+            self.refusing.store(false, Ordering::Release);
+        }
         self.freed.notify_waiters();
     }
 }
@@ -132,5 +153,35 @@ mod tests {
         let start = tokio::time::Instant::now();
         assert_eq!(block.reserve(20).await, Err(BufferError::Full));
         assert_eq!(start.elapsed(), Duration::from_secs(5));
+    }
+
+    /// Readiness reads `refusing`: set by a refusal (either policy), cleared by freed room;
+    /// waiting (`block`) is not refusing.
+    #[tokio::test(start_paused = true)]
+    async fn refusing_lasts_from_a_refusal_until_room_is_freed() {
+        let m = Arc::new(Metrics::default());
+        let reject = Capacity::new(100, WhenFull::Reject, Duration::from_secs(1), m.clone());
+        reject.reserve(90).await.expect("fits");
+        assert!(!reject.refusing(), "full enough, but nothing refused yet");
+        assert_eq!(reject.reserve(20).await, Err(BufferError::Full));
+        assert!(reject.refusing());
+        reject.release(30);
+        assert!(!reject.refusing());
+
+        let block = Arc::new(Capacity::new(
+            100,
+            WhenFull::Block,
+            Duration::from_secs(5),
+            m,
+        ));
+        block.reserve(100).await.expect("fits");
+        let waiter = {
+            let b = block.clone();
+            tokio::spawn(async move { b.reserve(40).await })
+        };
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert!(!block.refusing(), "a waiting append is still taken");
+        assert_eq!(waiter.await.expect("join"), Err(BufferError::Full));
+        assert!(block.refusing(), "it timed out: refused");
     }
 }

@@ -13,6 +13,7 @@ pub(crate) mod entry;
 pub(crate) mod ledger;
 pub(crate) mod memory;
 
+use capacity::Capacity;
 pub use entry::{now_ms, BufferError, Entry, EntryId, Lane, OpenError, Pos, Recovery};
 
 use crate::buffer::ledger::{Ledger, Tally};
@@ -146,19 +147,47 @@ impl Buffer {
         }
     }
 
-    /// Why the buffer cannot take entries or free delivered ones, while that lasts.
+    /// Why the buffer cannot take entries or free delivered ones, while that lasts: full (a
+    /// batch was refused for room and none was freed since), its disk full, its ack position not
+    /// saved.
     pub fn problem(&self) -> Option<String> {
-        match self {
+        let disk = match self {
             Buffer::Memory(_) => None,
             Buffer::Disk(b) => b.problem(),
+        };
+        disk.or_else(|| {
+            self.capacity().refusing().then(|| {
+                format!(
+                    "full: {} of {} bytes hold lines the outputs have not delivered",
+                    self.used_bytes(),
+                    self.max_bytes()
+                )
+            })
+        })
+    }
+
+    fn capacity(&self) -> &Capacity {
+        match self {
+            Buffer::Memory(b) => b.capacity(),
+            Buffer::Disk(b) => b.capacity(),
         }
     }
 
     /// Bytes held (not yet acknowledged).
     pub fn used_bytes(&self) -> u64 {
+        self.capacity().used()
+    }
+
+    /// `buffer.max_bytes`.
+    pub fn max_bytes(&self) -> u64 {
+        self.capacity().max()
+    }
+
+    /// `memory` or `disk`.
+    pub fn kind(&self) -> &'static str {
         match self {
-            Buffer::Memory(b) => b.capacity().used(),
-            Buffer::Disk(b) => b.capacity().used(),
+            Buffer::Memory(_) => "memory",
+            Buffer::Disk(_) => "disk",
         }
     }
 }

@@ -1,5 +1,5 @@
-//! The commands that talk to a running collector's admin routes: `collector status` and
-//! `collector tail`.
+//! The commands that talk to a running collector's admin routes: `collector status`,
+//! `collector tail` and `collector drain`.
 
 use super::status_table;
 use anyhow::{bail, Context};
@@ -56,24 +56,44 @@ impl AdminTarget {
         })
     }
 
-    /// Sends `GET <path>`; an answer other than 2xx is an error carrying its text.
-    async fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<reqwest::Response> {
+    fn client(&self) -> anyhow::Result<reqwest::Client> {
         let mut client = reqwest::Client::builder();
         if let Some(ca) = &self.ca {
             let pem = std::fs::read(ca).with_context(|| format!("reading {}", ca.display()))?;
             client = client.add_root_certificate(reqwest::Certificate::from_pem(&pem)?);
         }
-        let mut req = client
-            .build()?
+        Ok(client.build()?)
+    }
+
+    /// Sends `GET <path>`; an answer other than 2xx is an error carrying its text.
+    async fn get(&self, path: &str, query: &[(&str, &str)]) -> anyhow::Result<reqwest::Response> {
+        let req = self
+            .client()?
             .get(format!("{}{path}", self.base))
             .query(query);
+        self.send(req).await
+    }
+
+    /// Sends `POST <path>`; an answer other than 2xx is an error carrying its text.
+    async fn post(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let req = self.client()?.post(format!("{}{path}", self.base));
+        self.send(req).await
+    }
+
+    async fn send(&self, mut req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
         if let Some((h, t)) = &self.token {
             req = req.header(h.as_str(), t.as_str());
         }
-        let resp = req
-            .send()
-            .await
-            .with_context(|| format!("connecting to {}", self.base))?;
+        let resp = req.send().await.map_err(|e| {
+            if e.is_connect() {
+                anyhow::anyhow!(
+                    "cannot reach the collector at {}: is it running? ({e})",
+                    self.base
+                )
+            } else {
+                anyhow::Error::new(e).context(format!("connecting to {}", self.base))
+            }
+        })?;
         if !resp.status().is_success() {
             bail!(
                 "{}: {}",
@@ -134,5 +154,56 @@ pub(crate) fn tail(
             }
         }
         Ok(())
+    })
+}
+
+/// How often `collector drain` looks whether the drained collector has exited.
+const EXIT_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// `collector drain`: asks for the drain, prints its progress as the collector streams it, then
+/// waits for the collector to exit.
+pub(crate) fn drain(
+    path: Option<PathBuf>,
+    url: Option<String>,
+    token: Option<String>,
+    ca: Option<PathBuf>,
+    timeout: Option<std::time::Duration>,
+) -> anyhow::Result<()> {
+    let target = AdminTarget::new(path, url, token, ca)?;
+    super::process::runtime()?.block_on(async move {
+        let work = async {
+            use futures::StreamExt;
+            use std::io::Write;
+            let resp = target.post(collector::api::DRAIN_PATH).await?;
+            let mut body = resp.bytes_stream();
+            let mut text = Vec::new();
+            while let Some(chunk) = body.next().await {
+                let Ok(chunk) = chunk else { break };
+                let mut out = std::io::stdout().lock();
+                let _ = out.write_all(&chunk).and_then(|_| out.flush());
+                text.extend_from_slice(&chunk);
+            }
+            let text = String::from_utf8_lossy(&text);
+            let last = text.lines().last().unwrap_or_default().to_string();
+            if !last.starts_with("drained:") {
+                bail!("the collector stopped before it was drained (its last word: {last:?})");
+            }
+            // Drained: it exits by itself once its listeners close.
+            while target.get("/healthz", &[]).await.is_ok() {
+                tokio::time::sleep(EXIT_POLL).await;
+            }
+            println!("the collector has exited, drained");
+            Ok(())
+        };
+        match timeout {
+            None => work.await,
+            Some(t) => match tokio::time::timeout(t, work).await {
+                Ok(done) => done,
+                Err(_) => bail!(
+                    "not drained after {}; the collector goes on draining (collector status shows what is left)",
+                    humantime::format_duration(t)
+                ),
+            },
+        }
     })
 }

@@ -74,6 +74,26 @@ enum Command {
         #[arg(long)]
         ca: Option<PathBuf>,
     },
+    /// Drain a running collector: it stops taking batches (its readiness and ingest answer 503
+    /// `draining`), delivers everything buffered to every output, and exits by itself. Prints
+    /// the lines left per output every few seconds; exits 0 once the collector has exited drained.
+    Drain {
+        /// Collector base URL; default: from --config (the admin listener, else `listen` with
+        /// the tail token).
+        #[arg(long)]
+        url: Option<String>,
+        /// Tail token, for a collector reached on `listen`; default: from --config or
+        /// $EDGELOG_TAIL_TOKEN.
+        #[arg(long, env = "EDGELOG_TAIL_TOKEN", hide_env_values = true)]
+        token: Option<String>,
+        /// CA certificate (PEM) to trust for an HTTPS collector.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Give up waiting after this long (`90s`, `10m`) and exit non-zero; the collector goes on
+        /// draining. Default: wait until it is done.
+        #[arg(long, value_parser = humantime::parse_duration)]
+        timeout: Option<std::time::Duration>,
+    },
     /// Print (or, with --run, run) the `fastly` CLI commands that point a Fastly service at this
     /// collector: the HTTPS log endpoint as the configuration expects it, the `edgelog` Config
     /// Store, the `origin` backend, and the activation.
@@ -122,6 +142,12 @@ pub fn main() -> std::process::ExitCode {
             json,
             ca,
         } => admin_client::status(cli.config, url, token, json, ca),
+        Command::Drain {
+            url,
+            token,
+            ca,
+            timeout,
+        } => admin_client::drain(cli.config, url, token, ca, timeout),
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,

@@ -26,6 +26,11 @@ pub const KINESIS_SHARD_BYTES_PER_SECOND: f64 = 1024.0 * 1024.0;
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 /// `shutdown_timeout`.
 pub const DEFAULT_SHUTDOWN_TIMEOUT: &str = "30s";
+/// `delivery_alert_after`.
+pub const DEFAULT_DELIVERY_ALERT_AFTER: &str = "5m";
+/// `/delivery` says "not delivering" once an output has been throttled this long without a call
+/// going through unthrottled.
+pub const THROTTLED_ALERT_AFTER: Duration = Duration::from_secs(60);
 /// `tail.header`.
 pub const DEFAULT_TAIL_HEADER: &str = "X-Edgelog-Tail-Token";
 

@@ -99,6 +99,9 @@ pub struct Config {
     pub tail: Option<TailConfig>,
     #[serde(serialize_with = "ser_duration")]
     pub shutdown_timeout: Duration,
+    /// `/delivery` is "not delivering" once an output's oldest buffered line is older.
+    #[serde(serialize_with = "ser_duration")]
+    pub delivery_alert_after: Duration,
     /// Values that were changed to fit a limit.
     pub warnings: Vec<String>,
 }

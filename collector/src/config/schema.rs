@@ -41,6 +41,10 @@ pub struct RawConfig {
     /// How long a graceful shutdown may take to flush before leaving the rest in the buffer.
     #[serde(default = "default_shutdown_timeout")]
     pub shutdown_timeout: String,
+    /// `/delivery` says "not delivering" once an output's oldest buffered line is older than
+    /// this.
+    #[serde(default = "default_delivery_alert_after")]
+    pub delivery_alert_after: String,
 }
 
 #[derive(Debug, Deserialize)]
@@ -384,6 +388,9 @@ fn default_listen() -> String {
 }
 fn default_shutdown_timeout() -> String {
     DEFAULT_SHUTDOWN_TIMEOUT.into()
+}
+fn default_delivery_alert_after() -> String {
+    DEFAULT_DELIVERY_ALERT_AFTER.into()
 }
 fn default_tail_header() -> String {
     DEFAULT_TAIL_HEADER.into()

@@ -300,6 +300,7 @@ impl Config {
             retry,
             tail,
             shutdown_timeout: duration("shutdown_timeout", &raw.shutdown_timeout)?,
+            delivery_alert_after: duration("delivery_alert_after", &raw.delivery_alert_after)?,
             warnings,
         })
     }

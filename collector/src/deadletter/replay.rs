@@ -15,7 +15,7 @@
 use crate::buffer::Buffer;
 use crate::config::{BufferConfig, BufferKind, Config, FsyncPolicy, OutputConfig, WhenFull};
 use crate::deadletter::DeadLetter;
-use crate::health::Health;
+use crate::health::Delivery;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use crate::output::error::OutputError;
@@ -215,7 +215,7 @@ pub async fn replay(config: &Config, output: &str, all: bool) -> Result<Report, 
     let shared = Shared {
         buffer: buffer.clone(),
         dead: Arc::new(DeadLetter::new(dl, metrics.clone())),
-        health: Arc::new(Health::new(metrics.clone())),
+        delivery: Arc::new(Delivery::new(config.delivery_alert_after, metrics.clone())),
         metrics: metrics.clone(),
         retry: config.retry,
         max_line_bytes: config.ingest.max_line_bytes,

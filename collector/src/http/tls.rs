@@ -164,32 +164,15 @@ impl Tls {
         *self.stamps.lock().unwrap_or_else(|e| e.into_inner()) != self.stamps_now()
     }
 
-    /// Reloads on SIGHUP and when a file changes, until dropped (aborted).
+    /// Reloads when a file changes, until dropped (aborted); SIGHUP is `run`'s (it calls
+    /// [`Tls::reload`]).
     pub async fn watch(self: Arc<Self>) {
-        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "tls: cannot listen for SIGHUP; reloading on file changes only");
-                None
-            }
-        };
         let mut every = tokio::time::interval(WATCH_EVERY);
         every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            tokio::select! {
-                Some(()) = async {
-                    match hup.as_mut() {
-                        Some(h) => h.recv().await,
-                        None => std::future::pending().await,
-                    }
-                } => {
-                    let _ = self.reload("SIGHUP");
-                }
-                _ = every.tick() => {
-                    if self.changed() {
-                        let _ = self.reload("a file changed");
-                    }
-                }
+            every.tick().await;
+            if self.changed() {
+                let _ = self.reload("a file changed");
             }
         }
     }

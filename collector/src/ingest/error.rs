@@ -30,6 +30,8 @@ pub enum IngestError {
     DiskFull,
     #[error("shutting down")]
     ShuttingDown,
+    #[error("draining: this collector takes no more batches; send them to another")]
+    Draining,
     #[error("storage error")]
     Storage(#[source] Internal),
 }
@@ -64,6 +66,7 @@ impl IngestError {
             IngestError::BufferFull => "buffer_full",
             IngestError::DiskFull => "disk_full",
             IngestError::ShuttingDown => "shutting_down",
+            IngestError::Draining => "draining",
             IngestError::Storage(_) => "storage",
         }
     }
@@ -76,7 +79,8 @@ impl IngestError {
             | IngestError::Decode(DecodeError::OverBudget)
             | IngestError::BufferFull
             | IngestError::DiskFull
-            | IngestError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+            | IngestError::ShuttingDown
+            | IngestError::Draining => StatusCode::SERVICE_UNAVAILABLE,
             IngestError::TooLarge { .. } | IngestError::Decode(DecodeError::TooLarge { .. }) => {
                 StatusCode::PAYLOAD_TOO_LARGE
             }
@@ -96,7 +100,10 @@ impl IngestError {
             IngestError::Overloaded
             | IngestError::OverBudget
             | IngestError::Decode(DecodeError::OverBudget) => Some(1),
-            IngestError::BufferFull | IngestError::DiskFull | IngestError::ShuttingDown => Some(5),
+            IngestError::BufferFull
+            | IngestError::DiskFull
+            | IngestError::ShuttingDown
+            | IngestError::Draining => Some(5),
             _ => None,
         }
     }

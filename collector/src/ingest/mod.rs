@@ -25,6 +25,7 @@ use body::{read_body, Budget, KIB};
 use decode::{FrameOptions, Framed};
 use error::{IngestError, Internal};
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -48,6 +49,24 @@ pub struct IngestState {
     pub budget: Arc<Semaphore>,
     pub health: Arc<Health>,
     pub tail: Arc<Tail>,
+    /// Requests being handled (from their first byte of handling to their answer).
+    active: AtomicUsize,
+}
+
+/// Counts one request as active while it lives (also when its handler is dropped early).
+struct Active<'a>(&'a AtomicUsize);
+
+impl<'a> Active<'a> {
+    fn enter(n: &'a AtomicUsize) -> Self {
+        n.fetch_add(1, Ordering::SeqCst);
+        Active(n)
+    }
+}
+
+impl Drop for Active<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
 
 impl IngestState {
@@ -84,7 +103,14 @@ impl IngestState {
             budget: Arc::new(Semaphore::new(budget_kib)),
             health,
             tail,
+            active: AtomicUsize::new(0),
         }
+    }
+
+    /// No request is being handled: once readiness refuses new batches (draining), none of the
+    /// batches already taken is still on its way into the buffer.
+    pub fn idle(&self) -> bool {
+        self.active.load(Ordering::SeqCst) == 0
     }
 }
 
@@ -100,6 +126,7 @@ pub async fn handler(
     body: Body,
 ) -> Response {
     let started = Instant::now();
+    let _active = Active::enter(&s.active);
     s.metrics.ingest_in_flight.add(1);
     let result = accept(&s, &headers, body).await;
     s.metrics.ingest_in_flight.add(-1);
@@ -141,6 +168,9 @@ async fn accept(s: &Arc<IngestState>, headers: &HeaderMap, body: Body) -> Result
     }
     if s.health.shutting_down() {
         return Err(IngestError::ShuttingDown);
+    }
+    if s.health.draining() {
+        return Err(IngestError::Draining);
     }
     let declared = headers
         .get(header::CONTENT_LENGTH)
@@ -254,6 +284,7 @@ mod tests {
         let buffer = Arc::new(Buffer::open(&cfg.buffer, metrics.clone()).expect("buffer"));
         let tail = Arc::new(Tail::new(metrics.clone()));
         let health = Arc::new(Health::new(metrics.clone()));
+        health.started();
         let state = Arc::new(IngestState::new(
             &cfg,
             buffer.clone(),
@@ -265,14 +296,17 @@ mod tests {
             ingest: state.clone(),
             tail,
             observer: Arc::new(crate::admin::status::Observer::new(
-                metrics,
+                metrics.clone(),
                 health,
+                Arc::new(crate::health::Delivery::new(
+                    cfg.delivery_alert_after,
+                    metrics,
+                )),
                 buffer,
                 Vec::new(),
-                "memory",
-                cfg.buffer.max_bytes,
                 cfg.dead_letter.path.clone(),
             )),
+            drain: Arc::new(crate::admin::drain::Drain::default()),
             admin_token: None,
         };
         Fixture {
@@ -519,17 +553,52 @@ mod tests {
             StatusCode::OK,
             "no output reports a problem"
         );
+        assert_eq!(call(&f, get("/delivery")).await.0, StatusCode::OK);
+        // An output that is down is a delivery problem, never a readiness one: the buffer takes
+        // the batches meanwhile.
+        f.app
+            .observer
+            .delivery
+            .set_problem("aws_kinesis", "Kinesis unreachable: x".into());
+        let (status, _, body) = call(&f, get("/readyz")).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert!(body.starts_with("ready\n"), "{body}");
+        let (status, _, body) = call(&f, get("/delivery")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(
+            body.starts_with("not delivering: aws_kinesis: Kinesis unreachable: x\n"),
+            "{body}"
+        );
+        assert_eq!(
+            call(&f, post(()).body(Body::from("x")).expect("req"))
+                .await
+                .0,
+            StatusCode::NO_CONTENT,
+            "batches are taken while an output is down"
+        );
+        f.app.observer.delivery.clear("aws_kinesis");
+        assert_eq!(call(&f, get("/delivery")).await.0, StatusCode::OK);
+        // The buffer refusing batches is a readiness problem.
         f.state
             .health
-            .set_not_ready("aws_kinesis", "Kinesis unreachable: x".into());
+            .set_problem("buffer", "the buffer's disk is full".into());
         let (status, _, body) = call(&f, get("/readyz")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
         assert!(
-            body.starts_with("not ready: aws_kinesis: Kinesis unreachable: x\n"),
+            body.starts_with("not ready: buffer: the buffer's disk is full\n"),
             "{body}"
         );
-        f.state.health.set_ready("aws_kinesis");
+        f.state.health.clear("buffer");
         assert_eq!(call(&f, get("/readyz")).await.0, StatusCode::OK);
+        // Draining: not ready, and batches are refused with a time to come back.
+        f.state.health.start_draining();
+        let (status, _, body) = call(&f, get("/readyz")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("not ready: draining\n"), "{body}");
+        let (status, headers, body) = call(&f, post(()).body(Body::from("x")).expect("req")).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(body.starts_with("draining"), "{body}");
+        assert!(headers.contains_key(header::RETRY_AFTER));
         f.state.health.start_shutdown();
         let (status, _, body) = call(&f, get("/readyz")).await;
         assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE);

@@ -10,7 +10,7 @@ use super::stdio::StdioOutput;
 use crate::buffer::Buffer;
 use crate::config::{OutputConfig, RetryPolicy};
 use crate::deadletter::DeadLetter;
-use crate::health::Health;
+use crate::health::Delivery;
 use crate::metrics::Metrics;
 use std::sync::Arc;
 
@@ -18,7 +18,7 @@ use std::sync::Arc;
 pub struct Shared {
     pub buffer: Arc<Buffer>,
     pub dead: Arc<DeadLetter>,
-    pub health: Arc<Health>,
+    pub delivery: Arc<Delivery>,
     pub metrics: Arc<Metrics>,
     pub retry: RetryPolicy,
     /// Lines longer than this are dead-lettered before an output that cannot take them.
@@ -51,7 +51,7 @@ pub async fn start(
                     api,
                     acks.clone(),
                     s.dead.clone(),
-                    s.health.clone(),
+                    s.delivery.clone(),
                     s.retry,
                 )
                 .await?,
@@ -68,9 +68,6 @@ pub async fn start(
             .await?,
         )),
     };
-    if matches!(output, Output::Stdio(_)) {
-        s.health.set_ready("stdio");
-    }
     let max_line_bytes = match out {
         // The archive keeps every line as received.
         OutputConfig::S3(_) => None,

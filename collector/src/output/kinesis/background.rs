@@ -9,8 +9,9 @@
 
 use super::api::{Fault, KinesisApi};
 use super::deliver::OUTPUT_NAME;
+use super::outage::Outage;
 use super::partition::{ShardMap, SharedShardMap};
-use crate::health::Health;
+use crate::health::Delivery;
 use crate::logging::ratelimit::Every;
 use crate::metrics::Metrics;
 use std::sync::Arc;
@@ -26,8 +27,10 @@ pub struct Refresher {
     pub stream: String,
     pub shards: Arc<SharedShardMap>,
     pub every: Duration,
-    pub health: Arc<Health>,
+    pub delivery: Arc<Delivery>,
     pub metrics: Arc<Metrics>,
+    /// Woken when ListShards is answered: the stream is back.
+    pub outage: Arc<Outage>,
 }
 
 /// The reason `/readyz` gives for a failed ListShards.
@@ -55,7 +58,8 @@ impl Refresher {
                 }
                 match self.api.list_shards(&self.stream).await {
                     Ok(list) if !list.is_empty() => {
-                        self.health.set_ready(OUTPUT_NAME);
+                        self.outage.back();
+                        self.delivery.clear(OUTPUT_NAME);
                         let map = ShardMap::new(list);
                         self.metrics.output_shard_refreshes.inc();
                         if *self.shards.get() != map {
@@ -69,8 +73,8 @@ impl Refresher {
                     Ok(_) => {}
                     Err(e) => {
                         if e.fault != Fault::Throttled {
-                            self.health
-                                .set_not_ready(OUTPUT_NAME, list_shards_problem(&e));
+                            self.delivery
+                                .set_problem(OUTPUT_NAME, list_shards_problem(&e));
                         }
                         if warnings.allow() {
                             tracing::warn!(error = %e, "ListShards failed; keeping the current shard map");

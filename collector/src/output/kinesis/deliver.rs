@@ -19,11 +19,12 @@
 use super::api::{CallError, Fault, KinesisApi, PutEntry};
 use super::batch::{record_size, Batch, Carried, Meta};
 use super::classify::{entry_fault, EntryFault};
+use super::outage::Outage;
 use super::pacing::{Answer, Ask, Pacing};
 use super::partition::{ShardMap, SharedShardMap};
 use crate::config::{RetryPolicy, KINESIS_MAX_BYTES_PER_CALL, KINESIS_MAX_RECORDS_PER_CALL};
 use crate::deadletter::{DeadLetter, DeadLine};
-use crate::health::Health;
+use crate::health::Delivery;
 use crate::logging::ratelimit::Every;
 use crate::metrics::Metrics;
 use crate::output::acks::Acks;
@@ -48,9 +49,11 @@ pub struct Sender {
     pub acks: Arc<Acks>,
     pub shards: Arc<SharedShardMap>,
     pub watch_shards: bool,
-    pub health: Arc<Health>,
+    pub delivery: Arc<Delivery>,
     /// PutRecords calls at once (`max_in_flight`), whatever the number of lanes.
     pub calls: Semaphore,
+    /// Calls waiting out an outage, woken when the stream answers again.
+    pub outage: Arc<Outage>,
     /// Rate limits for repeated warnings.
     pub call_warnings: Every,
 }
@@ -117,7 +120,7 @@ impl Sender {
                     all.sort_by_seq();
                     if e.fault.retried_without_limit() {
                         self.metrics.output_retries.add(all.len() as u64);
-                        tokio::time::sleep(retry::delay(&self.retry, outages)).await;
+                        self.outage.wait(retry::delay(&self.retry, outages)).await;
                         batch = all;
                         continue;
                     }
@@ -200,7 +203,8 @@ impl Sender {
 
     /// A call was answered: the output is ready, and a shard we do not know means a reshard.
     fn answered(&self, map: &ShardMap, shards: &[String]) {
-        self.health.set_ready(OUTPUT_NAME);
+        self.outage.back();
+        self.delivery.clear(OUTPUT_NAME);
         if self.watch_shards && !map.is_empty() && shards.iter().any(|s| !map.contains_id(s)) {
             self.shards.mark_stale();
         }
@@ -228,8 +232,11 @@ impl Sender {
     fn call_failed(&self, e: &CallError, outages: u32, records: usize) {
         self.metrics.output_call_errors.inc(&e.code);
         match e.fault {
-            Fault::Throttled => self.metrics.output_throttles.inc(),
-            fault => self.health.set_not_ready(
+            Fault::Throttled => {
+                self.metrics.output_throttles.inc();
+                self.delivery.throttled(OUTPUT_NAME);
+            }
+            fault => self.delivery.set_problem(
                 OUTPUT_NAME,
                 format!(
                     "Kinesis {}: {}{}",
@@ -326,6 +333,12 @@ impl Sender {
         self.pacing.observe(answers, shards);
         if throttled > 0 {
             self.metrics.output_throttles.add(throttled);
+        }
+        // Throttled means held back: a call of which nothing went through.
+        if records == 0 && throttled > 0 {
+            self.delivery.throttled(OUTPUT_NAME);
+        } else if records > 0 {
+            self.delivery.unthrottled(OUTPUT_NAME);
         }
         self.metrics.output_records.add(records);
         self.metrics.output_bytes.add(bytes);

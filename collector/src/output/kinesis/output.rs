@@ -24,6 +24,7 @@ use super::budget::{Budget, Cover};
 use super::deliver::{Sender, OUTPUT_NAME};
 use super::error::KinesisStartError;
 use super::lanes::Lanes;
+use super::outage::Outage;
 use super::pacing::Pacing;
 use super::partition::{Fallback, Partitioner, Placement, ShardMap, SharedShardMap};
 use crate::buffer::{Entry, EntryId};
@@ -31,7 +32,7 @@ use crate::config::{
     BatchPolicy, KinesisConfig, PartitionKeySpec, RetryPolicy, KINESIS_MAX_RECORD_BYTES,
 };
 use crate::deadletter::DeadLetter;
-use crate::health::Health;
+use crate::health::Delivery;
 use crate::logging::ratelimit::Every;
 use crate::output::acks::Acks;
 use bytes::Bytes;
@@ -85,14 +86,14 @@ impl KinesisOutput {
         api: Arc<dyn KinesisApi>,
         acks: Arc<Acks>,
         dead: Arc<DeadLetter>,
-        health: Arc<Health>,
+        delivery: Arc<Delivery>,
         retry_policy: RetryPolicy,
     ) -> Result<KinesisOutput, KinesisStartError> {
         let metrics = acks.metrics().clone();
         let shards = Arc::new(SharedShardMap::default());
         let required = cfg.aggregate || cfg.partition_key == PartitionKeySpec::ShardBalanced;
         let wants_map = required || Partitioner::needs_shard_map(&cfg.partition_key);
-        health.set_ready(OUTPUT_NAME);
+        delivery.clear(OUTPUT_NAME);
         if wants_map {
             match api.list_shards(&cfg.stream_name).await {
                 Ok(list) if !list.is_empty() => {
@@ -103,7 +104,7 @@ impl KinesisOutput {
                 // Out of reach for the moment: start anyway (not ready); lines are buffered.
                 Err(e) if matches!(e.fault, Fault::Outage | Fault::Throttled | Fault::Kms) => {
                     tracing::warn!(error = %e, "cannot reach Kinesis yet; starting not ready, lines are buffered");
-                    health.set_not_ready(OUTPUT_NAME, list_shards_problem(&e));
+                    delivery.set_problem(OUTPUT_NAME, list_shards_problem(&e));
                 }
                 Err(e) if required || e.fault != Fault::AccessDenied => {
                     return Err(start_error(cfg, e))
@@ -120,6 +121,7 @@ impl KinesisOutput {
             cfg.partition_key,
             PartitionKeySpec::Field(_) | PartitionKeySpec::Static(_) | PartitionKeySpec::Timestamp
         );
+        let outage = Arc::new(Outage::default());
         let sender = Arc::new(Sender {
             api: api.clone(),
             stream: cfg.stream_name.clone(),
@@ -130,9 +132,10 @@ impl KinesisOutput {
             acks,
             shards: shards.clone(),
             watch_shards: wants_map,
-            health: health.clone(),
+            delivery: delivery.clone(),
             calls: Semaphore::new(cfg.max_in_flight),
             call_warnings: Every::default(),
+            outage: outage.clone(),
         });
         // Keyed: a lane per order domain, 4 per call in flight, so that a few busy keys rarely
         // share a lane (one call at a time per lane); the calls semaphore caps concurrency.
@@ -150,8 +153,9 @@ impl KinesisOutput {
                     stream: cfg.stream_name.clone(),
                     shards: shards.clone(),
                     every: cfg.shard_refresh.min(cfg.health_check_interval),
-                    health,
+                    delivery,
                     metrics,
+                    outage,
                 }
                 .spawn(),
             );

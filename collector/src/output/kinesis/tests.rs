@@ -10,7 +10,7 @@ use crate::config::{
     RetryPolicy, StreamMode, KINESIS_MAX_BYTES_PER_CALL, KINESIS_MAX_RECORD_BYTES,
 };
 use crate::deadletter::DeadLetter;
-use crate::health::Health;
+use crate::health::Delivery;
 use crate::lines::LineBatch;
 use crate::metrics::Metrics;
 use crate::output::acks::Acks;
@@ -35,6 +35,8 @@ struct Fake {
     shards: Mutex<Vec<Shard>>,
     list_error: Mutex<Option<CallError>>,
     latency: Mutex<Duration>,
+    /// Every call fails as unreachable until then.
+    down_until: Mutex<Option<tokio::time::Instant>>,
     /// Record bytes inside calls now, and the most ever.
     in_call_bytes: AtomicUsize,
     peak_in_call_bytes: AtomicUsize,
@@ -81,6 +83,14 @@ impl KinesisApi for Fake {
             let latency = *self.latency.lock().expect("lock");
             tokio::time::sleep(latency).await;
             self.in_call_bytes.fetch_sub(bytes, Ordering::AcqRel);
+            if self
+                .down_until
+                .lock()
+                .expect("lock")
+                .is_some_and(|t| tokio::time::Instant::now() < t)
+            {
+                return Err(error(Fault::Outage, "ConnectionError"));
+            }
             let step = {
                 let mut s = self.script.lock().expect("lock");
                 if s.is_empty() {
@@ -155,7 +165,7 @@ struct Rig {
     acks: Arc<Acks>,
     dead_path: std::path::PathBuf,
     metrics: Arc<Metrics>,
-    health: Arc<Health>,
+    delivery: Arc<Delivery>,
     _dir: tempfile::TempDir,
 }
 
@@ -170,7 +180,7 @@ fn rig() -> Rig {
         buffer,
         acks,
         dead_path: dir.path().join("dead.ndjson"),
-        health: Arc::new(Health::new(metrics.clone())),
+        delivery: Arc::new(Delivery::new(Duration::from_secs(300), metrics.clone())),
         metrics,
         _dir: dir,
     }
@@ -190,7 +200,22 @@ fn shards(n: u128) -> Vec<Shard> {
         .collect()
 }
 
+impl Rig {
+    /// The delivery verdict, its reasons one per line.
+    fn delivering(&self) -> Result<(), String> {
+        self.delivery.verdict(&[]).map_err(|r| r.join("\n"))
+    }
+}
+
 async fn output(r: &Rig, c: &KinesisConfig) -> Result<KinesisOutput, OutputError> {
+    output_retrying(r, c, retry_policy()).await
+}
+
+async fn output_retrying(
+    r: &Rig,
+    c: &KinesisConfig,
+    retry: RetryPolicy,
+) -> Result<KinesisOutput, OutputError> {
     let dead = Arc::new(DeadLetter::new(
         &crate::config::DeadLetterConfig::at(r.dead_path.clone()),
         r.metrics.clone(),
@@ -200,8 +225,8 @@ async fn output(r: &Rig, c: &KinesisConfig) -> Result<KinesisOutput, OutputError
         r.fake.clone(),
         r.acks.clone(),
         dead,
-        r.health.clone(),
-        retry_policy(),
+        r.delivery.clone(),
+        retry,
     )
     .await
     .map_err(OutputError::from)
@@ -316,11 +341,11 @@ async fn outages_are_retried_without_dead_lettering_and_readiness_names_them() {
         .expect("start");
     feed(&r, &mut out, vec!["survives".into()]).await;
     out.flush_due().await;
-    // While the calls are refused, readiness says why.
+    // While the calls are refused, the delivery verdict says why.
     let mut saw = Vec::new();
     for _ in 0..200 {
         tokio::time::sleep(Duration::from_millis(1)).await;
-        if let Err(reason) = r.health.readiness() {
+        if let Err(reason) = r.delivering() {
             if !saw.contains(&reason) {
                 saw.push(reason);
             }
@@ -333,7 +358,7 @@ async fn outages_are_retried_without_dead_lettering_and_readiness_names_them() {
             .any(|s| s.contains("permission missing") && s.contains("kinesis:PutRecords")),
         "{saw:?}"
     );
-    assert_eq!(r.health.readiness(), Ok(()), "ready again after a success");
+    assert_eq!(r.delivering(), Ok(()), "delivering again after a success");
     assert_eq!(r.fake.calls.lock().expect("lock").len(), 7);
     assert!(!r.dead_path.exists());
     assert_eq!(r.metrics.output_lines.get(), 1);
@@ -530,7 +555,7 @@ async fn start_needs_list_shards_only_where_the_strategy_does() {
             Some(error(Fault::AccessDenied, "AccessDeniedException"));
         let out = output(&r, &cfg(spec.clone(), 10)).await;
         assert!(out.is_ok(), "{spec:?}");
-        assert_eq!(r.health.readiness(), Ok(()), "{spec:?}");
+        assert_eq!(r.delivering(), Ok(()), "{spec:?}");
     }
     // Shard-balanced needs it, and says so.
     let r = rig();
@@ -548,13 +573,13 @@ async fn start_needs_list_shards_only_where_the_strategy_does() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn an_unreachable_kinesis_at_start_means_not_ready_not_a_failed_start() {
+async fn an_unreachable_kinesis_at_start_means_not_delivering_not_a_failed_start() {
     let r = rig();
     *r.fake.list_error.lock().expect("lock") = Some(error(Fault::Outage, "ConnectionError"));
     let out = output(&r, &cfg(PartitionKeySpec::ShardBalanced, 10))
         .await
         .expect("starts");
-    let reason = r.health.readiness().expect_err("not ready");
+    let reason = r.delivering().expect_err("not delivering");
     assert!(reason.contains("unreachable"), "{reason}");
     drop(out);
 }
@@ -581,4 +606,40 @@ async fn start_fails_clearly_for_a_missing_stream_or_refused_credentials() {
             .expect("fails");
         assert!(err.to_string().contains(want), "{err}");
     }
+}
+
+/// However long the backoff grew during an outage (here up to 30 s), the calls waiting it out
+/// go again within about a second of the stream answering: one of them probes every second,
+/// and its answer wakes the others.
+#[tokio::test(start_paused = true)]
+async fn delivery_resumes_within_seconds_of_an_outage_ending_whatever_the_backoff() {
+    let r = rig();
+    let start = tokio::time::Instant::now();
+    let back_at = start + Duration::from_secs(120);
+    *r.fake.down_until.lock().expect("lock") = Some(back_at);
+    let retry = RetryPolicy {
+        max_retries: 2,
+        initial_wait: Duration::from_secs(1),
+        max_wait: Duration::from_secs(30),
+        backoff: Backoff::Exponential,
+    };
+    let mut out = output_retrying(&r, &cfg(PartitionKeySpec::Random, 2), retry)
+        .await
+        .expect("start");
+    for i in 0..4 {
+        feed(&r, &mut out, vec![format!("a{i}"), format!("b{i}")]).await;
+    }
+    out.flush_due().await;
+    tokio::time::sleep_until(back_at - Duration::from_secs(1)).await;
+    assert_eq!(r.metrics.output_lines.get(), 0, "down: nothing delivered");
+    assert!(r.delivering().is_err(), "down: not delivering");
+    tokio::time::sleep_until(back_at + Duration::from_secs(2)).await;
+    assert_eq!(
+        r.metrics.output_lines.get(),
+        8,
+        "every line delivered within 2 s of the stream coming back"
+    );
+    assert_eq!(r.delivering(), Ok(()));
+    out.finish().await;
+    assert_eq!(r.acks.outstanding(), 0);
 }
