@@ -405,8 +405,13 @@ async fn drain_when_asked(
     if let Err(e) = core.buffer.persist_acks().await {
         tracing::error!(error = %e, "buffer: cannot save the acknowledgement watermark");
     }
+    let left: u64 = outputs
+        .accounting
+        .iter()
+        .map(|(_, a)| a.counts().buffered)
+        .sum();
     tracing::info!(
-        left_bytes = core.buffer.used_bytes(),
+        lines_left = left,
         "drained: every line delivered or dead-lettered; stopping"
     );
     drain.finished();
