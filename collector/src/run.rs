@@ -36,8 +36,6 @@ use tokio_util::task::TaskTracker;
 
 /// Most bytes of a disk buffer read ahead of the output's acknowledgements.
 const DISK_READ_AHEAD_BYTES: usize = 64 * 1024 * 1024;
-/// How often the disk buffer's acknowledgement watermark is saved.
-const ACK_PERSIST_EVERY: Duration = Duration::from_millis(100);
 /// The name the buffer's state has in `/readyz`.
 const BUFFER_NAME: &str = "buffer";
 /// How long the admin listener may take to finish its answers once the collector stops (a live
@@ -298,7 +296,11 @@ fn start_background(core: &Core, outputs: &Outputs, background: &Background) -> 
         delivery,
         buffer,
     } = core;
-    background.spawn(persist_acks(buffer.clone(), health.clone()));
+    background.spawn(persist_acks(
+        buffer.clone(),
+        health.clone(),
+        config.buffer.ack_save_interval,
+    ));
     let tail = Arc::new(Tail::new(metrics.clone()));
     let observer = Arc::new(Observer::new(
         metrics.clone(),
@@ -330,12 +332,14 @@ fn start_background(core: &Core, outputs: &Outputs, background: &Background) -> 
     }
 }
 
-/// Saves the acknowledgement position every [`ACK_PERSIST_EVERY`] and reports the buffer's
-/// state to readiness.
-async fn persist_acks(buffer: Arc<Buffer>, health: Arc<Health>) {
+/// Saves the acknowledgement position every `buffer.ack_save_interval` (when it moved) and
+/// reports the buffer's state to readiness.
+async fn persist_acks(buffer: Arc<Buffer>, health: Arc<Health>, every: Duration) {
     let warnings = ratelimit::Every::default();
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
-        tokio::time::sleep(ACK_PERSIST_EVERY).await;
+        tick.tick().await;
         if let Err(e) = buffer.persist_acks().await {
             if warnings.allow() {
                 tracing::error!(error = %e, repeats = warnings.take_suppressed(), "buffer: cannot save the acknowledgement watermark");

@@ -65,6 +65,11 @@ pub const DEFAULT_FSYNC_INTERVAL: &str = "100ms";
 /// `fsync: interval`: unsynced bytes that trigger a sync before the period ends. One sync per
 /// MiB costs little on any disk and keeps a busy collector from waiting out the period.
 pub const DEFAULT_FSYNC_BYTES: u64 = 1024 * 1024;
+/// `buffer.ack_save_interval`: a save is one small write without a sync (a sync comes at most
+/// every second, and before segments are deleted), so saving often costs little.
+pub const DEFAULT_ACK_SAVE_INTERVAL: &str = "10ms";
+/// The longest `buffer.ack_save_interval` accepted.
+pub const MAX_ACK_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 /// `buffer.block_timeout`.
 pub const DEFAULT_BLOCK_TIMEOUT: &str = "5s";
 /// `buffer.segment_bytes`: an eighth of `max_bytes`, within these bounds.

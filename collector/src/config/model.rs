@@ -178,6 +178,8 @@ pub struct BufferConfig {
     #[serde(serialize_with = "ser_duration")]
     pub block_timeout: Duration,
     pub segment_bytes: u64,
+    #[serde(serialize_with = "ser_duration")]
+    pub ack_save_interval: Duration,
 }
 
 #[cfg(test)]
@@ -194,6 +196,7 @@ impl BufferConfig {
             when_full: WhenFull::Reject,
             block_timeout: Duration::from_secs(1),
             segment_bytes: 1 << 20,
+            ack_save_interval: Duration::from_millis(10),
         }
     }
 }

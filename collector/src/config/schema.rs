@@ -151,6 +151,9 @@ pub struct RawBuffer {
     pub block_timeout: String,
     /// Size at which the disk buffer starts a new segment file.
     pub segment_bytes: Option<u64>,
+    /// How often the disk buffer saves how far the outputs have delivered (when it moved): a
+    /// collector killed (kill -9) sends again what it delivered since the last save.
+    pub ack_save_interval: String,
 }
 
 impl Default for RawBuffer {
@@ -165,6 +168,7 @@ impl Default for RawBuffer {
             when_full: WhenFull::Reject,
             block_timeout: DEFAULT_BLOCK_TIMEOUT.into(),
             segment_bytes: None,
+            ack_save_interval: DEFAULT_ACK_SAVE_INTERVAL.into(),
         }
     }
 }

@@ -255,6 +255,10 @@ fn bad_values_name_their_key() {
             "buffer.fsync_interval",
         ),
         (
+            format!("{MINIMAL}buffer: {{ack_save_interval: 2s}}\n"),
+            "buffer.ack_save_interval",
+        ),
+        (
             format!("{MINIMAL}buffer: {{max_bytes: 10}}\n"),
             "buffer.max_bytes",
         ),

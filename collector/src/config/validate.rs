@@ -191,7 +191,17 @@ impl Config {
             when_full: b.when_full,
             block_timeout: duration("buffer.block_timeout", &b.block_timeout)?,
             segment_bytes,
+            ack_save_interval: duration("buffer.ack_save_interval", &b.ack_save_interval)?,
         };
+        if buffer.ack_save_interval.is_zero() || buffer.ack_save_interval > MAX_ACK_SAVE_INTERVAL {
+            return Err(invalid(
+                "buffer.ack_save_interval",
+                format!(
+                    "must be more than 0 and at most {}",
+                    humantime::format_duration(MAX_ACK_SAVE_INTERVAL)
+                ),
+            ));
+        }
         if buffer.fsync_bytes == 0 {
             return Err(invalid(
                 "buffer.fsync_bytes",

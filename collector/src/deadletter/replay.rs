@@ -206,6 +206,7 @@ pub async fn replay(config: &Config, output: &str, all: bool) -> Result<Report, 
         when_full: WhenFull::Block,
         block_timeout: Duration::from_secs(24 * 3600),
         segment_bytes: 0,
+        ack_save_interval: config.buffer.ack_save_interval,
     };
     let buffer = Arc::new(Buffer::open_lanes(
         &buffer_cfg,
