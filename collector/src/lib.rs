@@ -19,6 +19,7 @@ pub mod logging;
 
 pub(crate) mod admin;
 pub(crate) mod buffer;
+pub mod check;
 pub(crate) mod deadletter;
 pub(crate) mod health;
 pub(crate) mod http;

@@ -5,6 +5,7 @@
 mod admin_client;
 mod fastly_setup;
 mod process;
+mod service;
 mod status_table;
 
 use anyhow::Context;
@@ -27,8 +28,15 @@ struct Cli {
 enum Command {
     /// Run the collector.
     Serve,
-    /// Validate the configuration and print it as it takes effect, secrets hidden.
-    CheckConfig,
+    /// Validate the configuration and print it as it takes effect, secrets hidden; read the TLS
+    /// files as a start would.
+    CheckConfig {
+        /// Also check each AWS output's access, without sending a line: the Kinesis stream
+        /// answers ListShards, the archive's bucket takes a multipart upload (opened and
+        /// aborted).
+        #[arg(long)]
+        probe: bool,
+    },
     /// Print the lines the challenge endpoint answers for these service ids.
     Challenge {
         /// Fastly service ids, or `*`.
@@ -119,7 +127,7 @@ pub fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command.unwrap_or(Command::Serve) {
         Command::Serve => serve(cli.config),
-        Command::CheckConfig => check_config(cli.config),
+        Command::CheckConfig { probe } => check_config(cli.config, probe),
         Command::Challenge { service_ids } => {
             for line in collector::challenge_lines(&service_ids) {
                 println!("{line}");
@@ -159,11 +167,18 @@ pub fn main() -> std::process::ExitCode {
     }
 }
 
-fn check_config(path: Option<PathBuf>) -> anyhow::Result<()> {
+fn check_config(path: Option<PathBuf>, probe: bool) -> anyhow::Result<()> {
     let config = load(path)?;
+    collector::check::tls_files(&config)?;
     print!("{}", config.to_yaml());
     for w in &config.warnings {
         eprintln!("warning: {w}");
+    }
+    if probe {
+        let found = multi_thread_runtime()?.block_on(collector::check::probe(&config))?;
+        for line in found {
+            eprintln!("probe: {line}");
+        }
     }
     Ok(())
 }
@@ -194,7 +209,12 @@ fn serve(path: Option<PathBuf>) -> anyhow::Result<()> {
         let listener = tokio::net::TcpListener::bind(&config.listen)
             .await
             .with_context(|| format!("listen: cannot bind {}", config.listen))?;
-        collector::run(config, listener, shutdown_signal()).await?;
+        let shutdown_timeout = config.shutdown_timeout;
+        let stop = async move {
+            shutdown_signal().await;
+            service::stopping(shutdown_timeout);
+        };
+        collector::run_with(config, listener, stop, |_| service::ready()).await?;
         Ok(())
     })
 }

@@ -1,8 +1,11 @@
 //! `${VAR}` interpolation: every string value of the file can take values from the
-//! environment (`$$` is a literal `$`).
+//! environment (`$$` is a literal `$`), and `${file:PATH}` the content of a file (its last line
+//! ending removed), PATH itself taking `${VAR}`s: `${file:${CREDENTIALS_DIRECTORY}/token}` reads
+//! a credential systemd's `LoadCredential=` placed.
 //!
-//! Invariants: an unset variable is an error naming it and the key; the values substituted are
-//! remembered, so that an error message about the file never shows one (they are often secrets).
+//! Invariants: an unset variable or an unreadable file is an error naming it and the key; the
+//! values substituted are remembered, so that an error message about the file never shows one
+//! (they are often secrets).
 
 use super::error::{invalid, ConfigError};
 
@@ -57,6 +60,22 @@ fn substitute(
         if let Some(r) = after.strip_prefix('$') {
             out.push('$');
             rest = r;
+        } else if let Some(f) = after.strip_prefix("{file:") {
+            let end =
+                closing_brace(f).ok_or_else(|| "unterminated ${file: in value".to_string())?;
+            let path = substitute(&f[..end], env, used)?;
+            let v = std::fs::read_to_string(&path)
+                .map_err(|e| format!("${{file:{path}}}: cannot read {path}: {e}"))?;
+            let v = v
+                .strip_suffix("\r\n")
+                .or_else(|| v.strip_suffix('\n'))
+                .unwrap_or(&v)
+                .to_string();
+            out.push_str(&v);
+            if !v.is_empty() {
+                used.push(v);
+            }
+            rest = &f[end + 1..];
         } else if let Some(r) = after.strip_prefix('{') {
             let end = r
                 .find('}')
@@ -80,6 +99,26 @@ fn substitute(
     Ok(out)
 }
 
+/// The index of the `}` closing a `${` whose content starts `s`, past any `${...}` inside.
+fn closing_brace(s: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let b = s.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'$' if b.get(i + 1) == Some(&b'{') => {
+                depth += 1;
+                i += 1;
+            }
+            b'}' if depth == 0 => return Some(i),
+            b'}' => depth -= 1,
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
 /// Replaces every substituted value in an error message by a placeholder.
 pub fn scrub(message: &str, used: &[String]) -> String {
     let mut out = message.to_string();
@@ -89,4 +128,32 @@ pub fn scrub(message: &str, used: &[String]) -> String {
         out = out.replace(v.as_str(), "<value from the environment>");
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn file_values_are_read_trimmed_and_remembered_as_secrets() {
+        let dir = tempfile::tempdir().expect("tmp");
+        std::fs::write(dir.path().join("token"), "s3cret\n").expect("write");
+        let creds = dir.path().display().to_string();
+        let env = move |k: &str| (k == "CREDENTIALS_DIRECTORY").then(|| creds.clone());
+        let mut used = Vec::new();
+        assert_eq!(
+            substitute("t=${file:${CREDENTIALS_DIRECTORY}/token};", &env, &mut used),
+            Ok("t=s3cret;".to_string())
+        );
+        assert!(used.contains(&"s3cret".to_string()), "{used:?}");
+        let missing =
+            substitute("${file:/nonexistent/token}", &env, &mut used).expect_err("missing");
+        assert!(
+            missing.contains("cannot read /nonexistent/token"),
+            "{missing}"
+        );
+        let unset = substitute("${file:${NOPE}/token}", &env, &mut used).expect_err("unset");
+        assert!(unset.contains("NOPE is not set"), "{unset}");
+        assert!(substitute("${file:/x", &env, &mut used).is_err());
+    }
 }

@@ -68,7 +68,7 @@ pub struct KinesisOutput {
 }
 
 /// The start-up error for a failed ListShards that the strategy cannot do without.
-fn start_error(cfg: &KinesisConfig, e: CallError) -> KinesisStartError {
+pub(crate) fn start_error(cfg: &KinesisConfig, e: CallError) -> KinesisStartError {
     let stream = cfg.stream_name.clone();
     match e.fault {
         Fault::NotFound => KinesisStartError::StreamMissing { stream, source: e },

@@ -67,9 +67,10 @@ impl S3Client {
     }
 
     /// Checks that the bucket exists (HeadBucket) and the credentials may write to it: opens a
-    /// multipart upload under the prefix and aborts it (nothing is left behind). A store that cannot be
-    /// reached is not an error here.
-    pub async fn check(&self) -> Result<(), S3StartError> {
+    /// multipart upload under the prefix and aborts it (nothing is left behind). A store that
+    /// cannot be reached is not an error here: its failure is returned, to be logged (a start
+    /// goes on; uploads wait for the store) or reported (`check-config --probe`).
+    pub async fn check(&self) -> Result<Option<Failure>, S3StartError> {
         let key = format!("{}{CHECK_KEY}", self.cfg.prefix);
         let bucket = &self.cfg.bucket;
         // A missing bucket answers 404 here; other refusals (HeadBucket needs s3:ListBucket,
@@ -89,10 +90,7 @@ impl S3Client {
         }
         let id = match self.create(&key).await {
             Ok(id) => id,
-            Err(f) if !f.answered => {
-                tracing::warn!(bucket = %bucket, error = %f, "s3: cannot reach the store at start; uploads wait for it");
-                return Ok(());
-            }
+            Err(f) if !f.answered => return Ok(Some(f)),
             Err(f) => return Err(self.explain(f, "s3:PutObject", &key)),
         };
         match self
@@ -104,13 +102,13 @@ impl S3Client {
             .send()
             .await
         {
-            Ok(_) => Ok(()),
+            Ok(_) => Ok(None),
             Err(e) => {
                 let f = Failure::from(e);
                 if f.answered {
                     Err(self.explain(f, "s3:AbortMultipartUpload", &key))
                 } else {
-                    Ok(())
+                    Ok(Some(f))
                 }
             }
         }

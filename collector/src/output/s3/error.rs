@@ -71,6 +71,8 @@ pub enum S3StartError {
     WrongRegion { bucket: String, source: Failure },
     #[error("output.s3: the store refused the start-up check: {}", source.detail)]
     CheckRefused { source: Failure },
+    #[error("output.s3: cannot reach the store: {}", source.detail)]
+    Unreachable { source: Failure },
 }
 
 impl From<AwsError> for S3StartError {

@@ -65,7 +65,9 @@ impl S3Output {
         metrics: Arc<Metrics>,
     ) -> Result<S3Output, S3StartError> {
         let client = S3Client::connect(cfg.clone(), metrics.clone()).await?;
-        client.check().await?;
+        if let Some(f) = client.check().await? {
+            tracing::warn!(bucket = %cfg.bucket, error = %f, "s3: cannot reach the store at start; uploads wait for it");
+        }
         let instance = buffer.id().to_string();
         tracing::info!(bucket = %cfg.bucket, prefix = %cfg.prefix, instance = %instance, "s3: archiving every line");
         Ok(S3Output {
