@@ -138,11 +138,15 @@ async fn the_collector_tells_systemd_it_is_ready_and_how_long_it_may_take_to_sto
     let proc =
         spawn_collector_process_with(&collector_bin(), &cfg, &[("NOTIFY_SOCKET", &notify)]).await;
     let mut buf = [0u8; 512];
-    let read = |buf: &mut [u8]| -> String {
+    // One datagram per notification, one `KEY=value` per line.
+    let read = |buf: &mut [u8]| -> Vec<String> {
         let n = socket.recv(buf).expect("a notification within 60 s");
-        String::from_utf8_lossy(&buf[..n]).into_owned()
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .map(str::to_string)
+            .collect()
     };
-    assert_eq!(read(&mut buf), "READY=1");
+    assert_eq!(read(&mut buf), ["READY=1"]);
     assert_eq!(post_lines(&proc.url, None, &["one".to_string()]).await, 204);
     let pid = proc.pid();
     let term = tokio::task::spawn_blocking(move || {
@@ -151,7 +155,10 @@ async fn the_collector_tells_systemd_it_is_ready_and_how_long_it_may_take_to_sto
             .status();
     });
     term.await.expect("kill");
-    assert_eq!(read(&mut buf), "STOPPING=1\nEXTEND_TIMEOUT_USEC=95000000");
+    assert_eq!(
+        read(&mut buf),
+        ["STOPPING=1", "EXTEND_TIMEOUT_USEC=95000000"]
+    );
     assert_eq!(proc.terminate().await, Some(0));
 }
 
