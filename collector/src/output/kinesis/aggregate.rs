@@ -4,7 +4,9 @@
 //!
 //! Invariant: an open aggregate remembers exactly which entries its lines came from, so its
 //! record acknowledges them once delivered or dead-lettered; a line too big to aggregate is
-//! returned to be sent as a plain record (deaggregators pass those through).
+//! returned to be sent as a plain record (deaggregators pass those through). A finished record
+//! is sent with its anchor as ExplicitHashKey (see `kpl.rs`) and is not yet sealed: its digest is
+//! written with its batch's ([`super::batch::seal`]) before it is sent.
 
 use super::api::PutEntry;
 use super::batch::{add_counts, AggregatedLines, Carried, Meta};
@@ -92,6 +94,22 @@ impl Aggregates {
         }
     }
 
+    /// Whether a line for `place` would join shard `shard`'s open aggregate (or start one)
+    /// without closing it.
+    pub fn fits(&self, shard: usize, place: &Placement, len: usize) -> bool {
+        self.open
+            .get(shard)
+            .and_then(Option::as_ref)
+            .is_none_or(|o| {
+                o.agg.fits(
+                    &place.partition_key,
+                    place.explicit_hash_key.as_ref(),
+                    len,
+                    AGGREGATE_RECORD_BYTES,
+                )
+            })
+    }
+
     /// Closes shard `shard`'s aggregate into a record.
     pub fn finish(&mut self, shard: usize) -> Option<(PutEntry, Meta)> {
         let mut open = self.open.get_mut(shard)?.take()?;
@@ -99,8 +117,8 @@ impl Aggregates {
             return None;
         }
         let partition_key = open.agg.first_key().cloned()?;
-        let explicit_hash_key = open.agg.first_hash_key().cloned();
-        let data = open.agg.finish();
+        let explicit_hash_key = open.agg.anchor().cloned();
+        let data = open.agg.finish_unsealed();
         let put = PutEntry {
             data,
             partition_key,
@@ -109,6 +127,7 @@ impl Aggregates {
         let carried = Carried::Lines(Box::new(AggregatedLines {
             counts: open.counts,
             lines: open.lines,
+            sealed: false,
         }));
         Some((put, Meta::new(carried, Some(shard), false)))
     }

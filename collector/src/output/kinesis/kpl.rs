@@ -7,11 +7,23 @@
 //! optional uint64 explicit_hash_key_index = 2; required bytes data = 3 }, then the MD5 of the
 //! protobuf bytes. KCL and the AWS deaggregation libraries read it.
 //!
-//! Invariant: [`Aggregator::fits`] is exact, so an emitted record never passes the limit it was
-//! given (the Kinesis record limit, partition key included).
+//! Hash ranges: KCL drops a user record whose effective hash key (its explicit hash key, else the
+//! MD5 of its partition key) lies outside the shard it was read from. So every user record of a
+//! record shares one effective hash key, the record's *anchor* (the first user record's), and the
+//! Kinesis record is sent with that anchor as its ExplicitHashKey: whichever shard owns the
+//! anchor when the record is written, a split or a merge included, owns every user record in it.
+//! A user record with another key keeps its partition key and gets the anchor as its explicit
+//! hash key.
+//!
+//! The MD5 trailer is written last ([`seal`]), so that the digests of a batch of records can be
+//! computed together (`md5lanes.rs`); until then the record ends with 16 zero bytes.
+//!
+//! Invariants: [`Aggregator::fits`] is exact, so an emitted record never passes the limit it was
+//! given (the Kinesis record limit, partition key included); every user record's effective hash
+//! key is the record's anchor.
 
+use super::md5lanes;
 use bytes::Bytes;
-use md5::{Digest, Md5};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -45,6 +57,16 @@ pub struct Aggregator {
     records: Vec<(u64, Option<u64>, Bytes)>,
     /// Protobuf bytes so far.
     body_len: usize,
+    /// The effective hash key every user record shares (decimal), set by the first one.
+    anchor: Option<Arc<str>>,
+    /// Whether the first user record has an explicit hash key.
+    first_explicit: bool,
+}
+
+/// The decimal hash key Kinesis derives from a partition key (MD5, big-endian).
+pub fn hash_key_of(partition_key: &str) -> Arc<str> {
+    let d = md5lanes::one(partition_key.as_bytes());
+    Arc::from(u128::from_be_bytes(d).to_string())
 }
 
 impl Aggregator {
@@ -63,10 +85,32 @@ impl Aggregator {
             .map(|(k, _, _)| &self.keys[*k as usize])
     }
 
-    pub fn first_hash_key(&self) -> Option<&Arc<str>> {
-        self.records
-            .first()
-            .and_then(|(_, h, _)| h.map(|h| &self.hash_keys[h as usize]))
+    /// The effective hash key of every user record (the Kinesis record's ExplicitHashKey).
+    pub fn anchor(&self) -> Option<&Arc<str>> {
+        self.anchor.as_ref()
+    }
+
+    /// The explicit hash key a user record is stored with: its own when it is the anchor (or
+    /// none when its partition key hashes to the anchor), else the anchor.
+    fn inner_hash_key<'k>(
+        &'k self,
+        key: &Arc<str>,
+        hash_key: Option<&'k Arc<str>>,
+    ) -> Option<&'k Arc<str>> {
+        let Some(anchor) = self.anchor.as_ref().filter(|_| !self.records.is_empty()) else {
+            return hash_key;
+        };
+        match hash_key {
+            Some(h) if Arc::ptr_eq(h, anchor) || **h == **anchor => Some(h),
+            None if !self.first_explicit
+                && self
+                    .first_key()
+                    .is_some_and(|k| Arc::ptr_eq(k, key) || **k == **key) =>
+            {
+                None
+            }
+            _ => Some(anchor),
+        }
     }
 
     /// The index of a key already in `table`: the last one added is tried first (records bound
@@ -108,6 +152,7 @@ impl Aggregator {
 
     /// Size of the Kinesis record (data plus its partition key) if this user record were added.
     pub fn size_with(&self, key: &Arc<str>, hash_key: Option<&Arc<str>>, data_len: usize) -> usize {
+        let hash_key = self.inner_hash_key(key, hash_key);
         let body = self.body_len + self.added_len(key, hash_key, data_len);
         let outer_key = self.first_key().map_or(key.len(), |k| k.len());
         MAGIC.len() + body + DIGEST_LEN + outer_key
@@ -125,6 +170,14 @@ impl Aggregator {
     }
 
     pub fn add(&mut self, key: Arc<str>, hash_key: Option<Arc<str>>, data: Bytes) {
+        if self.anchor.is_none() {
+            self.first_explicit = hash_key.is_some();
+            self.anchor = Some(match &hash_key {
+                Some(h) => h.clone(),
+                None => hash_key_of(&key),
+            });
+        }
+        let hash_key = self.inner_hash_key(&key, hash_key.as_ref()).cloned();
         self.body_len += self.added_len(&key, hash_key.as_ref(), data.len());
         let k = match Self::index_of(&self.keys, &self.key_index, &key) {
             Some(i) => i,
@@ -149,9 +202,15 @@ impl Aggregator {
         self.records.push((k, h, data));
     }
 
-    /// The encoded record; the aggregator is empty again afterwards.
+    /// The encoded record, sealed; the aggregator is empty again afterwards.
     pub fn finish(&mut self) -> Bytes {
-        // One buffer: the magic, the protobuf written in place, then the digest of that part.
+        seal(self.finish_unsealed())
+    }
+
+    /// The encoded record with 16 zero bytes where its digest goes ([`seal`] writes it); the
+    /// aggregator is empty again afterwards.
+    pub fn finish_unsealed(&mut self) -> Bytes {
+        // One buffer: the magic, the protobuf written in place, then room for the digest.
         let mut body = Vec::with_capacity(MAGIC.len() + self.body_len + DIGEST_LEN);
         body.extend_from_slice(&MAGIC);
         for k in &self.keys {
@@ -184,16 +243,50 @@ impl Aggregator {
             body.extend_from_slice(data);
         }
         debug_assert_eq!(body.len(), MAGIC.len() + self.body_len);
-        let digest = Md5::digest(&body[MAGIC.len()..]);
-        body.extend_from_slice(&digest);
+        body.extend_from_slice(&[0u8; DIGEST_LEN]);
         *self = Aggregator::default();
         Bytes::from(body)
     }
 }
 
+/// The protobuf part of a record from [`Aggregator::finish_unsealed`].
+fn digested_part(record: &[u8]) -> &[u8] {
+    &record[MAGIC.len().min(record.len())..record.len().saturating_sub(DIGEST_LEN)]
+}
+
+/// Writes the digest of a record from [`Aggregator::finish_unsealed`] into its last 16 bytes.
+pub fn seal(record: Bytes) -> Bytes {
+    seal_many(vec![record]).pop().unwrap_or_default()
+}
+
+/// Writes the digests of several records from [`Aggregator::finish_unsealed`], computed
+/// together. The records' buffers are reused when nothing else holds them (always, for a record
+/// fresh from its aggregator), else copied.
+pub fn seal_many(records: Vec<Bytes>) -> Vec<Bytes> {
+    let digests = {
+        let parts: Vec<&[u8]> = records.iter().map(|r| digested_part(r)).collect();
+        md5lanes::digests(&parts)
+    };
+    records
+        .into_iter()
+        .zip(digests)
+        .map(|(r, d)| {
+            let mut m = r
+                .try_into_mut()
+                .unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
+            let n = m.len();
+            if n >= MAGIC.len() + DIGEST_LEN {
+                m[n - DIGEST_LEN..].copy_from_slice(&d);
+            }
+            m.freeze()
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use md5::{Digest, Md5};
 
     #[test]
     fn size_prediction_is_exact() {
@@ -216,6 +309,8 @@ mod tests {
                     hash_key_index: copy.hash_key_index.clone(),
                     records: copy.records.clone(),
                     body_len: copy.body_len,
+                    anchor: copy.anchor.clone(),
+                    first_explicit: copy.first_explicit,
                 };
                 c2.finish().len()
             };
@@ -235,5 +330,67 @@ mod tests {
         // partition_key_table[0] = "pk"; records[0] = {pk index 0, data "hello"}
         assert_eq!(body, b"\x0a\x02pk\x1a\x09\x08\x00\x1a\x05hello");
         assert!(a.is_empty(), "reset after finish");
+    }
+
+    #[test]
+    fn user_records_with_other_keys_carry_the_anchor_as_their_hash_key() {
+        let mut a = Aggregator::default();
+        let (ka, kb): (Arc<str>, Arc<str>) = (Arc::from("a"), Arc::from("b"));
+        a.add(ka.clone(), None, Bytes::from_static(b"x"));
+        a.add(kb, None, Bytes::from_static(b"y"));
+        a.add(ka, None, Bytes::from_static(b"z"));
+        let anchor = hash_key_of("a");
+        assert_eq!(a.anchor(), Some(&anchor));
+        let out = a.finish();
+        let mut want = b"\x0a\x01a\x0a\x01b\x12".to_vec();
+        want.push(anchor.len() as u8);
+        want.extend_from_slice(anchor.as_bytes());
+        // "a" hashes to the anchor: no hash key; "b" gets the anchor's (index 0).
+        want.extend_from_slice(b"\x1a\x05\x08\x00\x1a\x01x");
+        want.extend_from_slice(b"\x1a\x07\x08\x01\x10\x00\x1a\x01y");
+        want.extend_from_slice(b"\x1a\x05\x08\x00\x1a\x01z");
+        assert_eq!(&out[4..out.len() - 16], &want[..]);
+        assert_eq!(&out[out.len() - 16..], Md5::digest(&want).as_slice());
+        // An explicit first hash key is the anchor; a record with another one takes it.
+        let mut e = Aggregator::default();
+        let (h1, h2): (Arc<str>, Arc<str>) = (Arc::from("1"), Arc::from("2"));
+        e.add(Arc::from("p"), Some(h1.clone()), Bytes::from_static(b"x"));
+        e.add(Arc::from("p"), Some(h2), Bytes::from_static(b"y"));
+        e.add(Arc::from("p"), None, Bytes::from_static(b"z"));
+        assert_eq!(e.anchor(), Some(&h1));
+        let out = e.finish();
+        assert_eq!(
+            &out[4..out.len() - 16],
+            b"\x0a\x01p\x12\x011\x1a\x07\x08\x00\x10\x00\x1a\x01x\x1a\x07\x08\x00\x10\x00\x1a\x01y\x1a\x07\x08\x00\x10\x00\x1a\x01z"
+        );
+    }
+
+    #[test]
+    fn records_sealed_together_get_their_own_digests_in_place() {
+        let mut unsealed = Vec::new();
+        let mut ptrs = Vec::new();
+        for i in 0..11usize {
+            let mut a = Aggregator::default();
+            for j in 0..(i * 37 % 200) {
+                a.add(
+                    Arc::from(format!("k{}", j % 5)),
+                    None,
+                    Bytes::from(vec![b'a' + (j % 26) as u8; 100 + i * j % 300]),
+                );
+            }
+            if a.is_empty() {
+                a.add(Arc::from("k"), None, Bytes::from_static(b"only"));
+            }
+            let r = a.finish_unsealed();
+            assert_eq!(&r[r.len() - 16..], &[0u8; 16]);
+            ptrs.push(r.as_ptr());
+            unsealed.push(r);
+        }
+        let sealed = seal_many(unsealed);
+        for (r, p) in sealed.iter().zip(ptrs) {
+            let body = &r[4..r.len() - 16];
+            assert_eq!(&r[r.len() - 16..], Md5::digest(body).as_slice());
+            assert_eq!(r.as_ptr(), p, "sealed in place, not copied");
+        }
     }
 }

@@ -6,10 +6,13 @@
 //! every lane, and a batch whose records must wait (pacing, a throttled entry's backoff) is set
 //! aside and queued again when due, so no lane sits idle behind a hot shard.
 //!
+//! A lane writes the MD5 trailers of its batch's aggregated records before the first call (see
+//! `batch::seal`), so that work is spread over the lanes, not done on the batching task.
+//!
 //! Invariant: the queues are bounded; closing them (dropping [`Lanes`]) lets every lane finish
 //! what it holds, waiting batches included, and then stop.
 
-use super::batch::Batch;
+use super::batch::{seal, Batch};
 use super::deliver::{Later, Sender};
 use std::sync::Arc;
 use tokio::sync::mpsc;
@@ -37,7 +40,8 @@ impl Lanes {
                 let (tx, mut rx) = mpsc::channel::<Batch>(LANE_QUEUE);
                 let s = sender.clone();
                 workers.push(tokio::spawn(async move {
-                    while let Some(batch) = rx.recv().await {
+                    while let Some(mut batch) = rx.recv().await {
+                        seal(&mut batch);
                         s.deliver(batch, false).await;
                     }
                 }));
@@ -54,7 +58,8 @@ impl Lanes {
             workers.push(tokio::spawn(async move {
                 loop {
                     let next = rx.lock().await.recv().await;
-                    let Some(batch) = next else { break };
+                    let Some(mut batch) = next else { break };
+                    seal(&mut batch);
                     let Some(Later { batch, at }) = s.deliver(batch, true).await else {
                         continue;
                     };

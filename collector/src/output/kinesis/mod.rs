@@ -13,6 +13,7 @@ pub(crate) mod direct;
 pub(crate) mod error;
 pub(crate) mod kpl;
 pub(crate) mod lanes;
+pub(crate) mod md5lanes;
 pub(crate) mod outage;
 pub(crate) mod output;
 pub(crate) mod pacing;

@@ -2,7 +2,8 @@
 //! batches go to the sender lanes.
 //!
 //! Stages, one file each: `partition.rs` places each line (partition key, hash key, shard);
-//! `aggregate.rs` packs lines per shard into KPL records (`aggregate: true`); this file fills
+//! `aggregate.rs` packs lines per shard into KPL records (`aggregate: true`, format in `kpl.rs`,
+//! their MD5 trailers computed several at once by `md5lanes.rs`); this file fills
 //! batches by count, bytes and age; `budget.rs` bounds the bytes in flight; `lanes.rs` runs the
 //! senders; `deliver.rs` sends a batch until it is done, paced per shard by `pacing.rs`;
 //! `background.rs` refreshes the shard map. `api.rs` is the client contract, `classify.rs` the
@@ -62,6 +63,10 @@ pub struct KinesisOutput {
     budget: Arc<Budget>,
     open: Vec<OpenBatch>,
     aggs: Aggregates,
+    /// The shard map the open aggregates were built for.
+    aggs_map: Option<Arc<ShardMap>>,
+    /// Aggregated and shard-balanced: the shard whose aggregate takes lines until it is full.
+    balanced_shard: usize,
     workers: Vec<JoinHandle<()>>,
     background: Vec<JoinHandle<()>>,
     next_lane: usize,
@@ -171,6 +176,8 @@ impl KinesisOutput {
             budget: Budget::new(cfg.max_in_flight_bytes),
             open: (0..open_count).map(|_| OpenBatch::default()).collect(),
             aggs: Aggregates::default(),
+            aggs_map: None,
+            balanced_shard: 0,
             workers,
             background,
             next_lane: 0,
@@ -184,6 +191,15 @@ impl KinesisOutput {
 
     pub async fn submit(&mut self, entry: Entry) {
         let map = self.partitioner.shard_map();
+        if self.aggregate && !self.aggs_map.as_ref().is_some_and(|m| Arc::ptr_eq(m, &map)) {
+            // The shards changed: the open aggregates are sent as they are (each one's user
+            // records share its anchor, so they stay together wherever it lands), and new lines
+            // are placed by the new map.
+            for s in self.aggs.shards() {
+                self.emit_aggregate(s).await;
+            }
+            self.aggs_map = Some(map.clone());
+        }
         for i in 0..entry.batch.len() {
             let line = entry.batch.line(i);
             let (place, fallback) = self.partitioner.place(&map, &line, entry.arrived_ms);
@@ -191,7 +207,7 @@ impl KinesisOutput {
                 self.sender.metrics.output_partition_fallback.inc();
             }
             if self.aggregate {
-                self.add_aggregated(entry.id, line, place, map.len()).await;
+                self.add_aggregated(entry.id, line, place, &map).await;
             } else {
                 let lane = self.lane_for(&place, map.len());
                 let movable = place.affinity.is_none()
@@ -271,7 +287,23 @@ impl KinesisOutput {
         }
     }
 
-    async fn add_aggregated(&mut self, id: EntryId, line: Bytes, place: Placement, shards: usize) {
+    async fn add_aggregated(&mut self, id: EntryId, line: Bytes, place: Placement, map: &ShardMap) {
+        let shards = map.len();
+        // Shard-balanced lines fill one shard's aggregate at a time, the shards taking turns
+        // per record: an entry's lines share one or two records instead of one per shard, so
+        // the entry is acknowledged as soon as those are delivered.
+        let balanced = place.affinity.is_none() && place.explicit_hash_key.is_some();
+        let place = if balanced && shards > 0 {
+            let mut s = self.balanced_shard % shards;
+            if !self.aggs.fits(s, &Self::balanced_place(map, s), line.len()) {
+                // Full: sent, and the next shard's turn begins (emitting moves the turn on).
+                self.emit_aggregate(s).await;
+                s = self.balanced_shard % shards;
+            }
+            Self::balanced_place(map, s)
+        } else {
+            place
+        };
         match self.aggs.add(id, line, place) {
             Added::Joined => {}
             Added::Flushed(put, meta) | Added::Alone(put, meta) => {
@@ -281,9 +313,25 @@ impl KinesisOutput {
         }
     }
 
-    /// Turns the shard's open aggregate into a record in its lane's batch.
+    /// Where shard-balanced lines go while it is shard `s`'s turn.
+    fn balanced_place(map: &ShardMap, s: usize) -> Placement {
+        let shard = &map.shards[s];
+        Placement {
+            partition_key: shard.id.clone(),
+            explicit_hash_key: Some(shard.target.clone()),
+            affinity: None,
+            shard: Some(s),
+        }
+    }
+
+    /// Turns the shard's open aggregate into a record in its lane's batch. Emitting the
+    /// aggregate whose turn it is (full, or old enough) gives the turn to the next shard.
     async fn emit_aggregate(&mut self, shard: usize) -> Option<usize> {
         let (put, meta) = self.aggs.finish(shard)?;
+        let shards = self.aggs_map.as_ref().map_or(0, |m| m.len());
+        if shards > 0 && shard == self.balanced_shard % shards {
+            self.balanced_shard = (shard + 1) % shards;
+        }
         let lane = self.shard_lane(shard, self.partitioner.shard_map().len());
         self.add_record(lane, put, meta).await;
         Some(lane)
