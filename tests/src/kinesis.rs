@@ -200,6 +200,32 @@ impl KinesisClient {
         self.wait_active(name).await;
     }
 
+    /// Merges two open shards with adjacent ranges (the first ends where the second starts).
+    pub async fn merge(&self, name: &str, shard_id: &str, adjacent_id: &str) {
+        self.client
+            .merge_shards()
+            .stream_name(name)
+            .shard_to_merge(shard_id)
+            .adjacent_shard_to_merge(adjacent_id)
+            .send()
+            .await
+            .expect("merge");
+        self.wait_active(name).await;
+    }
+
+    /// The open shards, ordered by hash range: id, start and end hash key.
+    pub async fn open_shards(&self, name: &str) -> Vec<(String, u128, u128)> {
+        let mut open: Vec<(String, u128, u128)> = self
+            .shards(name)
+            .await
+            .into_iter()
+            .filter(|s| s.3)
+            .map(|(id, start, end, _)| (id, start, end))
+            .collect();
+        open.sort_by_key(|s| s.1);
+        open
+    }
+
     pub async fn put(&self, name: &str, data: &[u8], key: &str) {
         self.client
             .put_record()

@@ -8,6 +8,7 @@ pub mod browser;
 pub mod certs;
 pub mod collector;
 pub mod container;
+pub mod consumers;
 pub mod delivery;
 pub mod disk;
 pub mod fastly;
