@@ -30,7 +30,8 @@ use super::pacing::Pacing;
 use super::partition::{Fallback, Partitioner, Placement, ShardMap, SharedShardMap};
 use crate::buffer::{Entry, EntryId};
 use crate::config::{
-    BatchPolicy, KinesisConfig, PartitionKeySpec, RetryPolicy, KINESIS_MAX_RECORD_BYTES,
+    BatchPolicy, KinesisConfig, PartitionKeySpec, RetryPolicy, AGGREGATE_RECORD_BYTES,
+    KINESIS_MAX_RECORD_BYTES,
 };
 use crate::deadletter::DeadLetter;
 use crate::health::Delivery;
@@ -45,6 +46,11 @@ use tokio::time::Instant;
 
 /// Lanes per allowed call in flight, for keyed strategies.
 const KEYED_LANES_PER_CALL: usize = 4;
+
+/// Aggregated records a batch holds at most: one pass of the multi-lane MD5 (`md5lanes.rs`).
+/// Smaller calls than the 5 MiB Kinesis allows keep several in flight within
+/// `max_in_flight_bytes`, so entries are acknowledged sooner, and their request bodies small.
+const AGGREGATES_PER_BATCH: usize = 8;
 
 /// An open batch waiting to fill.
 #[derive(Default)]
@@ -270,10 +276,16 @@ impl KinesisOutput {
                 .await;
             return;
         }
+        let max_bytes = if self.aggregate {
+            self.batch
+                .max_batch_bytes
+                .min(AGGREGATES_PER_BATCH * AGGREGATE_RECORD_BYTES)
+        } else {
+            self.batch.max_batch_bytes
+        };
         let full = {
             let ob = &self.open[lane].batch;
-            !ob.is_empty()
-                && (ob.len() >= self.batch.size || ob.bytes + size > self.batch.max_batch_bytes)
+            !ob.is_empty() && (ob.len() >= self.batch.size || ob.bytes + size > max_bytes)
         };
         if full {
             self.send(lane).await;
