@@ -104,12 +104,39 @@ fn all_scenarios() -> Vec<Scenario> {
             "kinesis",
         ),
         s(
+            "memory-field-aggregate",
+            "memory",
+            "-",
+            false,
+            "field",
+            true,
+            "kinesis",
+        ),
+        s(
             "disk-interval",
             "disk",
             "interval",
             false,
             "shard",
             false,
+            "kinesis",
+        ),
+        s(
+            "disk-interval-aggregate",
+            "disk",
+            "interval",
+            false,
+            "shard",
+            true,
+            "kinesis",
+        ),
+        s(
+            "disk-interval-field-aggregate",
+            "disk",
+            "interval",
+            false,
+            "field",
+            true,
             "kinesis",
         ),
         Scenario {
@@ -486,7 +513,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         let rate = now.saturating_sub(last.0) as f64 / last.1.elapsed().as_secs_f64();
         last = (now, Instant::now());
         eprint!(
-            "\r{:<20} {:>5.1}s  {:>9.0} lines/s  accepted {:>10}  delivered {:>10}  rss {:>6.1} MB   ",
+            "\r{:<30} {:>5.1}s  {:>9.0} lines/s  accepted {:>10}  delivered {:>10}  rss {:>6.1} MB   ",
             s.name,
             t0.elapsed().as_secs_f64(),
             rate,
@@ -594,7 +621,7 @@ async fn main() {
         all.push(run_scenario(&args, s, bodies).await);
     }
     println!(
-        "\n{:<20} {:>10} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8}",
+        "\n{:<30} {:>10} {:>8} {:>10} {:>8} {:>9} {:>9} {:>9} {:>8} {:>6} {:>8}",
         "scenario",
         "lines/s",
         "MB/s",
@@ -609,7 +636,7 @@ async fn main() {
     );
     for f in &all {
         println!(
-            "{:<20} {:>10.0} {:>8.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>5.0}% {:>8}",
+            "{:<30} {:>10.0} {:>8.1} {:>10.2} {:>8.1} {:>9.1} {:>9.1} {:>9.1} {:>8.1} {:>5.0}% {:>8}",
             f.scenario,
             f.lines_per_s,
             f.mb_per_s,
