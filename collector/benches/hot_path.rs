@@ -201,7 +201,7 @@ fn kpl_aggregation(b: Bencher) {
 /// the other with `md-5`, and together with the multi-lane path (AVX2 when the CPU has it).
 #[divan::bench(args = ["one_by_one", "lanes"])]
 fn md5_of_eight_records(b: Bencher, how: &str) {
-    use collector::output::kinesis::md5lanes;
+    use collector::__internals::{md5_digests, md5_one};
     let msgs: Vec<Vec<u8>> = (0..8u8)
         .map(|i| {
             (0..256 * 1024)
@@ -212,7 +212,7 @@ fn md5_of_eight_records(b: Bencher, how: &str) {
     let refs: Vec<&[u8]> = msgs.iter().map(Vec::as_slice).collect();
     b.counter(BytesCount::new(8 * 256 * 1024usize))
         .bench(|| match how {
-            "lanes" => md5lanes::digests(black_box(&refs)),
-            _ => refs.iter().map(|m| md5lanes::one(black_box(m))).collect(),
+            "lanes" => md5_digests(black_box(&refs)),
+            _ => refs.iter().map(|m| md5_one(black_box(m))).collect(),
         });
 }

@@ -53,4 +53,5 @@ pub mod __internals {
     pub use crate::output::kinesis::api::PutEntry;
     pub use crate::output::kinesis::direct::encode;
     pub use crate::output::kinesis::kpl::Aggregator;
+    pub use crate::output::kinesis::md5lanes::{digests as md5_digests, one as md5_one};
 }

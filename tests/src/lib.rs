@@ -7,8 +7,8 @@
 pub mod browser;
 pub mod certs;
 pub mod collector;
-pub mod container;
 pub mod consumers;
+pub mod container;
 pub mod delivery;
 pub mod disk;
 pub mod fastly;
