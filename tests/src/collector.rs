@@ -192,8 +192,9 @@ impl CollectorProcess {
 
 /// Starts `collector serve --config <file>`. The file's `listen` should use port 0: the address
 /// the collector bound is read from its start-up log, so no other process can take the port
-/// between choosing and binding it. A file that does not set `admin` gets the admin listener on
-/// a free port (the line is added to the file).
+/// between choosing and binding it. A file that sets neither gets `listen` on port 0, and one
+/// that does not set `admin` gets the admin listener on a free port (the lines are added to the
+/// file): several collectors run at once in the tests.
 pub async fn spawn_collector_process(config_path: &std::path::Path) -> CollectorProcess {
     spawn_collector_process_at(&collector_bin(), config_path).await
 }
@@ -214,9 +215,12 @@ pub async fn spawn_collector_process_with(
     env: &[(&str, &str)],
 ) -> CollectorProcess {
     let text = std::fs::read_to_string(config_path).expect("read the collector's configuration");
-    let with_admin = with_admin_on_a_free_port(&text);
-    if with_admin != text {
-        std::fs::write(config_path, with_admin).expect("write the collector's configuration");
+    let mut with_ports = with_admin_on_a_free_port(&text);
+    if !with_ports.lines().any(|l| l.starts_with("listen:")) {
+        with_ports = format!("{}\nlisten: \"127.0.0.1:0\"\n", with_ports.trim_end());
+    }
+    if with_ports != text {
+        std::fs::write(config_path, with_ports).expect("write the collector's configuration");
     }
     let mut child = command(bin)
         .arg("serve")
