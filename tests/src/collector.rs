@@ -1,6 +1,7 @@
 //! The collector, started in-process on a free port through its `run` entry point, or as the
 //! real binary in its own process (for kill -9 and signal tests).
 
+use crate::fastly::Batch;
 use crate::paths::{repo_root, target_dir};
 use crate::procs::{command, KillOnDrop, Lines};
 use collector::config::Config;
@@ -114,6 +115,22 @@ pub async fn spawn_collector_in(yaml: &str, dir: tempfile::TempDir) -> RunningCo
         dir,
         stop: Some(stop_tx),
         task: Some(task),
+    }
+}
+
+/// Starts the collector in-process with `yaml` (in a new directory) and returns the error that
+/// stops its start; panics if it starts.
+pub async fn start_error(yaml: &str) -> String {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let config = config_in(yaml, dir.path());
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let run = collector::run(config, listener, std::future::pending());
+    match tokio::time::timeout(Duration::from_secs(60), run).await {
+        Ok(Err(e)) => e.to_string(),
+        Ok(Ok(())) => panic!("the collector started and stopped"),
+        Err(_) => panic!("the collector started"),
     }
 }
 
@@ -286,6 +303,24 @@ pub(crate) async fn wait_listening(
     }
 }
 
+/// Runs `collector serve --config <file>` and expects it to exit at start with a failure;
+/// returns what it printed on stderr.
+pub async fn refused_at_start(config_path: &std::path::Path) -> String {
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        tokio::process::Command::new(collector_bin())
+            .args(["serve", "--config"])
+            .arg(config_path)
+            .output(),
+    )
+    .await
+    .expect("the collector exits at start")
+    .expect("run collector");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "should not start: {stderr}");
+    stderr
+}
+
 /// The port in the collector's `message` log line ("collector listening", "admin listening";
 /// text or JSON).
 fn listening_port(line: &str, message: &str) -> Option<u16> {
@@ -299,6 +334,44 @@ fn listening_port(line: &str, message: &str) -> Option<u16> {
         .collect::<String>()
         .parse()
         .ok()
+}
+
+/// Posts lines in batches of `per_batch` (optionally with the token header); each must get 204.
+pub async fn post_in_batches(url: &str, token: Option<&str>, lines: &[String], per_batch: usize) {
+    for chunk in lines.chunks(per_batch) {
+        assert_eq!(post_lines(url, token, chunk).await, 204);
+    }
+}
+
+/// The request that posts a batch built the way Fastly builds it (its body and headers), with
+/// the token header when there is one.
+pub fn batch_request(
+    c: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    batch: &Batch,
+) -> reqwest::RequestBuilder {
+    let mut req = c.post(format!("{url}/logs")).body(batch.body.clone());
+    if let Some(t) = token {
+        req = req.header("x-edgelog-token", t);
+    }
+    for (k, v) in &batch.headers {
+        req = req.header(k, v);
+    }
+    req
+}
+
+/// Posts a batch built the way Fastly builds it; the answer.
+pub async fn post_batch(
+    c: &reqwest::Client,
+    url: &str,
+    token: Option<&str>,
+    batch: &Batch,
+) -> reqwest::Response {
+    batch_request(c, url, token, batch)
+        .send()
+        .await
+        .expect("post")
 }
 
 /// Posts lines as one newline-delimited batch (optionally with the token header); returns the
@@ -325,6 +398,43 @@ pub async fn metric(url: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(name).and_then(|v| v.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
+}
+
+/// A collector's `/metrics` text (on its admin listener).
+pub async fn metrics_text(admin_url: &str) -> String {
+    reqwest::get(format!("{admin_url}/metrics"))
+        .await
+        .expect("GET /metrics")
+        .text()
+        .await
+        .expect("body")
+}
+
+/// A collector's `GET /readyz`: its status code and body; 0 and the error when it is out of
+/// reach.
+pub async fn readyz(url: &str) -> (u16, String) {
+    match reqwest::get(format!("{url}/readyz")).await {
+        Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
+        Err(e) => (0, e.to_string()),
+    }
+}
+
+/// The lines of a collector's file output once it holds at least `n` of them, or what it holds
+/// after 30 s.
+pub async fn output_file_lines(path: &std::path::Path, n: usize) -> Vec<Vec<u8>> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let data = std::fs::read(path).unwrap_or_default();
+        let lines: Vec<Vec<u8>> = data
+            .split(|b| *b == b'\n')
+            .filter(|l| !l.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        if lines.len() >= n || tokio::time::Instant::now() > deadline {
+            return lines;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 }
 
 /// A collector's `GET /status`, parsed (on its admin listener).

@@ -1,40 +1,54 @@
 //! What the Kinesis tests share: the collector configuration they start from, numbered lines,
-//! posting them, and checking that a stream holds each exactly once.
+//! posting them, a stream to deliver to, and checking that it holds each line exactly once.
 
-use crate::collector::post_lines;
+use crate::collector::post_in_batches;
+use crate::config_yaml::{ConfigYaml, KinesisYaml, DISK_BUFFER, FAST_RETRY, FEW_RETRIES};
 use crate::kinesis::StoredRecord;
 use crate::kpl::{deaggregate, DeaggError};
 use std::collections::{HashMap, HashSet};
 
-/// A collector configuration (disk buffer, fast batches and retries) for `stream` at `endpoint`;
-/// `kinesis` adds lines to the `aws_kinesis` block, `top` top-level keys.
-pub fn yaml(endpoint: &str, stream: &str, kinesis: &str, top: &str) -> String {
-    format!(
-        "fastly: {{service_ids: [\"*\"]}}\n\
-         buffer: {{type: disk, dir: \"{{dir}}/buffer\", fsync: never}}\n\
-         dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
-         output:\n  aws_kinesis:\n    stream_name: {stream}\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n\
-         \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n\
-         \x20   batch: {{duration: 100ms}}\n{kinesis}\
-         \x20 retry: {{max_retries: 20, initial_wait: 10ms, max_wait: 100ms}}\n{top}"
-    )
+/// The configuration the Kinesis tests start from: a disk buffer that never syncs, the given
+/// Kinesis output, retries that wait little ([`FAST_RETRY`]).
+pub fn kinesis_config(kinesis: &KinesisYaml) -> ConfigYaml {
+    ConfigYaml::new()
+        .set(DISK_BUFFER)
+        .kinesis(kinesis)
+        .retry(FAST_RETRY)
 }
 
+/// What the tests of the collector in its own process start from: it delivers to `stream` at
+/// `endpoint`, sees Kinesis go and come back within a second ([`KinesisYaml::watchful`]) and
+/// retries a few times ([`FEW_RETRIES`]). The buffer and the rest are the test's.
+pub fn process_kinesis_config(endpoint: &str, stream: &str) -> ConfigYaml {
+    ConfigYaml::new()
+        .process()
+        .kinesis(&KinesisYaml::new(endpoint, stream).watchful())
+        .retry(FEW_RETRIES)
+}
+
+/// [`kinesis_config`]'s text for `stream` at `endpoint`; `kinesis` adds lines to the
+/// `aws_kinesis` block (indented by four), `top` top-level keys.
+pub fn yaml(endpoint: &str, stream: &str, kinesis: &str, top: &str) -> String {
+    kinesis_config(&KinesisYaml::new(endpoint, stream).keys(kinesis))
+        .set_all(top)
+        .text()
+}
+
+/// Numbered JSON lines: `{"id":"<prefix>-<i>","n":<i>}`.
 pub fn lines(prefix: &str, n: usize) -> Vec<String> {
     (0..n)
         .map(|i| format!("{{\"id\":\"{prefix}-{i}\",\"n\":{i}}}"))
         .collect()
 }
 
+/// Posts `all` in batches of `per_batch`, without a token; each must get 204.
 pub async fn post_all(url: &str, all: &[String], per_batch: usize) {
-    post_all_with_token(url, None, all, per_batch).await;
+    post_in_batches(url, None, all, per_batch).await;
 }
 
 /// [`post_all`], presenting the ingest token when there is one.
 pub async fn post_all_with_token(url: &str, token: Option<&str>, all: &[String], per_batch: usize) {
-    for chunk in all.chunks(per_batch) {
-        assert_eq!(post_lines(url, token, chunk).await, 204);
-    }
+    post_in_batches(url, token, all, per_batch).await;
 }
 
 /// The lines in the stream (aggregated records unpacked), with no duplicate allowed.

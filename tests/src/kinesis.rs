@@ -180,6 +180,15 @@ impl KinesisClient {
             .collect()
     }
 
+    /// Each shard's hash key range (start, end), by shard id.
+    pub async fn hash_ranges(&self, name: &str) -> std::collections::HashMap<String, (u128, u128)> {
+        self.shards(name)
+            .await
+            .into_iter()
+            .map(|(id, s, e, _)| (id, (s, e)))
+            .collect()
+    }
+
     /// Splits a shard at the midpoint of its range.
     pub async fn split_in_half(&self, name: &str, shard_id: &str) {
         let (_, start, end, _) = self

@@ -35,6 +35,16 @@ pub struct Faults {
 }
 
 impl Faults {
+    /// Every request (any action) answered `status` with the error `code`: an outage, refused
+    /// credentials...
+    pub fn every_request_fails(status: u16, code: &str) -> Faults {
+        Faults {
+            every_request: Some((status, code.into())),
+            ..Faults::default()
+        }
+    }
+
+    /// A fraction of PutRecords entries throttled.
     pub fn throttle_entries(rate: f64) -> Faults {
         Faults {
             entry_failure_rate: rate,

@@ -3,15 +3,34 @@
 //!
 //! Invariant: a component that is missing from the machine makes the test fail with the command
 //! that installs it; nothing is skipped quietly.
+//!
+//! Where to find what:
+//! - the peers: [`origin`] (an HTTP origin), [`viceroy`] (the edge app's wasm), [`standin`]
+//!   (Fastly's log delivery), [`kinesis`] (kinesalite), [`kinesis_front`] (throttling and
+//!   failures Kinesis gives), [`kinesis_stub`] (a no-op Kinesis for benchmarks), [`s3`]
+//!   (s3s-fs), [`s3_front`] and [`s3_stub`], [`sts`] (moto's STS and IAM), [`prometheus`],
+//!   [`browser`] (headless Chromium);
+//! - the collector: [`collector`] (in-process or as its binary; posting, `/metrics`, `/readyz`,
+//!   `/status`, start errors), [`config_yaml`] (its configuration, built key by key),
+//!   [`buffer`] (the disk buffer's files);
+//! - what the tests post and check: [`delivery`] (the Kinesis tests' configuration, numbered
+//!   lines, exactly once), [`numbered`] (continuous load remembering what got a 2xx), [`fastly`]
+//!   (bodies as Fastly builds them), [`kpl`], [`load`];
+//! - plumbing: [`procs`] (child processes, [`procs::until`] for polling), [`http`] (clients),
+//!   [`paths`] (the repository, the build, installed tools), [`certs`], [`disk`] (a small
+//!   tmpfs).
 
 pub mod browser;
+pub mod buffer;
 pub mod certs;
 pub mod collector;
+pub mod config_yaml;
 pub mod consumers;
 pub mod container;
 pub mod delivery;
 pub mod disk;
 pub mod fastly;
+pub mod http;
 pub mod kinesis;
 pub mod kinesis_front;
 pub mod kinesis_stub;
@@ -38,3 +57,4 @@ pub use s3::{spawn_s3, S3Client, S3Store};
 pub use viceroy::{
     spawn_viceroy, spawn_viceroy_with_standin, testkit_bin, EdgeSetup, EdgeWithStandin, Viceroy,
 };
+

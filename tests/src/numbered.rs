@@ -3,7 +3,7 @@
 
 use crate::collector::CollectorProcess;
 use crate::KinesisClient;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -130,4 +130,64 @@ pub async fn stream_numbers(kc: &KinesisClient, stream: &str) -> Vec<i64> {
         .filter_map(|r| serde_json::from_slice::<serde_json::Value>(&r.data).ok())
         .filter_map(|v| v["n"].as_i64())
         .collect()
+}
+
+/// What a stream holds of the numbered lines.
+pub struct InStream {
+    /// How many times each number is in the stream.
+    pub counts: HashMap<i64, usize>,
+    /// Lines in the stream, duplicates included.
+    pub total: usize,
+}
+
+impl InStream {
+    /// Numbers in the stream.
+    pub fn distinct(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// Lines in the stream more than once (each extra copy counted).
+    pub fn duplicates(&self) -> usize {
+        self.counts.values().map(|c| c - 1).sum()
+    }
+}
+
+/// Waits until every number in `acked` is in the stream, or panics after `timeout` saying how
+/// many are missing (and which, for the first ten).
+pub async fn all_delivered(
+    kc: &KinesisClient,
+    stream: &str,
+    acked: &[u64],
+    timeout: Duration,
+) -> InStream {
+    let want: HashSet<i64> = acked.iter().map(|&n| n as i64).collect();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let got = stream_numbers(kc, stream).await;
+        let mut counts: HashMap<i64, usize> = HashMap::new();
+        for n in &got {
+            *counts.entry(*n).or_default() += 1;
+        }
+        let mut missing: Vec<i64> = want
+            .iter()
+            .filter(|n| !counts.contains_key(n))
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return InStream {
+                counts,
+                total: got.len(),
+            };
+        }
+        if tokio::time::Instant::now() > deadline {
+            missing.sort_unstable();
+            panic!(
+                "{} of {} accepted lines never reached the stream, e.g. {:?}",
+                missing.len(),
+                want.len(),
+                &missing[..missing.len().min(10)]
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
 }

@@ -143,13 +143,22 @@ pub async fn start_on_free_port(
     panic!("{what} could not start on a free port");
 }
 
-/// Polls `check` every 200 ms until it holds, or panics naming `what` after `timeout`.
-pub async fn until(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
+/// Polls `check` every 100 ms until it holds, or panics naming `what` after `timeout`; returns
+/// how long it took (a figure for the report, never for an assertion).
+pub async fn until(
+    timeout: Duration,
+    what: &str,
+    mut check: impl AsyncFnMut() -> bool,
+) -> Duration {
+    let start = tokio::time::Instant::now();
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        assert!(
+            start.elapsed() < timeout,
+            "timed out: {what} (not within {timeout:?})"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    start.elapsed()
 }
 
 /// Waits until something accepts TCP connections on `port`, or panics.

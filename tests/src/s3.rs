@@ -77,15 +77,26 @@ impl S3Store {
         }
     }
 
-    /// The `output.s3` block of a collector configuration for `bucket`, plus `extra` keys
-    /// (`key: value` lines, indented by four spaces).
+    /// The `output.s3` block of a collector configuration for `bucket` in this store, plus
+    /// `extra` keys (`key: value` lines, indented by four spaces).
     pub fn output_yaml(&self, bucket: &str, extra: &str) -> String {
-        format!(
-            "  s3:\n    bucket: {bucket}\n    region: us-east-1\n    endpoint_url: \"{}\"\n    force_path_style: true\n\
-             \x20   credentials: {{access_key_id: {ACCESS_KEY}, secret_access_key: {SECRET_KEY}}}\n{extra}",
-            self.endpoint
+        output_yaml(
+            &self.endpoint,
+            bucket,
+            &format!("{{access_key_id: {ACCESS_KEY}, secret_access_key: {SECRET_KEY}}}"),
+            extra,
         )
     }
+}
+
+/// The `output.s3` block of a collector configuration (as it stands under `output:`) for
+/// `bucket` at `endpoint` (path-style), with `credentials` (a flow map) and `extra` keys
+/// (`key: value` lines, indented by four spaces).
+pub fn output_yaml(endpoint: &str, bucket: &str, credentials: &str, extra: &str) -> String {
+    format!(
+        "  s3:\n    bucket: {bucket}\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n    force_path_style: true\n\
+         \x20   credentials: {credentials}\n{extra}"
+    )
 }
 
 /// An object read back.

@@ -165,7 +165,8 @@ pub async fn check_challenge(
     }
 }
 
-fn hex_sha256(s: &str) -> String {
+/// `sha256(s)` in lowercase hex, as the logging challenge lists a service id.
+pub fn hex_sha256(s: &str) -> String {
     use sha2::Digest;
     let d = sha2::Sha256::digest(s.as_bytes());
     d.iter().map(|b| format!("{b:02x}")).collect()

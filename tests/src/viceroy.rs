@@ -77,6 +77,11 @@ impl EdgeSetup {
     }
 }
 
+/// A JSON log line an endpoint got, parsed; panics showing the line when it is not JSON.
+pub fn json_line(line: &str) -> serde_json::Value {
+    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
+}
+
 /// A TOML basic string (JSON string escapes are valid TOML).
 fn toml_string(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())

@@ -5,6 +5,7 @@
 //! /proc), POST-to-PutRecords latency and records per PutRecords call.
 
 use edgelog_testkit::collector::metric;
+use edgelog_testkit::config_yaml::KinesisYaml;
 use edgelog_testkit::kinesis_stub::{spawn_kinesis_stub, StubStats};
 use edgelog_testkit::load::{quantile, run_load, Bodies, LoadPlan, LoadStats};
 use edgelog_testkit::paths::free_port;
@@ -322,6 +323,9 @@ fn peak_rss_mb(pid: u32) -> f64 {
         .unwrap_or(0.0)
 }
 
+/// The keys the stubs are given (they check none).
+const CREDENTIALS: &str = "{access_key_id: AKIDBENCH, secret_access_key: secret}";
+
 fn config(
     s: &Scenario,
     (port, admin_port): (u16, Option<u16>),
@@ -347,27 +351,30 @@ fn config(
     let output = match s.output {
         "null" => "output:\n  file: {path: /dev/null}\n".to_string(),
         _ => {
-            let mut k = format!(
-                "output:\n  aws_kinesis:\n    stream_name: bench\n    region: us-east-1\n    endpoint_url: \"{stub}\"\n\
-                 \x20   credentials: {{access_key_id: AKIDBENCH, secret_access_key: secret}}\n\
-                 \x20   batch: {{size: 500, duration: 200ms}}\n    max_in_flight: 8\n"
-            );
+            let mut kinesis = KinesisYaml::new(stub, "bench")
+                .credentials(Some(CREDENTIALS))
+                .batch("{size: 500, duration: 200ms}")
+                .key("max_in_flight: 8");
             if s.partition == "field" {
-                k.push_str("    partition_key: geo.country_code\n");
+                kinesis = kinesis.key("partition_key: geo.country_code");
             }
             if s.aggregate {
-                k.push_str("    aggregate: true\n");
+                kinesis = kinesis.key("aggregate: true");
             }
             if s.client == "sdk" {
-                k.push_str("    put_records_client: sdk\n");
+                kinesis = kinesis.key("put_records_client: sdk");
             }
+            let mut k = format!("output:\n{}", kinesis.block());
             if s.s3 != "-" {
-                k.push_str(&format!(
-                    "  s3:\n    bucket: bench\n    region: us-east-1\n    endpoint_url: \"{s3}\"\n    force_path_style: true\n\
-                     \x20   credentials: {{access_key_id: AKIDBENCH, secret_access_key: secret}}\n\
-                     \x20   compression: {}\n    max_object_bytes: {}\n    max_object_age: 1s\n",
-                    s.s3,
-                    s.s3_object_mb << 20
+                k.push_str(&edgelog_testkit::s3::output_yaml(
+                    s3,
+                    "bench",
+                    CREDENTIALS,
+                    &format!(
+                        "    compression: {}\n    max_object_bytes: {}\n    max_object_age: 1s\n",
+                        s.s3,
+                        s.s3_object_mb << 20
+                    ),
                 ));
             }
             k.push_str("  retry: {max_retries: 5, initial_wait: 50ms, max_wait: 1s}\n");

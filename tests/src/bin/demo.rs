@@ -6,6 +6,7 @@
 //! stops everything it started.
 
 use edgelog_testkit::collector::{spawn_collector_process_at, CollectorProcess};
+use edgelog_testkit::config_yaml::KinesisYaml;
 use edgelog_testkit::{
     spawn_kinesalite, spawn_origin, spawn_viceroy_with_standin, EdgeSetup, KinesisClient,
 };
@@ -155,10 +156,12 @@ async fn demo(args: Args, t0: Instant) -> Result<(), String> {
              tail: {{token: {TAIL_TOKEN}}}\n\
              buffer: {{type: disk, dir: \"{d}/buffer\", fsync: interval}}\n\
              dead_letter: {{path: \"{d}/dead-letter.ndjson\"}}\n\
-             output:\n  aws_kinesis:\n    stream_name: {STREAM}\n    region: us-east-1\n    endpoint_url: \"{e}\"\n\
-             \x20   credentials: {{access_key_id: AKIDDEMO, secret_access_key: demo}}\n    batch: {{duration: 200ms}}\n{archive}",
+             output:\n{kinesis}{archive}",
             d = work.path().display(),
-            e = k.endpoint
+            kinesis = KinesisYaml::new(&k.endpoint, STREAM)
+                .credentials(Some("{access_key_id: AKIDDEMO, secret_access_key: demo}"))
+                .batch("{duration: 200ms}")
+                .block()
         ),
     )
     .map_err(|e| e.to_string())?;
