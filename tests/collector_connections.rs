@@ -5,6 +5,7 @@
 //! reserve nothing (the process lives under an address-space limit).
 
 use edgelog_testkit::collector::{collector_bin, metric, post_lines, spawn_collector_process_with};
+use edgelog_testkit::config_yaml::ConfigYaml;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
 use std::time::{Duration, Instant};
@@ -27,14 +28,13 @@ async fn start_limited(
     extra: &str,
     limits: &str,
 ) -> edgelog_testkit::collector::CollectorProcess {
-    let yaml = format!(
-        "listen: \"127.0.0.1:0\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
-         ingest: {{{ingest}}}\nbuffer: {{type: memory, max_bytes: 268435456}}\n\
-         dead_letter: {{path: \"{d}/dead.ndjson\"}}\noutput: {{file: {{path: \"{d}/out.ndjson\"}}}}\n{extra}",
-        d = dir.display()
-    );
-    let config = dir.join("collector.yaml");
-    std::fs::write(&config, yaml).expect("config");
+    let config = ConfigYaml::new()
+        .process()
+        .set(&format!("ingest: {{{ingest}}}"))
+        .set("buffer: {type: memory, max_bytes: 268435456}")
+        .file_output("{dir}/out.ndjson")
+        .set_all(extra)
+        .write(dir);
     // The binary, wrapped so that it starts under the limits.
     let wrapper = dir.join("collector-limited");
     let mut f = std::fs::File::create(&wrapper).expect("wrapper");
@@ -311,14 +311,8 @@ async fn slow_bodies_declaring_100_mib_reserve_nothing_under_an_address_space_li
     let during = status_kb(pid, "VmSize:");
     let rss = status_kb(pid, "VmRSS:");
     // The process lives, and a normal batch is accepted.
-    let status = reqwest::Client::new()
-        .post(format!("{}/logs", proc.url))
-        .header("x-edgelog-token", "slowtoken")
-        .body("{\"normal\":1}\n")
-        .send()
-        .await
-        .map(|r| r.status().as_u16())
-        .unwrap_or(0);
+    let normal = ["{\"normal\":1}".to_string()];
+    let status = post_lines(&proc.url, Some("slowtoken"), &normal).await;
     eprintln!(
         "30 slow bodies declaring 100 MiB under a {} MiB address-space limit: address space {} MB before, {} MB during (RSS {} MB); a normal batch got {status}",
         limit_bytes >> 20,

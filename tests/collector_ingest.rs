@@ -3,8 +3,13 @@
 //! kind of bad input.
 
 use edgelog_testkit::certs::TestCa;
-use edgelog_testkit::collector::{collector_bin, spawn_collector_process};
+use edgelog_testkit::collector::{
+    batch_request, collector_bin, metrics_text, output_file_lines, post_batch,
+    spawn_collector_process,
+};
+use edgelog_testkit::config_yaml::{ConfigYaml, DISK_BUFFER};
 use edgelog_testkit::fastly::{Batch, BatchFormat, Codec, JsonFormat};
+use edgelog_testkit::http::{client, tls_client_builder};
 use edgelog_testkit::{spawn_collector, RunningCollector};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -12,49 +17,23 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 const TOKEN: &str = "t0ken-for-tests";
 
 fn yaml(extra: &str) -> String {
-    format!(
-        "fastly: {{service_ids: [\"SVC1\"]}}\n\
-         buffer: {{type: disk, dir: \"{{dir}}/buffer\", fsync: never}}\n\
-         dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
-         output: {{file: {{path: \"{{dir}}/out.log\"}}}}\n\
-         ingest:\n  auth: {{header: X-Edgelog-Token, token: \"{TOKEN}\"}}\n  strip_prefix: true\n{extra}"
-    )
-}
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
+    ConfigYaml::new()
+        .set("fastly: {service_ids: [\"SVC1\"]}")
+        .set(DISK_BUFFER)
+        .file_output("{dir}/out.log")
+        .set(&format!(
+            "ingest:\n  auth: {{header: X-Edgelog-Token, token: \"{TOKEN}\"}}\n  strip_prefix: true\n{extra}"
+        ))
+        .text()
 }
 
 async fn post(c: &reqwest::Client, url: &str, batch: &Batch) -> reqwest::Response {
-    let mut req = c
-        .post(format!("{url}/logs"))
-        .header("x-edgelog-token", TOKEN)
-        .body(batch.body.clone());
-    for (k, v) in &batch.headers {
-        req = req.header(k, v);
-    }
-    req.send().await.expect("post")
+    post_batch(c, url, Some(TOKEN), batch).await
 }
 
 /// Waits until the output file holds `n` lines and returns them as bytes.
 async fn output_lines(col: &RunningCollector, n: usize) -> Vec<Vec<u8>> {
-    let path = col.path("out.log");
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        let data = std::fs::read(&path).unwrap_or_default();
-        let lines: Vec<Vec<u8>> = data
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(<[u8]>::to_vec)
-            .collect();
-        if lines.len() >= n || tokio::time::Instant::now() > deadline {
-            return lines;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    output_file_lines(&col.path("out.log"), n).await
 }
 
 #[tokio::test]
@@ -459,11 +438,8 @@ async fn mutual_tls_accepts_only_clients_of_the_configured_ca() {
     let tls = format!("tls: {{cert: \"{cert}\", key: \"{key}\", client_ca: \"{ca_pem}\"}}\n");
     let col = spawn_collector(&format!("{tls}{}", yaml(""))).await;
     let url = format!("https://localhost:{}", col.port);
-    let root = reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("root");
     let with_identity = |pair: Option<edgelog_testkit::certs::CertPair>| {
-        let mut b = reqwest::Client::builder()
-            .tls_certs_only([root.clone()])
-            .resolve("localhost", ([127, 0, 0, 1], col.port).into());
+        let mut b = tls_client_builder(&ca, col.port);
         if let Some(p) = pair {
             let pem = format!("{}{}", p.cert_pem, p.key_pem);
             b = b.identity(reqwest::Identity::from_pem(pem.as_bytes()).expect("identity"));
@@ -480,13 +456,7 @@ async fn mutual_tls_accepts_only_clients_of_the_configured_ca() {
             with_identity(Some(other.client("intruder"))),
         ),
     ] {
-        let mut req = client
-            .post(format!("{url}/logs"))
-            .header("x-edgelog-token", TOKEN)
-            .body(batch.body.clone());
-        for (k, v) in &batch.headers {
-            req = req.header(k, v);
-        }
+        let req = batch_request(&client, &url, Some(TOKEN), &batch);
         assert!(req.send().await.is_err(), "{what} must be refused");
     }
     assert_eq!(output_lines(&col, 1).await, vec![b"over mTLS".to_vec()]);
@@ -516,14 +486,7 @@ async fn auth_is_required_and_the_token_never_appears_in_the_log() {
         let status = req.send().await.expect("post").status().as_u16();
         assert_eq!(status, if token == Some(TOKEN) { 204 } else { 401 });
     }
-    let metrics = c
-        .get(format!("{}/metrics", proc.admin_url))
-        .send()
-        .await
-        .expect("metrics")
-        .text()
-        .await
-        .expect("text");
+    let metrics = metrics_text(&proc.admin_url).await;
     assert!(metrics.contains("edgelog_ingest_rejections_total{reason=\"unauthorized\"} 2"));
     let stderr = proc.stderr.clone();
     assert_eq!(proc.terminate().await, Some(0));

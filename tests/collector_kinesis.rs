@@ -1,8 +1,11 @@
-//! The collector's Kinesis output against a real emulator (kinesalite), with a fault-injecting
-//! front where Kinesis must throttle or fail: every line posted is read back from the stream.
+//! The collector's Kinesis output and its strategies against a real emulator (kinesalite):
+//! shard-balanced, keyed by a field (with Fastly's line prefix removed first), static, random and
+//! timestamp keys, resharding followed, KPL aggregation, start-up errors, and the no-op stub the
+//! benchmarks use. Every line posted is read back from the stream. Throttling and failures are in
+//! `collector_kinesis_faults`.
 
-use edgelog_testkit::collector::config_in;
-use edgelog_testkit::delivery::{exactly_once, lines, post_all, stream, stream_behind_front, yaml};
+use edgelog_testkit::collector::start_error;
+use edgelog_testkit::delivery::{exactly_once, lines, post_all, stream, yaml};
 use edgelog_testkit::kpl::deaggregate;
 use edgelog_testkit::{
     spawn_collector, spawn_kinesalite, spawn_kinesis_front, Faults, KinesisClient,
@@ -204,176 +207,6 @@ async fn resharding_is_followed() {
     assert!(per_shard.values().all(|&n| n == 1000), "{per_shard:?}");
 }
 
-/// 30% of entries fail as throttled; `client` is the PutRecords client (`direct` or `sdk`).
-async fn thirty_percent_throttled(client: &str) {
-    let (_k, kc, front) = stream_behind_front("throttled", 4).await;
-    front.set(Faults::throttle_entries(0.3));
-    let col = spawn_collector(&yaml(
-        &front.endpoint,
-        "throttled",
-        &format!("    put_records_client: {client}\n"),
-        "",
-    ))
-    .await;
-    let all = lines("t", 5000);
-    post_all(&col.url, &all, 200).await;
-    let recs = kc
-        .wait_for_lines("throttled", 5000, Duration::from_secs(120))
-        .await;
-    exactly_once(&recs, &all);
-    let injected = front
-        .stats
-        .failed_entries
-        .load(std::sync::atomic::Ordering::Relaxed);
-    assert!(injected > 1000, "{injected}");
-    let m = &col.handles.metrics;
-    assert_eq!(
-        m.output_failed_entries
-            .get("ProvisionedThroughputExceededException"),
-        injected
-    );
-    assert_eq!(m.output_throttles.get(), injected);
-    assert!(m.output_retries.get() >= injected);
-    assert!(!col.path("dead.ndjson").exists(), "nothing dead-lettered");
-    eprintln!("{client}: {injected} entries throttled, 5000 lines delivered, 0 duplicates");
-}
-
-#[tokio::test]
-async fn thirty_percent_throttled_entries_give_no_duplicates_and_no_loss() {
-    thirty_percent_throttled("direct").await;
-}
-
-#[tokio::test]
-async fn the_sdk_put_records_client_does_the_same() {
-    thirty_percent_throttled("sdk").await;
-}
-
-#[tokio::test]
-async fn whole_call_throttling_and_outages_are_retried_until_delivered() {
-    let (_k, kc, front) = stream_behind_front("calls", 2).await;
-    let col = spawn_collector(&yaml(
-        &front.endpoint,
-        "calls",
-        "    health_check_interval: 200ms\n",
-        "",
-    ))
-    .await;
-    front.set(Faults {
-        fail_next_calls: 5,
-        call_error: Some((400, "ProvisionedThroughputExceededException".into())),
-        ..Faults::default()
-    });
-    let all = lines("c", 1000);
-    post_all(&col.url, &all, 100).await;
-    kc.wait_for_lines("calls", 1000, Duration::from_secs(30))
-        .await;
-    assert!(col.handles.metrics.output_throttles.get() >= 5);
-
-    // An outage: every call fails for a while. Ingest still answers 204 (the disk buffer holds
-    // the lines), /readyz says not ready, and nothing is dead-lettered, however long it lasts.
-    front.set(Faults {
-        every_request: Some((503, "ServiceUnavailable".into())),
-        ..Faults::default()
-    });
-    let during = lines("outage", 500);
-    post_all(&col.url, &during, 100).await;
-    let http = reqwest::Client::new();
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    loop {
-        let s = http
-            .get(format!("{}/readyz", col.url))
-            .send()
-            .await
-            .expect("readyz")
-            .status();
-        if s.as_u16() == 503 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "readyz stayed ready during the outage"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    front.set(Faults::default());
-    let recs = kc
-        .wait_for_lines("calls", 1500, Duration::from_secs(60))
-        .await;
-    exactly_once(&recs, &[all, during].concat());
-    assert!(
-        col.handles
-            .metrics
-            .output_call_errors
-            .get("ServiceUnavailable")
-            > 0
-    );
-    assert!(!col.path("dead.ndjson").exists());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while http
-        .get(format!("{}/readyz", col.url))
-        .send()
-        .await
-        .expect("readyz")
-        .status()
-        .as_u16()
-        != 200
-    {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "readyz did not recover"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-#[tokio::test]
-async fn entries_failing_past_max_retries_go_to_the_dead_letter_file_with_their_code() {
-    let (_k, kc, front) = stream_behind_front("poison", 2).await;
-    front.set(Faults {
-        poison: Some((b"POISON".to_vec(), "InvalidArgumentException".into())),
-        ..Faults::default()
-    });
-    let col = spawn_collector(
-        &yaml(&front.endpoint, "poison", "", "").replace("max_retries: 20", "max_retries: 2"),
-    )
-    .await;
-    let mut all = lines("ok", 100);
-    let poisoned: Vec<String> = (0..3)
-        .map(|i| format!("{{\"id\":\"POISON-{i}\"}}"))
-        .collect();
-    all.extend(poisoned.clone());
-    post_all(&col.url, &all, 50).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while col.handles.metrics.dead_lettered.get("retries_exhausted") < 3 {
-        assert!(tokio::time::Instant::now() < deadline, "not dead-lettered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let recs = kc
-        .wait_for_lines("poison", 100, Duration::from_secs(30))
-        .await;
-    exactly_once(&recs, &all[..100]);
-    let dead: Vec<serde_json::Value> = std::fs::read_to_string(col.path("dead.ndjson"))
-        .expect("dead letter")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect();
-    assert_eq!(dead.len(), 3);
-    for d in &dead {
-        assert_eq!(d["reason"], "retries_exhausted");
-        assert_eq!(d["error_code"], "InvalidArgumentException");
-        assert!(poisoned.contains(&d["line"].as_str().expect("line").to_string()));
-    }
-    // 1 try + 2 retries per poisoned entry.
-    assert_eq!(
-        col.handles
-            .metrics
-            .output_failed_entries
-            .get("InvalidArgumentException"),
-        9
-    );
-}
-
 #[tokio::test]
 async fn aggregated_records_pack_many_lines_and_deaggregate_exactly() {
     let (k, kc) = stream("agg", 4).await;
@@ -391,12 +224,7 @@ async fn aggregated_records_pack_many_lines_and_deaggregate_exactly() {
         recs.len()
     );
     exactly_once(&recs, &all);
-    let shards: HashMap<String, (u128, u128)> = kc
-        .shards("agg")
-        .await
-        .into_iter()
-        .map(|(id, s, e, _)| (id, (s, e)))
-        .collect();
+    let shards = kc.hash_ranges("agg").await;
     for r in &recs {
         assert!(r.data.len() <= 1024 * 1024);
         let users = deaggregate(&r.data).expect("aggregated");
@@ -428,8 +256,9 @@ async fn aggregated_records_pack_many_lines_and_deaggregate_exactly() {
         .wait_for_lines("aggkeyed", 2000, Duration::from_secs(60))
         .await;
     exactly_once(&recs, &keyed);
+    let shards = kc.hash_ranges("aggkeyed").await;
     for r in &recs {
-        let (start, end) = shards_of(&kc, "aggkeyed").await[&r.shard_id];
+        let (start, end) = shards[&r.shard_id];
         for u in deaggregate(&r.data).expect("aggregated") {
             let h = u128::from_be_bytes(md5_of(&u.partition_key));
             assert!(
@@ -441,14 +270,6 @@ async fn aggregated_records_pack_many_lines_and_deaggregate_exactly() {
     }
 }
 
-async fn shards_of(kc: &KinesisClient, stream: &str) -> HashMap<String, (u128, u128)> {
-    kc.shards(stream)
-        .await
-        .into_iter()
-        .map(|(id, s, e, _)| (id, (s, e)))
-        .collect()
-}
-
 fn md5_of(s: &str) -> [u8; 16] {
     use md5::Digest;
     md5::Md5::digest(s.as_bytes()).into()
@@ -457,39 +278,16 @@ fn md5_of(s: &str) -> [u8; 16] {
 #[tokio::test]
 async fn start_up_fails_clearly_for_a_missing_stream_or_refused_credentials() {
     let k = spawn_kinesalite().await;
-    let dir = tempfile::tempdir().expect("tmp");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let err = collector::run(
-        config_in(&yaml(&k.endpoint, "nope", "", ""), dir.path()),
-        listener,
-        async {},
-    )
-    .await
-    .expect_err("must fail");
-    assert!(
-        err.to_string().contains("stream \"nope\" does not exist"),
-        "{err}"
-    );
+    let err = start_error(&yaml(&k.endpoint, "nope", "", "")).await;
+    assert!(err.contains("stream \"nope\" does not exist"), "{err}");
 
     let front = spawn_kinesis_front(&k.endpoint).await;
-    front.set(Faults {
-        every_request: Some((400, "UnrecognizedClientException".into())),
-        ..Faults::default()
-    });
-    let dir = tempfile::tempdir().expect("tmp");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let err = collector::run(
-        config_in(&yaml(&front.endpoint, "any", "", ""), dir.path()),
-        listener,
-        async {},
-    )
-    .await
-    .expect_err("must fail");
-    assert!(err.to_string().contains("refused the credentials"), "{err}");
+    front.set(Faults::every_request_fails(
+        400,
+        "UnrecognizedClientException",
+    ));
+    let err = start_error(&yaml(&front.endpoint, "any", "", "")).await;
+    assert!(err.contains("refused the credentials"), "{err}");
 }
 
 #[tokio::test]
@@ -528,4 +326,37 @@ async fn the_no_op_kinesis_stub_counts_what_the_collector_sends() {
             assert_eq!(after.records - before.records, 4 * 501);
         }
     }
+}
+
+#[tokio::test]
+async fn fastlys_default_line_prefix_is_removed_and_counted() {
+    let (k, kc) = stream("prefixed", 2).await;
+    let col = spawn_collector(&yaml(&k.endpoint, "prefixed", "    partition_key: k\n", "")).await;
+    let plain: Vec<String> = (0..20)
+        .map(|i| format!("{{\"k\":\"key{}\",\"i\":{i}}}", i % 3))
+        .collect();
+    let sent: Vec<String> = plain
+        .iter()
+        .enumerate()
+        .map(|(i, l)| match i % 3 {
+            0 => format!("<134>2026-11-21T10:00:00Z cache-xyz My Log Endpoint[4242]: {l}"),
+            1 => format!("<134>1 2026-11-21T10:00:00Z cache-xyz collector 4242 - - {l}"),
+            _ => l.clone(),
+        })
+        .collect();
+    post_all(&col.url, &sent, 20).await;
+    let recs = kc
+        .wait_for_lines("prefixed", 20, Duration::from_secs(30))
+        .await;
+    exactly_once(&recs, &plain);
+    for r in &recs {
+        let v: serde_json::Value = serde_json::from_slice(&r.data).expect("json, prefix gone");
+        assert_eq!(
+            r.partition_key,
+            v["k"].as_str().expect("k"),
+            "the field key applies"
+        );
+    }
+    assert_eq!(col.handles.metrics.ingest_prefix_stripped.get(), 14);
+    assert_eq!(col.handles.metrics.output_partition_fallback.get(), 0);
 }

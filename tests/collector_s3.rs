@@ -4,54 +4,43 @@
 //! destination down never holds the other back; every bad configuration stops the collector with
 //! a message naming what to fix.
 
+use edgelog_testkit::buffer::ack_files;
 use edgelog_testkit::collector::{
-    collector_bin, metric, spawn_collector_process, CollectorProcess,
+    metric, readyz, refused_at_start, spawn_collector_process, CollectorProcess,
 };
-use edgelog_testkit::delivery::{lines, post_all, stream_behind_front};
+use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml, FEW_RETRIES};
+use edgelog_testkit::delivery::{lines, post_all, stream, stream_behind_front};
 use edgelog_testkit::numbered::{stream_numbers, Loader};
-use edgelog_testkit::s3::{spawn_s3, S3Store, ACCESS_KEY};
+use edgelog_testkit::procs::until;
+use edgelog_testkit::s3::{self, spawn_s3, S3Store, ACCESS_KEY};
 use edgelog_testkit::s3_front::spawn_s3_front;
 use edgelog_testkit::s3_stub::spawn_s3_stub;
-use edgelog_testkit::{spawn_kinesalite, DurableKinesalite, Faults, KinesisClient};
+use edgelog_testkit::{DurableKinesalite, Faults, KinesisClient};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 const BUCKET: &str = "edgelog-archive";
 
+/// A collector in its own process with a large disk buffer in 1 MiB segments and these outputs
+/// (their lines under `output:`).
+fn archive_config(outputs: &str) -> ConfigYaml {
+    ConfigYaml::new()
+        .process()
+        .set("ingest: {max_body_bytes: 1048576, max_in_flight_bytes: 16777216}")
+        .set("buffer: {type: disk, dir: \"{dir}/buffer\", fsync: interval, max_bytes: 268435456, segment_bytes: 1048576}")
+        .output(outputs)
+        .retry(FEW_RETRIES)
+}
+
+/// [`archive_config`], written in `dir`.
 fn config(dir: &Path, outputs: &str) -> PathBuf {
-    let path = dir.join("collector.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "listen: \"127.0.0.1:0\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
-             ingest: {{max_body_bytes: 1048576, max_in_flight_bytes: 16777216}}\n\
-             buffer: {{type: disk, dir: \"{d}/buffer\", fsync: interval, max_bytes: 268435456, segment_bytes: 1048576}}\n\
-             dead_letter: {{path: \"{d}/dead.ndjson\"}}\n\
-             output:\n{outputs}\
-             \x20 retry: {{max_retries: 5, initial_wait: 20ms, max_wait: 300ms}}\n",
-            d = dir.display()
-        ),
-    )
-    .expect("write config");
-    path
+    archive_config(outputs).write(dir)
 }
 
+/// The Kinesis output block for `stream` at `endpoint`.
 fn kinesis_yaml(endpoint: &str, stream: &str) -> String {
-    format!(
-        "  aws_kinesis:\n    stream_name: {stream}\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n\
-         \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n\
-         \x20   batch: {{duration: 50ms}}\n    health_check_interval: 200ms\n    shard_refresh: 1s\n"
-    )
-}
-
-/// Polls until `check` holds, or panics with `what` after `timeout`.
-async fn until(timeout: Duration, what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = tokio::time::Instant::now() + timeout;
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    KinesisYaml::new(endpoint, stream).watchful().block()
 }
 
 /// How many times each number appears in the lines.
@@ -72,9 +61,7 @@ async fn lag(c: &CollectorProcess, output: &str) -> u64 {
 #[tokio::test]
 async fn every_line_lands_once_in_the_bucket_and_in_the_stream() {
     let dir = tempfile::tempdir().expect("tmp");
-    let kinesalite = spawn_kinesalite().await;
-    let kinesis = KinesisClient::new(&kinesalite.endpoint).await;
-    kinesis.create_stream("both", 2).await;
+    let (kinesalite, kinesis) = stream("both", 2).await;
     let s3 = spawn_s3(&[BUCKET]).await;
     let outputs = format!(
         "{}{}",
@@ -121,12 +108,7 @@ async fn every_line_lands_once_in_the_bucket_and_in_the_stream() {
         lag(&c, "s3").await == 0 && lag(&c, "aws_kinesis").await == 0
     })
     .await;
-    let ready = reqwest::get(format!("{}/readyz", c.url))
-        .await
-        .expect("readyz")
-        .text()
-        .await
-        .expect("body");
+    let (_, ready) = readyz(&c.url).await;
     assert!(ready.contains("output.s3.lag_entries: 0"), "{ready}");
     assert!(ready.contains("output.aws_kinesis.lag_bytes: 0"), "{ready}");
     c.terminate().await;
@@ -242,9 +224,7 @@ async fn large_objects_go_up_in_parts_and_hold_every_line() {
 #[tokio::test]
 async fn kill_9_during_uploads_loses_nothing_and_stores_nothing_twice() {
     let dir = tempfile::tempdir().expect("tmp");
-    let kinesalite = spawn_kinesalite().await;
-    let kinesis = KinesisClient::new(&kinesalite.endpoint).await;
-    kinesis.create_stream("crash", 2).await;
+    let (kinesalite, kinesis) = stream("crash", 2).await;
     let s3 = spawn_s3(&[BUCKET]).await;
     let outputs = format!(
         "{}{}",
@@ -305,19 +285,6 @@ async fn kill_9_during_uploads_loses_nothing_and_stores_nothing_twice() {
     c.terminate().await;
 }
 
-/// The ack files of the buffer in `dir` (the common one and each output's).
-fn ack_files(buffer: &Path) -> Vec<PathBuf> {
-    std::fs::read_dir(buffer)
-        .expect("buffer dir")
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n == "ack" || n.starts_with("ack."))
-        })
-        .collect()
-}
-
 #[tokio::test]
 async fn objects_stored_after_the_saved_position_are_stored_again_under_the_same_names() {
     // A crash between storing objects and saving the position past them, widened to many
@@ -328,12 +295,10 @@ async fn objects_stored_after_the_saved_position_are_stored_again_under_the_same
         "{}  stdout: {{}}\n",
         s3.output_yaml(BUCKET, "    max_object_age: 200ms\n")
     );
-    let cfg = config(dir.path(), &outputs);
     // One segment holds the whole run, so the earlier position still has its entries.
-    let text = std::fs::read_to_string(&cfg)
-        .expect("config")
-        .replace("segment_bytes: 1048576", "segment_bytes: 268435456");
-    std::fs::write(&cfg, text).expect("config");
+    let cfg = archive_config(&outputs)
+        .set("buffer: {type: disk, dir: \"{dir}/buffer\", fsync: interval, max_bytes: 268435456, segment_bytes: 268435456}")
+        .write(dir.path());
     let buffer = dir.path().join("buffer");
     let c = spawn_collector_process(&cfg).await;
     let loader = Loader::start(c.url.clone(), 100);
@@ -425,15 +390,11 @@ async fn one_destination_down_never_holds_the_other_back() {
         in_stream.len()
     );
     assert!(lag(&c, "s3").await > 0, "the archive is behind while down");
-    let r = reqwest::get(format!("{}/readyz", c.url))
-        .await
-        .expect("readyz");
+    let (status, body) = readyz(&c.url).await;
     assert_eq!(
-        r.status().as_u16(),
-        200,
+        status, 200,
         "a store that is down leaves the collector ready"
     );
-    let body = r.text().await.expect("body");
     assert!(
         body.contains("output.s3.lag_entries: ") && !body.contains("output.s3.lag_entries: 0\n"),
         "{body}"
@@ -495,19 +456,7 @@ async fn one_destination_down_never_holds_the_other_back() {
 
 /// Runs the collector with `outputs` and expects it to exit at start with `message` on stderr.
 async fn refused(dir: &Path, outputs: &str, message: &str) {
-    let cfg = config(dir, outputs);
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        tokio::process::Command::new(collector_bin())
-            .args(["serve", "--config"])
-            .arg(&cfg)
-            .output(),
-    )
-    .await
-    .expect("the collector exits at start")
-    .expect("run collector");
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "should not start: {stderr}");
+    let stderr = refused_at_start(&config(dir, outputs)).await;
     assert!(stderr.contains(message), "want {message:?} in:\n{stderr}");
 }
 
@@ -577,11 +526,12 @@ async fn objects_carry_the_configured_storage_class_encryption_and_content_type(
     // encryption to read back).
     let dir = tempfile::tempdir().expect("tmp");
     let (endpoint, seen) = spawn_s3_stub().await;
-    let outputs = format!(
-        "  s3:\n    bucket: {BUCKET}\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n    force_path_style: true\n\
-         \x20   credentials: {{access_key_id: AKIDSTUB, secret_access_key: secret}}\n\
-         \x20   compression: none\n    max_object_age: 200ms\n    storage_class: STANDARD_IA\n\
-         \x20   sse: aws:kms\n    sse_kms_key_id: alias/logs\n    content_type: application/x-ndjson\n"
+    let outputs = s3::output_yaml(
+        &endpoint,
+        BUCKET,
+        "{access_key_id: AKIDSTUB, secret_access_key: secret}",
+        "    compression: none\n    max_object_age: 200ms\n    storage_class: STANDARD_IA\n\
+         \x20   sse: aws:kms\n    sse_kms_key_id: alias/logs\n    content_type: application/x-ndjson\n",
     );
     let c = spawn_collector_process(&config(dir.path(), &outputs)).await;
     post_all(&c.url, &lines("sse", 100), 50).await;

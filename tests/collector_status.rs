@@ -4,8 +4,9 @@
 //! dead-letter file really hold; `collector status` prints the same numbers.
 
 use edgelog_testkit::collector::{
-    collector_bin, post_corrupt_gzip, post_lines, spawn_collector_process, status,
+    collector_bin, post_corrupt_gzip, post_lines, spawn_collector_process, start_error, status,
 };
+use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml, FEW_RETRIES};
 use edgelog_testkit::delivery::stream_behind_front;
 use edgelog_testkit::numbered::{stream_numbers, Loader};
 use edgelog_testkit::paths::free_port;
@@ -15,26 +16,26 @@ use std::collections::HashSet;
 use std::path::Path;
 use std::time::Duration;
 
-/// The admin listener on a port of its own, so `collector status --config` finds it.
+/// A collector in its own process delivering to the stream `ledger` at `endpoint`, its admin
+/// listener on a port of its own (so `collector status --config` finds it), lines over 400
+/// bytes dead-lettered.
+fn ledger_config(endpoint: &str) -> ConfigYaml {
+    ConfigYaml::new()
+        .process()
+        .set(&format!("admin: {{listen: \"127.0.0.1:{}\"}}", free_port()))
+        .set("ingest: {max_line_bytes: 400}")
+        .set("buffer: {type: disk, dir: \"{dir}/buffer\", fsync: interval}")
+        .kinesis(
+            &KinesisYaml::new(endpoint, "ledger")
+                .batch("{duration: 50ms}")
+                .key("health_check_interval: 200ms"),
+        )
+        .retry(FEW_RETRIES)
+}
+
+/// [`ledger_config`], written in `dir`.
 fn config(dir: &Path, endpoint: &str) -> std::path::PathBuf {
-    let path = dir.join("collector.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "listen: \"127.0.0.1:0\"\nadmin: {{listen: \"127.0.0.1:{admin}\"}}\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
-             ingest: {{max_line_bytes: 400}}\n\
-             buffer: {{type: disk, dir: \"{d}/buffer\", fsync: interval}}\n\
-             dead_letter: {{path: \"{d}/dead.ndjson\"}}\n\
-             output:\n  aws_kinesis:\n    stream_name: ledger\n    region: us-east-1\n    endpoint_url: \"{endpoint}\"\n\
-             \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n\
-             \x20   batch: {{duration: 50ms}}\n    health_check_interval: 200ms\n\
-             \x20 retry: {{max_retries: 5, initial_wait: 20ms, max_wait: 300ms}}\n",
-            d = dir.display(),
-            admin = free_port()
-        ),
-    )
-    .expect("write config");
-    path
+    ledger_config(endpoint).write(dir)
 }
 
 fn n(v: &Value) -> u64 {
@@ -83,10 +84,7 @@ async fn the_ledger_balances_exactly_through_kill_9_an_outage_throttling_and_lon
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     // Kinesis away; lines wait in the buffer; SIGKILL mid-load.
-    front.set(Faults {
-        every_request: Some((500, "InternalFailure".into())),
-        ..Faults::default()
-    });
+    front.set(Faults::every_request_fails(500, "InternalFailure"));
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let before = status(&proc.admin_url).await;
     assert!(n(&balanced(&before)["buffered"]) > 0, "{before}");
@@ -206,15 +204,10 @@ async fn replay_sends_dead_letters_once_across_rotated_files_and_the_status_coun
         ..Faults::default()
     });
     let dir = tempfile::tempdir().expect("tmp");
-    let cfg = config(dir.path(), &front.endpoint);
-    let text = std::fs::read_to_string(&cfg)
-        .expect("config")
-        .replace("max_retries: 5", "max_retries: 1")
-        .replace(
-            "dead_letter: {path:",
-            "dead_letter: {max_bytes: 4096, keep: 3, path:",
-        );
-    std::fs::write(&cfg, text).expect("config");
+    let cfg = ledger_config(&front.endpoint)
+        .retry("{max_retries: 1, initial_wait: 20ms, max_wait: 300ms}")
+        .set("dead_letter: {max_bytes: 4096, keep: 3, path: \"{dir}/dead.ndjson\"}")
+        .write(dir.path());
     let proc = spawn_collector_process(&cfg).await;
     let poisoned: Vec<String> = (0..30)
         .map(|i| {
@@ -287,23 +280,13 @@ async fn replay_sends_dead_letters_once_across_rotated_files_and_the_status_coun
 async fn an_admin_port_in_use_is_a_start_error_naming_the_key() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let port = taken.local_addr().expect("addr").port();
-    let dir = tempfile::tempdir().expect("tmp");
-    let cfg = edgelog_testkit::collector::config_in(
-        &format!(
-            "fastly: {{service_ids: [\"*\"]}}\nbuffer: {{type: memory}}\noutput: {{stdout: {{}}}}\n\
-             dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\nadmin: {{listen: \"127.0.0.1:{port}\"}}\n"
-        ),
-        dir.path(),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let e = collector::run(cfg, listener, std::future::pending())
-        .await
-        .expect_err("the admin port is taken");
+    let config = ConfigYaml::new()
+        .set("buffer: {type: memory}")
+        .output("  stdout: {}\n")
+        .set(&format!("admin: {{listen: \"127.0.0.1:{port}\"}}"));
+    let e = start_error(&config.text()).await;
     assert!(
-        e.to_string()
-            .starts_with(&format!("admin.listen: cannot bind 127.0.0.1:{port}: ")),
+        e.starts_with(&format!("admin.listen: cannot bind 127.0.0.1:{port}: ")),
         "{e}"
     );
 }

@@ -4,7 +4,10 @@
 //! that does not match its certificate or a client CA that is not PEM is an error naming the key.
 
 use edgelog_testkit::certs::{CertPair, TestCa};
-use edgelog_testkit::collector::{collector_bin, metric, spawn_collector_process};
+use edgelog_testkit::collector::{metric, refused_at_start, spawn_collector_process};
+use edgelog_testkit::config_yaml::ConfigYaml;
+use edgelog_testkit::http::tls_client_builder;
+use edgelog_testkit::procs::until;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -20,30 +23,24 @@ impl Files {
     }
 }
 
+/// A collector in its own process serving TLS with `files` (`extra` keys added to `tls`), with a
+/// memory buffer and a file output (`{dir}/out.log`); the configuration is written in `dir`.
 fn config(dir: &Path, files: &Files, extra: &str) -> PathBuf {
-    let path = dir.join("collector.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "listen: \"127.0.0.1:0\"\nlog_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
-             tls: {{cert: \"{}\", key: \"{}\"{extra}}}\n\
-             buffer: {{type: memory}}\ndead_letter: {{path: \"{}/dead.ndjson\"}}\n\
-             output: {{file: {{path: \"{}/out.log\"}}}}\n",
+    ConfigYaml::new()
+        .process()
+        .set(&format!(
+            "tls: {{cert: \"{}\", key: \"{}\"{extra}}}",
             files.cert.display(),
-            files.key.display(),
-            dir.display(),
-            dir.display()
-        ),
-    )
-    .expect("config");
-    path
+            files.key.display()
+        ))
+        .set("buffer: {type: memory}")
+        .file_output("{dir}/out.log")
+        .write(dir)
 }
 
 /// A client that trusts only `ca` and sends every request on a new connection.
 fn client(ca: &TestCa, port: u16) -> reqwest::Client {
-    reqwest::Client::builder()
-        .tls_certs_only([reqwest::Certificate::from_pem(ca.pem().as_bytes()).expect("root")])
-        .resolve("localhost", ([127, 0, 0, 1], port).into())
+    tls_client_builder(ca, port)
         .pool_max_idle_per_host(0)
         .build()
         .expect("client")
@@ -142,14 +139,12 @@ async fn certificates_rotate_on_sighup_and_on_file_change_and_a_bad_one_is_refus
 
     // A change to the files alone is picked up, with no signal.
     files.write(&ca3.server());
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while post(&client(&ca3, port), port, "three").await != Ok(204) {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "the changed files were not picked up"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    until(
+        Duration::from_secs(20),
+        "the changed files picked up",
+        async || post(&client(&ca3, port), port, "three").await == Ok(204),
+    )
+    .await;
     assert!(metric(&proc.admin_url, "edgelog_tls_reloads_total{result=\"ok\"}").await >= 2);
     assert!(
         metric(
@@ -198,19 +193,7 @@ async fn a_key_of_another_certificate_or_a_client_ca_that_is_not_pem_stops_the_s
         if i == 1 {
             files_write_matching(&files, &pair);
         }
-        let cfg = config(dir.path(), &files, extra);
-        let out = tokio::time::timeout(
-            Duration::from_secs(30),
-            tokio::process::Command::new(collector_bin())
-                .args(["serve", "--config"])
-                .arg(&cfg)
-                .output(),
-        )
-        .await
-        .expect("the collector should stop at once")
-        .expect("run");
-        assert!(!out.status.success());
-        let stderr = String::from_utf8_lossy(&out.stderr);
+        let stderr = refused_at_start(&config(dir.path(), &files, extra)).await;
         assert!(stderr.contains(says), "{says}: {stderr}");
     }
 }

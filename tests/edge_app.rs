@@ -2,27 +2,18 @@
 //! the exact lines each endpoint gets, in each format and with each setting, and the origin's
 //! response passing through unchanged.
 
+use edgelog_testkit::http::client;
 use edgelog_testkit::paths::{repo_root, tool};
+use edgelog_testkit::viceroy::json_line;
 use edgelog_testkit::{spawn_origin, spawn_viceroy, EdgeSetup, Origin, Viceroy};
 use reqwest::header::{HeaderMap, HeaderValue};
 use serde_json::Value;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
-
 async fn start(setup: impl FnOnce(EdgeSetup) -> EdgeSetup) -> (Origin, Viceroy) {
     let origin = spawn_origin().await;
     let edge = spawn_viceroy(&setup(EdgeSetup::new(&origin.url()))).await;
     (origin, edge)
-}
-
-fn json(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
 fn now_secs() -> i64 {
@@ -58,7 +49,7 @@ async fn json_line_per_request_and_response_passes_through_unchanged() {
 
     let lines = edge.wait_endpoint_lines("collector", 1).await;
     assert_eq!(lines.len(), 1, "one line per request: {lines:?}");
-    let v = json(&lines[0]);
+    let v = json_line(&lines[0]);
     assert_eq!(v["event"], "access");
     assert_eq!(v["method"], "GET");
     assert_eq!(v["url"], "/headers?q=1");
@@ -166,7 +157,7 @@ async fn sampling_drops_lines_but_errors_always_reach_the_error_endpoint() {
     // Give any wrongly sampled line time to show up before asserting there is none.
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(edge.endpoint_lines("errors").len(), 1);
-    assert_eq!(json(&errors[0])["status"], 503);
+    assert_eq!(json_line(&errors[0])["status"], 503);
     assert!(edge.endpoint_lines("collector").is_empty(), "sampled out");
 
     let (_origin, edge) = start(|s| s.set("error_endpoint", "errors")).await;
@@ -184,7 +175,7 @@ async fn sampling_drops_lines_but_errors_always_reach_the_error_endpoint() {
         errors[0], collector[0],
         "the same line, written once per endpoint"
     );
-    assert_eq!(json(&collector[1])["status"], 200);
+    assert_eq!(json_line(&collector[1])["status"], 200);
 }
 
 #[tokio::test]
@@ -237,7 +228,7 @@ async fn privacy_settings_redact_every_url_field_and_anonymize_the_client() {
         200,
         "the origin still gets the real URL"
     );
-    let v = json(&edge.wait_endpoint_lines("collector", 1).await[0]);
+    let v = json_line(&edge.wait_endpoint_lines("collector", 1).await[0]);
     assert_eq!(v["client_ip"], "127.0.0.0");
     assert_eq!(v["url"], "/echo?token=REDACTED&x=1&email=REDACTED");
     assert_eq!(v["query"], "token=REDACTED&x=1&email=REDACTED");
@@ -254,7 +245,7 @@ async fn a_bad_format_string_is_reported_once_and_json_is_used() {
         .await
         .expect("request");
     assert_eq!(resp.status().as_u16(), 200);
-    let v = json(&edge.wait_endpoint_lines("collector", 1).await[0]);
+    let v = json_line(&edge.wait_endpoint_lines("collector", 1).await[0]);
     assert_eq!(v["status"], 200);
     let stderr = edge
         .stderr
@@ -285,7 +276,7 @@ async fn an_unreachable_origin_gives_502_and_an_error_line() {
         .await
         .expect("request");
     assert_eq!(resp.status().as_u16(), 502);
-    let v = json(&edge.wait_endpoint_lines("collector", 1).await[0]);
+    let v = json_line(&edge.wait_endpoint_lines("collector", 1).await[0]);
     assert_eq!(v["status"], 502);
     assert_eq!(v["outcome"], "error");
     assert!(!v["error"].as_str().expect("error text").is_empty());
@@ -337,7 +328,7 @@ async fn request_and_response_bodies_are_counted_and_unchanged() {
     );
 
     let lines = edge.wait_endpoint_lines("collector", 4).await;
-    let v: Vec<Value> = lines.iter().map(|l| json(l)).collect();
+    let v: Vec<Value> = lines.iter().map(|l| json_line(l)).collect();
     assert_eq!(v[0]["method"], "POST");
     assert_eq!(v[0]["request_body_bytes"], 10_000);
     assert_eq!(v[0]["body_bytes_sent"], 10_000);
@@ -374,7 +365,7 @@ async fn hostile_input_gives_valid_single_json_lines_within_64_kib() {
     assert_eq!(resp.status().as_u16(), 200);
     let line = edge.wait_endpoint_lines("collector", 1).await[0].clone();
     assert!(line.len() <= 65_536, "{}", line.len());
-    let v = json(&line);
+    let v = json_line(&line);
     assert_eq!(v["truncated"], true);
     assert_eq!(v["path"], "/hello/%22quoted%22/%0Aline");
     let ua = v["user_agent"].as_str().expect("ua");
@@ -403,7 +394,7 @@ async fn panics_go_to_the_panic_endpoint_and_serving_goes_on() {
         .await
         .expect("request");
     assert_eq!(resp.status().as_u16(), 500);
-    let v = json(&edge.wait_endpoint_lines("panics", 1).await[0]);
+    let v = json_line(&edge.wait_endpoint_lines("panics", 1).await[0]);
     assert_eq!(v["event"], "panic");
     assert_eq!(v["message"], "edgelog test panic");
     assert!(v["location"]
@@ -453,7 +444,7 @@ async fn health_is_answered_at_the_edge() {
     assert_eq!(resp.status().as_u16(), 200);
     assert_eq!(resp.text().await.expect("body"), "ok\n");
     assert_eq!(origin.hits(), hits_before, "the origin is not asked");
-    let v = json(&edge.wait_endpoint_lines("collector", 1).await[0]);
+    let v = json_line(&edge.wait_endpoint_lines("collector", 1).await[0]);
     assert_eq!(v["outcome"], "edge");
 }
 
@@ -470,7 +461,7 @@ async fn without_a_config_store_the_defaults_apply() {
         .send()
         .await
         .expect("request");
-    let v = json(&edge.wait_endpoint_lines("collector", 1).await[0]);
+    let v = json_line(&edge.wait_endpoint_lines("collector", 1).await[0]);
     assert_eq!(v["status"], 200);
     assert!(edge
         .stderr
@@ -556,7 +547,7 @@ async fn the_vcl_json_format_from_the_readme_works_unchanged() {
         .await
         .expect("request");
     let line = &edge.wait_endpoint_lines("collector", 1).await[0];
-    let v = json(line);
+    let v = json_line(line);
     let ts = v["timestamp"].as_str().expect("timestamp");
     assert!(ts.len() == 24 && ts.ends_with("+0000"), "{ts}");
     let year: i64 = ts[..4].parse().expect("year");

@@ -2,17 +2,12 @@
 //! Viceroy against a real origin: the README's app made into a fresh crate from the README's
 //! snippets, and the library's examples. The exact lines each endpoint gets are checked.
 
+use edgelog_testkit::http::client;
 use edgelog_testkit::paths::{edge_example_wasm, readme_app, target_dir};
+use edgelog_testkit::viceroy::json_line;
 use edgelog_testkit::{spawn_origin, spawn_viceroy, EdgeSetup, Viceroy};
 use serde_json::{json, Value};
 use std::time::Duration;
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("client")
-}
 
 /// `GET <url><path>`.
 async fn get(url: &str, path: &str) -> reqwest::Response {
@@ -21,10 +16,6 @@ async fn get(url: &str, path: &str) -> reqwest::Response {
         .send()
         .await
         .unwrap_or_else(|e| panic!("GET {path}: {e}"))
-}
-
-fn parse(line: &str) -> Value {
-    serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"))
 }
 
 /// Checks the fields that differ from run to run for their form, then replaces them with
@@ -101,7 +92,7 @@ async fn the_readme_app_builds_from_the_snippets_and_logs_every_request() {
                "content_length": 12, "body_bytes_sent": 12, "outcome": "origin",
                "error": null, "app_version": "0.1.0"}),
     );
-    assert_eq!(settle(parse(&lines[0])), expected);
+    assert_eq!(settle(json_line(&lines[0])), expected);
     assert!(
         lines[0].ends_with(r#","error":null,"app_version":"0.1.0"}"#),
         "the app's field follows the line's own keys: {}",
@@ -119,7 +110,7 @@ async fn the_readme_app_builds_from_the_snippets_and_logs_every_request() {
     assert_eq!(resp.status().as_u16(), 502);
     assert_eq!(resp.text().await.expect("body"), "origin unavailable\n");
     let lines = down.wait_endpoint_lines("collector", 1).await;
-    let v = parse(&lines[0]);
+    let v = json_line(&lines[0]);
     assert_eq!(v["status"], 502);
     assert_eq!(v["outcome"], "error");
     assert_eq!(v["app_version"], "0.1.0");
@@ -187,7 +178,7 @@ async fn a_fastly_main_app_finishes_records_and_opts_in_to_the_global_helpers() 
     let resp = get("/panic", None).await.expect("request");
     assert_eq!(resp.status().as_u16(), 500);
     let lines = edge.wait_endpoint_lines("collector", 3).await;
-    let panic = parse(&lines[2]);
+    let panic = json_line(&lines[2]);
     assert_eq!(panic["event"], "panic");
     assert_eq!(panic["message"], "example panic");
     assert!(panic["location"]

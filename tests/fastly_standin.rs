@@ -8,7 +8,8 @@ use axum::response::IntoResponse;
 use axum::routing::{any, get};
 use axum::Router;
 use edgelog_testkit::fastly::{Codec, JsonFormat};
-use edgelog_testkit::standin::{run, StandinConfig, StandinError};
+use edgelog_testkit::procs::serve_on_loopback;
+use edgelog_testkit::standin::{hex_sha256, run, StandinConfig, StandinError};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -42,22 +43,9 @@ async fn spawn_receiver(challenge: &str) -> (String, Receiver) {
             }),
         )
         .with_state(r.clone());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    });
+    // Serves until the test's runtime ends.
+    let (addr, _task) = serve_on_loopback(app).await;
     (format!("http://{addr}/logs"), r)
-}
-
-fn sha256_hex(s: &str) -> String {
-    use sha2::Digest;
-    sha2::Sha256::digest(s.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 /// A stand-in without the line prefix (these tests look at batching), batches by size only.
@@ -113,7 +101,7 @@ fn zero_limits_mean_fastlys_defaults() {
 
 #[tokio::test]
 async fn nothing_is_sent_unless_the_challenge_lists_the_service() {
-    let (url, r) = spawn_receiver(&format!("{}\n", sha256_hex("OTHER"))).await;
+    let (url, r) = spawn_receiver(&format!("{}\n", hex_sha256("OTHER"))).await;
     let err = run(
         cfg(&url),
         input(&["collector :: x".into()]),
@@ -126,7 +114,7 @@ async fn nothing_is_sent_unless_the_challenge_lists_the_service() {
         "{err}"
     );
     assert!(r.requests.lock().expect("lock").is_empty());
-    for ok in [format!("junk\n{}\n", sha256_hex("SVC")), "*\n".to_string()] {
+    for ok in [format!("junk\n{}\n", hex_sha256("SVC")), "*\n".to_string()] {
         let (url, r) = spawn_receiver(&ok).await;
         let report = run(
             cfg(&url),

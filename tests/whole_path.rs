@@ -2,10 +2,11 @@
 //! Viceroy, its named-endpoint lines piped into the Fastly stand-in, delivered to the collector,
 //! put to a Kinesis emulator, read back. N requests must give exactly N records.
 
-use edgelog_testkit::collector::collector_bin;
+use edgelog_testkit::collector::{collector_bin, post_lines};
+use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml};
+use edgelog_testkit::delivery;
 use edgelog_testkit::{
-    spawn_collector, spawn_kinesalite, spawn_origin, spawn_viceroy_with_standin, testkit_bin,
-    EdgeSetup, KinesisClient,
+    spawn_collector, spawn_origin, spawn_viceroy_with_standin, testkit_bin, EdgeSetup,
 };
 use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
@@ -14,16 +15,18 @@ const TOKEN: &str = "e2e-token";
 const TAIL_TOKEN: &str = "e2e-tail-token";
 const SERVICE: &str = "edgelog-e2e-service";
 
+/// The collector as the demo runs it: one service, a token, the tail open to its own token, a
+/// disk buffer, Kinesis.
 fn collector_yaml(kinesis: &str, stream: &str) -> String {
-    format!(
-        "fastly: {{service_ids: [\"{SERVICE}\"]}}\n\
-         ingest: {{auth: {{header: X-Edgelog-Token, token: {TOKEN}}}}}\n\
-         tail: {{token: {TAIL_TOKEN}}}\n\
-         buffer: {{type: disk, dir: \"{{dir}}/buffer\"}}\n\
-         dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
-         output:\n  aws_kinesis:\n    stream_name: {stream}\n    region: us-east-1\n    endpoint_url: \"{kinesis}\"\n\
-         \x20   credentials: {{access_key_id: AKIDTEST, secret_access_key: secret}}\n    batch: {{duration: 100ms}}\n"
-    )
+    ConfigYaml::new()
+        .set(&format!("fastly: {{service_ids: [\"{SERVICE}\"]}}"))
+        .set(&format!(
+            "ingest: {{auth: {{header: X-Edgelog-Token, token: {TOKEN}}}}}"
+        ))
+        .set(&format!("tail: {{token: {TAIL_TOKEN}}}"))
+        .set("buffer: {type: disk, dir: \"{dir}/buffer\"}")
+        .kinesis(&KinesisYaml::new(kinesis, stream))
+        .text()
 }
 
 fn standin_args(collector_url: &str, json_format: &str) -> Vec<String> {
@@ -60,9 +63,7 @@ async fn run_path(
     json_format: &str,
     stream: &str,
 ) -> (Vec<Vec<u8>>, Vec<String>, Vec<Duration>) {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream(stream, 2).await;
+    let (k, kc) = delivery::stream(stream, 2).await;
     let col = spawn_collector(&collector_yaml(&k.endpoint, stream)).await;
     let origin = spawn_origin().await;
     let edge = spawn_viceroy_with_standin(
@@ -159,9 +160,7 @@ async fn n_requests_give_exactly_n_common_log_format_records() {
 
 #[tokio::test]
 async fn collector_tail_streams_live_lines_with_filters() {
-    let k = spawn_kinesalite().await;
-    let kc = KinesisClient::new(&k.endpoint).await;
-    kc.create_stream("tail", 1).await;
+    let (k, _kc) = delivery::stream("tail", 1).await;
     let col = spawn_collector(&collector_yaml(&k.endpoint, "tail")).await;
     // Without or with a wrong token: refused.
     for token in ["", "wrong"] {
@@ -197,10 +196,7 @@ async fn collector_tail_streams_live_lines_with_filters() {
             )
         })
         .collect();
-    assert_eq!(
-        edgelog_testkit::collector::post_lines(&col.url, Some(TOKEN), &lines).await,
-        204
-    );
+    assert_eq!(post_lines(&col.url, Some(TOKEN), &lines).await, 204);
     let got = out
         .wait_for("four 503 lines", Duration::from_secs(10), |l| {
             l.iter().filter(|x| x.contains("503")).count() >= 4

@@ -1,10 +1,10 @@
-//! The status page in a real browser (headless Chromium): it loads with no console error and
-//! nothing fetched from elsewhere, its ledger matches `/status`, its plots and the live tail
-//! update, and it fits a phone's width.
+//! The collector's status page in a real browser (headless Chromium): it loads with no console
+//! error and nothing fetched from elsewhere, its ledger matches `/status`, its plots and the live
+//! tail update, and it fits a phone's width.
 
 use edgelog_testkit::browser::Browser;
 use edgelog_testkit::collector::{post_corrupt_gzip, post_lines, status};
-use edgelog_testkit::delivery::{lines, stream_behind_front, yaml};
+use edgelog_testkit::delivery::{lines, post_all, stream_behind_front, yaml};
 use edgelog_testkit::{spawn_collector, Faults};
 use serde_json::Value;
 use std::time::Duration;
@@ -43,9 +43,7 @@ async fn the_page_shows_the_ledger_plots_and_tail_live_with_no_error() {
     // Traffic with failures: throttled entries (retried), lines over the limit (dead-lettered),
     // bodies that cannot be decoded (refused).
     let all = lines("page", 3000);
-    for chunk in all.chunks(300) {
-        assert_eq!(post_lines(&col.url, None, chunk).await, 204);
-    }
+    post_all(&col.url, &all, 300).await;
     let long = vec!["x".repeat(400); 7];
     assert_eq!(post_lines(&col.url, None, &long).await, 204);
     for _ in 0..2 {

@@ -1,18 +1,85 @@
-//! The collector as a service: the systemd unit in `deploy/` (accepted by `systemd-analyze verify`
-//! with the real binary, rated by `systemd-analyze security`, listening on 443 with one
-//! capability, its secrets and TLS files through `LoadCredential=`), what the binary tells
-//! systemd (ready, and on SIGTERM how long its flush may take), SIGHUP never ending it, and the
-//! production configuration `deploy/collector.yaml` checked by `collector check-config` as
-//! written, `--probe` included.
+//! The collector as it ships outside a container: the static Linux binary `scripts/build-static`
+//! makes (no dynamic loader, and it serves); the systemd unit in `deploy/` (accepted by
+//! `systemd-analyze verify` with the real binary, rated by `systemd-analyze security`, listening
+//! on 443 with one capability, its secrets and TLS files through `LoadCredential=`); what the
+//! binary tells systemd (ready, and on SIGTERM how long its flush may take); SIGHUP never ending
+//! it; and the production configuration `deploy/collector.yaml` checked by `collector
+//! check-config` as written, `--probe` included.
 
 use edgelog_testkit::certs::TestCa;
-use edgelog_testkit::collector::{collector_bin, post_lines, spawn_collector_process_with};
+use edgelog_testkit::collector::{
+    collector_bin, output_file_lines, post_lines, spawn_collector_process_at,
+    spawn_collector_process_with, static_collector_bin,
+};
+use edgelog_testkit::config_yaml::ConfigYaml;
 use edgelog_testkit::delivery::{stream, yaml};
 use edgelog_testkit::paths::repo_root;
 use edgelog_testkit::procs::until;
 use std::os::unix::net::UnixDatagram;
 use std::path::Path;
 use std::time::Duration;
+
+/// The program header types of an ELF64 little-endian file.
+fn program_header_types(elf: &[u8]) -> Vec<u32> {
+    assert_eq!(&elf[..4], b"\x7fELF", "not an ELF file");
+    assert_eq!(elf[4], 2, "not 64-bit");
+    let u16_at = |o: usize| u16::from_le_bytes([elf[o], elf[o + 1]]) as usize;
+    let mut off = [0u8; 8];
+    off.copy_from_slice(&elf[0x20..0x28]);
+    let phoff = u64::from_le_bytes(off) as usize;
+    let (size, count) = (u16_at(0x36), u16_at(0x38));
+    (0..count)
+        .map(|i| {
+            let at = phoff + i * size;
+            u32::from_le_bytes([elf[at], elf[at + 1], elf[at + 2], elf[at + 3]])
+        })
+        .collect()
+}
+
+const PT_INTERP: u32 = 3;
+
+#[tokio::test]
+async fn the_static_binary_needs_no_loader_and_serves() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let bin = tokio::task::spawn_blocking(static_collector_bin)
+        .await
+        .expect("scripts/build-static");
+    let elf = std::fs::read(&bin).expect("binary");
+    let types = program_header_types(&elf);
+    assert!(!types.is_empty());
+    assert!(
+        !types.contains(&PT_INTERP),
+        "the binary asks for a dynamic loader: {types:?}"
+    );
+    let ldd = std::process::Command::new("ldd").arg(&bin).output();
+    if let Ok(o) = ldd {
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(
+            text.contains("statically linked") || text.contains("not a dynamic executable"),
+            "{text}"
+        );
+    }
+
+    let cfg = ConfigYaml::new()
+        .set("listen: \"127.0.0.1:0\"")
+        .set("buffer: {type: disk, dir: \"{dir}/buffer\"}")
+        .file_output("{dir}/out.log")
+        .write(dir.path());
+    let proc = spawn_collector_process_at(&bin, &cfg).await;
+    let lines: Vec<String> = (0..50).map(|i| format!("{{\"static\":{i}}}")).collect();
+    assert_eq!(post_lines(&proc.url, None, &lines).await, 204);
+    let got = output_file_lines(&dir.path().join("out.log"), 50).await;
+    let got: Vec<String> = got
+        .iter()
+        .map(|l| String::from_utf8_lossy(l).into_owned())
+        .collect();
+    assert_eq!(got, lines, "not delivered");
+    assert_eq!(proc.terminate().await, Some(0));
+}
 
 fn unit() -> String {
     std::fs::read_to_string(repo_root().join("deploy/edgelog-collector.service")).expect("unit")
@@ -77,9 +144,15 @@ fn the_unit_keeps_one_capability_takes_credentials_and_verifies_with_the_real_bi
         ("NoNewPrivileges", "yes"),
         ("KillSignal", "SIGTERM"),
         ("Restart", "on-failure"),
+        ("ProtectHome", "yes"),
+        ("PrivateTmp", "yes"),
     ] {
         assert_eq!(one(&u, k), v, "{k}");
     }
+    // A graceful stop flushes for shutdown_timeout (30 s by default): systemd waits at least
+    // longer than that (and as long as the collector asks, over the notify protocol).
+    let stop = humantime::parse_duration(&one(&u, "TimeoutStopSec")).expect("duration");
+    assert!(stop > Duration::from_secs(30), "TimeoutStopSec {stop:?}");
     let creds = values(&u, "LoadCredential");
     for name in ["ingest-token", "tls.crt", "tls.key"] {
         assert!(

@@ -1,15 +1,25 @@
-//! Assumed roles end to end, against moto's STS with its IAM checks on: every Kinesis call is
-//! signed with the role's credentials (assumed with the SDK chain's, given in the environment),
-//! the session is renewed before it ends, and a role that cannot be assumed, credentials STS
-//! refuses or an STS that cannot be reached stop the start with an error naming the key.
+//! The collector's access to AWS: an IAM-like allow-list per mode (each asks only for the
+//! permissions it needs), the endpoint from the environment, assumed roles against moto's STS
+//! with its IAM checks on (every Kinesis call signed with the role's session, the session
+//! renewed, the README's policies enough, refusals naming the key), and no key, secret or token
+//! in the log whichever way the credentials came in.
 
 use collector::config::CREDENTIALS_REFRESH_BEFORE;
-use edgelog_testkit::collector::{config_in, post_lines, spawn_collector_process};
-use edgelog_testkit::delivery::{exactly_once, lines, stream_behind_front};
+use edgelog_testkit::collector::{
+    collector_bin, post_in_batches, post_lines, readyz, spawn_collector_process,
+    spawn_collector_process_with, start_error,
+};
+use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml, DISK_BUFFER, FAST_RETRY};
+use edgelog_testkit::delivery::{
+    exactly_once, kinesis_config, lines, post_all, stream, stream_behind_front, yaml,
+};
 use edgelog_testkit::paths::{free_port, readme_block};
+use edgelog_testkit::procs::until;
+use edgelog_testkit::s3;
 use edgelog_testkit::sts::{
     spawn_sts, spawn_sts_front, spawn_sts_with, Extra, OTHER_ROLE, USER_ARN, WRITER_ROLE,
 };
+use edgelog_testkit::{spawn_collector, Faults};
 use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -17,15 +27,166 @@ use std::time::Duration;
 const EXTERNAL_ID: &str = "edgelog-e2e-7c1f";
 const SESSION: &str = "edgelog-e2e";
 
-/// A collector configuration for `stream` at `kinesis`, with `credentials` (a YAML flow map).
-fn yaml(kinesis: &str, stream: &str, credentials: &str) -> String {
-    format!(
-        "listen: \"127.0.0.1:0\"\nfastly: {{service_ids: [\"*\"]}}\nbuffer: {{type: memory}}\n\
-         dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
-         output:\n  aws_kinesis:\n    stream_name: {stream}\n    region: us-east-1\n    endpoint_url: \"{kinesis}\"\n\
-         \x20   credentials: {credentials}\n    batch: {{duration: 50ms}}\n\
-         \x20 retry: {{max_retries: 20, initial_wait: 10ms, max_wait: 100ms}}\n"
+#[tokio::test]
+async fn each_mode_runs_with_only_the_permissions_it_needs() {
+    let (_k, kc, front) = stream_behind_front("iam", 2).await;
+    let allow = |actions: &[&str]| Faults {
+        allowed_actions: Some(actions.iter().map(|a| a.to_string()).collect()),
+        ..Faults::default()
+    };
+    // Shard-balanced: PutRecords and ListShards, nothing else.
+    front.set(allow(&["PutRecords", "ListShards"]));
+    let col = spawn_collector(&yaml(&front.endpoint, "iam", "", "")).await;
+    assert_eq!(readyz(&col.url).await.0, 200);
+    let first = lines("balanced", 300);
+    post_all(&col.url, &first, 100).await;
+    kc.wait_for_lines("iam", 300, Duration::from_secs(30)).await;
+    drop(col);
+    // A random key: PutRecords alone.
+    front.set(allow(&["PutRecords"]));
+    let col = spawn_collector(&yaml(
+        &front.endpoint,
+        "iam",
+        "    partition_key: random\n",
+        "",
+    ))
+    .await;
+    assert_eq!(readyz(&col.url).await.0, 200);
+    let second = lines("random", 300);
+    post_all(&col.url, &second, 100).await;
+    let recs = kc.wait_for_lines("iam", 600, Duration::from_secs(30)).await;
+    exactly_once(&recs, &[first, second].concat());
+    let asked: HashSet<String> = front
+        .stats
+        .actions
+        .lock()
+        .expect("actions")
+        .iter()
+        .cloned()
+        .collect();
+    assert_eq!(
+        asked,
+        HashSet::from(["PutRecords".to_string(), "ListShards".to_string()]),
+        "no other action is ever asked for"
+    );
+    drop(col);
+    // Shard-balanced without ListShards: a start-up error naming the permission.
+    let err = start_error(&yaml(&front.endpoint, "iam", "", "")).await;
+    assert!(err.contains("kinesis:ListShards"), "{err}");
+    // ListShards without PutRecords: ready until lines come, then not ready, naming it.
+    front.set(allow(&["ListShards"]));
+    let col = spawn_collector(&yaml(&front.endpoint, "iam", "", "")).await;
+    post_all(&col.url, &lines("denied", 10), 10).await;
+    until(
+        Duration::from_secs(20),
+        "readyz naming the permission",
+        async || {
+            let (status, body) = readyz(&col.url).await;
+            status == 503 && body.contains("kinesis:PutRecords")
+        },
     )
+    .await;
+    assert!(
+        !col.path("dead.ndjson").exists(),
+        "denied lines wait, never dead-lettered"
+    );
+}
+
+#[tokio::test]
+async fn the_endpoint_can_come_from_the_environment() {
+    let (k, kc) = stream("env", 1).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let config = kinesis_config(&KinesisYaml::new("unused", "env").without_endpoint());
+    assert!(!config.text().contains("endpoint_url"));
+    let path = config.write(dir.path());
+    let proc = spawn_collector_process_with(
+        &collector_bin(),
+        &path,
+        &[("AWS_ENDPOINT_URL_KINESIS", k.endpoint.as_str())],
+    )
+    .await;
+    let all = lines("env", 50);
+    post_all(&proc.url, &all, 50).await;
+    let recs = kc.wait_for_lines("env", 50, Duration::from_secs(30)).await;
+    exactly_once(&recs, &all);
+}
+
+/// Secrets never reach the log, at any level: the AWS SDK prints resolved credentials and signed
+/// requests at `trace`, whichever way the credentials came in.
+#[tokio::test]
+async fn no_secret_reaches_the_log_even_at_trace_level() {
+    let (k, kc) = stream("secrets", 1).await;
+    let key_id = "AKIAEDGELOGLEAKTEST1";
+    let secret_key = "wJalrXUtnFEMI/K7MDENG/edgelogLeakTestKey";
+    let session = "FwoGZXIvYXdzEdgelogSessionLeakTest";
+    let token = "ingest-token-edgelog-leak-test";
+    for (round, (how, in_config)) in [("environment", false), ("configuration", true)]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tempfile::tempdir().expect("tmp");
+        let creds = in_config.then_some(
+            "{access_key_id: \"${KEY}\", secret_access_key: \"${SECRET}\", session_token: \"${SESSION}\"}",
+        );
+        let path = kinesis_config(&KinesisYaml::new(&k.endpoint, "secrets").credentials(creds))
+            .set(&format!(
+                "ingest: {{auth: {{header: X-Edgelog-Token, token: \"{token}\"}}}}"
+            ))
+            .write(dir.path());
+        let env: Vec<(&str, &str)> = if in_config {
+            vec![
+                ("KEY", key_id),
+                ("SECRET", secret_key),
+                ("SESSION", session),
+            ]
+        } else {
+            vec![
+                ("AWS_ACCESS_KEY_ID", key_id),
+                ("AWS_SECRET_ACCESS_KEY", secret_key),
+                ("AWS_SESSION_TOKEN", session),
+            ]
+        };
+        let mut env = env;
+        env.push(("EDGELOG_LOG", "trace"));
+        let proc = spawn_collector_process_with(&collector_bin(), &path, &env).await;
+        let all = lines(how, 20);
+        post_in_batches(&proc.url, Some(token), &all, 10).await;
+        kc.wait_for_lines("secrets", 20 * (round + 1), Duration::from_secs(30))
+            .await;
+        let log = proc.stderr.snapshot();
+        proc.terminate().await;
+        let signed = log
+            .iter()
+            .filter(|l| l.contains("resolved identity") || l.contains("signing request"))
+            .count();
+        assert!(
+            signed > 0,
+            "{how}: the trace log shows how requests are signed ({} lines)",
+            log.len()
+        );
+        for s in [key_id, secret_key, session, token] {
+            let leaks: Vec<&String> = log.iter().filter(|l| l.contains(s)).collect();
+            assert!(
+                leaks.is_empty(),
+                "{how}: {s} in {} log lines, first: {}",
+                leaks.len(),
+                leaks[0]
+            );
+        }
+    }
+}
+
+/// A collector (memory buffer) for `stream` at `kinesis`, with `credentials` (a YAML flow map).
+fn role_config(kinesis: &str, stream: &str, credentials: &str) -> ConfigYaml {
+    ConfigYaml::new()
+        .set("listen: \"127.0.0.1:0\"")
+        .set("buffer: {type: memory}")
+        .kinesis(
+            &KinesisYaml::new(kinesis, stream)
+                .credentials(Some(credentials))
+                .batch("{duration: 50ms}"),
+        )
+        .retry(FAST_RETRY)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -40,21 +201,15 @@ async fn kinesis_calls_carry_the_assumed_role_and_the_session_is_renewed() {
     .await;
     let (_k, kc, kinesis) = stream_behind_front("assumed", 2).await;
     let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("collector.yaml");
     // No keys in the file: the role is assumed with the SDK chain's credentials.
     let credentials = format!(
         "{{role_arn: \"{WRITER_ROLE}\", external_id: {EXTERNAL_ID}, session_name: {SESSION}, \
          session_duration: 15m, sts_region: us-east-1, sts_endpoint_url: \"{}\"}}",
         front.endpoint
     );
-    std::fs::write(
-        &path,
-        yaml(&kinesis.endpoint, "assumed", &credentials)
-            .replace("{dir}", &dir.path().display().to_string()),
-    )
-    .expect("write config");
-    let proc = edgelog_testkit::collector::spawn_collector_process_with(
-        &edgelog_testkit::collector::collector_bin(),
+    let path = role_config(&kinesis.endpoint, "assumed", &credentials).write(dir.path());
+    let proc = spawn_collector_process_with(
+        &collector_bin(),
         &path,
         &[
             ("AWS_ACCESS_KEY_ID", sts.access_key_id.as_str()),
@@ -122,28 +277,23 @@ async fn kinesis_calls_carry_the_assumed_role_and_the_session_is_renewed() {
     drop(proc);
 }
 
-/// Starts the collector in-process with `credentials`; returns its start error.
-async fn start_error(credentials: &str, output: &str) -> String {
-    let dir = tempfile::tempdir().expect("tmp");
+/// Starts the collector in-process with `credentials` for `output` (`aws_kinesis` or `s3`);
+/// returns its start error.
+async fn role_start_error(credentials: &str, output: &str) -> String {
     let yaml = match output {
-        "aws_kinesis" => yaml("http://127.0.0.1:9", "never", credentials),
-        _ => format!(
-            "listen: \"127.0.0.1:0\"\nfastly: {{service_ids: [\"*\"]}}\nbuffer: {{type: memory}}\n\
-             dead_letter: {{path: \"{{dir}}/dead.ndjson\"}}\n\
-             output:\n  s3:\n    bucket: archive\n    region: us-east-1\n    endpoint_url: \"http://127.0.0.1:9\"\n\
-             \x20   credentials: {credentials}\n"
-        ),
+        "aws_kinesis" => role_config("http://127.0.0.1:9", "never", credentials).text(),
+        _ => ConfigYaml::new()
+            .set("listen: \"127.0.0.1:0\"")
+            .set("buffer: {type: memory}")
+            .output(&s3::output_yaml(
+                "http://127.0.0.1:9",
+                "archive",
+                credentials,
+                "",
+            ))
+            .text(),
     };
-    let cfg = config_in(&yaml, dir.path());
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let run = collector::run(cfg, listener, std::future::pending());
-    match tokio::time::timeout(Duration::from_secs(60), run).await {
-        Ok(Err(e)) => e.to_string(),
-        Ok(Ok(())) => panic!("the collector started and stopped"),
-        Err(_) => panic!("the collector started with {credentials}"),
-    }
+    start_error(&yaml).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -157,7 +307,7 @@ async fn a_role_that_cannot_be_assumed_is_a_start_error_naming_the_key() {
     let at = format!("sts_endpoint_url: \"{}\"", front.endpoint);
 
     // The user's policy does not allow this role.
-    let e = start_error(
+    let e = role_start_error(
         &format!("{{{keys}, role_arn: \"{OTHER_ROLE}\", external_id: x-1, {at}}}"),
         "aws_kinesis",
     )
@@ -171,7 +321,7 @@ async fn a_role_that_cannot_be_assumed_is_a_start_error_naming_the_key() {
     assert!(e.contains("with this external_id"), "{e}");
 
     // The same for the archive.
-    let e = start_error(
+    let e = role_start_error(
         &format!("{{{keys}, role_arn: \"{OTHER_ROLE}\", {at}}}"),
         "s3",
     )
@@ -183,7 +333,7 @@ async fn a_role_that_cannot_be_assumed_is_a_start_error_naming_the_key() {
     );
 
     // A wrong secret: STS refuses the signature.
-    let e = start_error(
+    let e = role_start_error(
         &format!(
             "{{access_key_id: {}, secret_access_key: wrong, role_arn: \"{WRITER_ROLE}\", {at}}}",
             sts.access_key_id
@@ -200,7 +350,7 @@ async fn a_role_that_cannot_be_assumed_is_a_start_error_naming_the_key() {
 
     // STS down.
     let down = format!("http://127.0.0.1:{}", free_port());
-    let e = start_error(
+    let e = role_start_error(
         &format!("{{{keys}, role_arn: \"{WRITER_ROLE}\", sts_endpoint_url: \"{down}\"}}"),
         "aws_kinesis",
     )
@@ -223,13 +373,7 @@ async fn an_assumed_role_works_with_keys_from_the_file() {
         "{{access_key_id: {}, secret_access_key: \"{}\", role_arn: \"{WRITER_ROLE}\", sts_endpoint_url: \"{}\"}}",
         sts.access_key_id, sts.secret_access_key, sts.endpoint
     );
-    let path = dir.path().join("collector.yaml");
-    std::fs::write(
-        &path,
-        yaml(&kinesis.endpoint, "rolekeys", &credentials)
-            .replace("{dir}", &dir.path().display().to_string()),
-    )
-    .expect("write config");
+    let path = role_config(&kinesis.endpoint, "rolekeys", &credentials).write(dir.path());
     let proc = spawn_collector_process(&path).await;
     let sent = lines("k", 50);
     assert_eq!(post_lines(&proc.url, None, &sent).await, 204);
@@ -285,7 +429,7 @@ async fn the_readme_policies_let_the_role_deliver_to_kinesis_and_the_archive() {
         )
     };
     // The trust policy's condition: another external id is refused.
-    let e = start_error(&with_id("not-the-id"), "aws_kinesis").await;
+    let e = role_start_error(&with_id("not-the-id"), "aws_kinesis").await;
     assert!(
         e.contains(&format!("output.aws_kinesis.credentials.role_arn: STS refused to assume {WRITER_ROLE}: AccessDenied")),
         "{e}"
@@ -293,28 +437,25 @@ async fn the_readme_policies_let_the_role_deliver_to_kinesis_and_the_archive() {
 
     let credentials = with_id(&external_id);
     let dir = tempfile::tempdir().expect("tmp");
-    let path = dir.path().join("collector.yaml");
-    std::fs::write(
-        &path,
-        format!(
-            "listen: \"127.0.0.1:0\"\nfastly: {{service_ids: [\"*\"]}}\n\
-             buffer: {{type: disk, dir: \"{d}/buffer\", fsync: never}}\n\
-             dead_letter: {{path: \"{d}/dead.ndjson\"}}\n\
-             output:\n  aws_kinesis:\n    stream_name: logs\n    region: us-east-1\n    endpoint_url: \"{m}\"\n\
-             \x20   credentials: {credentials}\n    batch: {{duration: 50ms}}\n\
-             \x20 s3:\n    bucket: logs-archive\n    region: us-east-1\n    endpoint_url: \"{m}\"\n    force_path_style: true\n\
-             \x20   credentials: {credentials}\n    max_object_age: 1s\n\
-             \x20 retry: {{max_retries: 20, initial_wait: 10ms, max_wait: 100ms}}\n",
-            d = dir.path().display(),
-            m = sts.endpoint
-        ),
-    )
-    .expect("write config");
+    let path = ConfigYaml::new()
+        .set("listen: \"127.0.0.1:0\"")
+        .set(DISK_BUFFER)
+        .kinesis(
+            &KinesisYaml::new(&sts.endpoint, "logs")
+                .credentials(Some(&credentials))
+                .batch("{duration: 50ms}"),
+        )
+        .output(&s3::output_yaml(
+            &sts.endpoint,
+            "logs-archive",
+            &credentials,
+            "    max_object_age: 1s\n",
+        ))
+        .retry(FAST_RETRY)
+        .write(dir.path());
     let proc = spawn_collector_process(&path).await;
     let sent = lines("policy", 300);
-    for chunk in sent.chunks(100) {
-        assert_eq!(post_lines(&proc.url, None, chunk).await, 204);
-    }
+    post_all(&proc.url, &sent, 100).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let s = edgelog_testkit::collector::status(&proc.admin_url).await;
