@@ -16,6 +16,7 @@
 //! - what the tests post and check: [`delivery`] (the Kinesis tests' configuration, numbered
 //!   lines, exactly once), [`numbered`] (continuous load remembering what got a 2xx), [`fastly`]
 //!   (bodies as Fastly builds them), [`kpl`], [`load`];
+//! - the shipped monitoring files read and checked: [`monitoring`];
 //! - plumbing: [`procs`] (child processes, [`procs::until`] for polling), [`http`] (clients),
 //!   [`paths`] (the repository, the build, installed tools), [`certs`], [`disk`] (a small
 //!   tmpfs).
@@ -36,11 +37,13 @@ pub mod kinesis_front;
 pub mod kinesis_stub;
 pub mod kpl;
 pub mod load;
+pub mod monitoring;
 pub mod numbered;
 pub mod origin;
 pub mod paths;
 pub mod procs;
 pub mod prometheus;
+pub mod promql;
 pub mod s3;
 pub mod s3_front;
 pub mod s3_stub;
