@@ -61,3 +61,56 @@ pub use viceroy::{
     spawn_viceroy, spawn_viceroy_with_standin, testkit_bin, EdgeSetup, EdgeWithStandin, Viceroy,
 };
 
+#[cfg(test)]
+mod layout {
+    use crate::paths::repo_root;
+    use std::collections::BTreeSet;
+
+    /// The `path` of every `[[test]]` in tests/Cargo.toml.
+    fn registered() -> BTreeSet<String> {
+        let manifest = std::fs::read_to_string(repo_root().join("tests/Cargo.toml"))
+            .expect("tests/Cargo.toml");
+        manifest
+            .split("[[test]]")
+            .skip(1)
+            .map(|entry| {
+                entry
+                    .lines()
+                    .find_map(|l| l.trim().strip_prefix("path = "))
+                    .unwrap_or_else(|| panic!("a [[test]] without a path: {entry}"))
+                    .trim_matches('"')
+                    .to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_test_file_is_registered_says_what_it_covers_and_is_in_the_testing_page() {
+        let dir = repo_root().join("tests");
+        let files: BTreeSet<String> = std::fs::read_dir(&dir)
+            .expect("tests/")
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.ends_with(".rs"))
+            .collect();
+        assert_eq!(
+            files,
+            registered(),
+            "tests/*.rs and the [[test]]s of tests/Cargo.toml"
+        );
+        let page =
+            std::fs::read_to_string(repo_root().join("docs/testing.md")).expect("docs/testing.md");
+        let listed: BTreeSet<String> = page
+            .lines()
+            .filter_map(|l| l.strip_prefix("| `"))
+            .filter_map(|l| l.split_once('`').map(|(f, _)| f.to_string()))
+            .collect();
+        assert_eq!(files, listed, "tests/*.rs and the table of docs/testing.md");
+        for f in &files {
+            let text = std::fs::read_to_string(dir.join(f)).expect("a test file");
+            assert!(
+                text.starts_with("//! "),
+                "{f} does not start with a //! line saying what it covers"
+            );
+        }
+    }
+}
