@@ -1,6 +1,7 @@
-//! The collector's receiving side over real HTTP on loopback: batches built the way Fastly builds
-//! them (every json_format, codec and prefix), what the output received line for line, and every
-//! kind of bad input.
+//! What the collector accepts and refuses, over real HTTP on loopback: batches built the way
+//! Fastly builds them (every json_format, codec and prefix), what the output received line for
+//! line, every kind of bad input, who may send (the token, client certificates), and the
+//! configuration checked on the command line (`check-config`, `challenge`).
 
 use edgelog_testkit::certs::TestCa;
 use edgelog_testkit::collector::{

@@ -1,7 +1,8 @@
 //! The ledger end to end: after a run with kill -9, a Kinesis outage, a steady share of
 //! throttled entries and lines over the limit, every output's `received = delivered +
 //! dead-lettered + buffered` holds exactly, and each number is what the stream and the
-//! dead-letter file really hold; `collector status` prints the same numbers.
+//! dead-letter file really hold; `collector status` prints the same numbers, `collector
+//! dead-letter replay` sends dead letters once, and an admin port in use stops the start.
 
 use edgelog_testkit::collector::{
     collector_bin, post_corrupt_gzip, post_lines, spawn_collector_process, start_error, status,

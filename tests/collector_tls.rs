@@ -1,7 +1,8 @@
-//! Certificates rotate without a restart: on SIGHUP and when the files change, new connections
-//! get the new certificate, a connection in progress finishes on the old one, and a bad new
-//! certificate or key is refused with a logged error while the old one stays. At start, a key
-//! that does not match its certificate or a client CA that is not PEM is an error naming the key.
+//! The collector's TLS certificates rotate without a restart: on SIGHUP and when the files
+//! change, new connections get the new certificate, a connection in progress finishes on the old
+//! one, and a bad new certificate or key is refused with a logged error while the old one stays.
+//! At start, a key that does not match its certificate or a client CA that is not PEM is an
+//! error naming the key. (Client certificates are in `collector_ingest`.)
 
 use edgelog_testkit::certs::{CertPair, TestCa};
 use edgelog_testkit::collector::{metric, refused_at_start, spawn_collector_process};

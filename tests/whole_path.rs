@@ -1,6 +1,7 @@
 //! The whole path on one machine, as `scripts/demo` runs it: requests through the edge app under
 //! Viceroy, its named-endpoint lines piped into the Fastly stand-in, delivered to the collector,
-//! put to a Kinesis emulator, read back. N requests must give exactly N records.
+//! put to a Kinesis emulator, read back. N requests must give exactly N records. Also `collector
+//! tail` on that collector, and `scripts/demo --s3` itself.
 
 use edgelog_testkit::collector::{collector_bin, post_lines};
 use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml};
