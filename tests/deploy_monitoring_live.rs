@@ -12,8 +12,8 @@ use edgelog_testkit::delivery::{lines, stream_behind_front};
 use edgelog_testkit::kinesis_front::Faults;
 use edgelog_testkit::monitoring::{
     check_query, dashboard, dashboard_queries, documented_metrics, documented_prometheus_configs,
-    fail_on, must_add, parse_yaml, read, rules, variables, with_pods_from_a_file, write_yaml,
-    DASHBOARD, DOC, METRICS_THE_COLLECTOR_MUST_ADD, RULES, RULE_TESTS,
+    fail_on, parse_yaml, read, rules, variables, with_pods_from_a_file, write_yaml,
+    DASHBOARD, DOC, RULES, RULE_TESTS,
 };
 use edgelog_testkit::paths::{free_port, repo_root};
 use edgelog_testkit::procs::until;
@@ -110,7 +110,7 @@ async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_
     let documented = documented_metrics();
     let labelled: Vec<String> = documented
         .iter()
-        .filter(|(name, (_, labels))| !labels.is_empty() && !must_add(name))
+        .filter(|(name, (_, labels))| !labels.is_empty())
         .map(|(name, (kind, _))| {
             if kind == "histogram" {
                 format!("{name}_count")
@@ -200,7 +200,7 @@ async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_
         }
     }
     for name in documented.keys() {
-        if !names.contains_key(name) && !must_add(name) {
+        if !names.contains_key(name) {
             problems.push(format!(
                 "{DOC}: the table lists {name}, which is not served"
             ));
@@ -213,22 +213,8 @@ async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_
         .filter(|w| w.starts_with("edgelog_") && !w.ends_with('_'))
         .collect();
     for m in mentioned {
-        if served.resolve(m).is_none() && !names.contains_key(m) && !must_add(m) {
+        if served.resolve(m).is_none() && !names.contains_key(m) {
             problems.push(format!("{DOC} names {m}, which is not served"));
-        }
-    }
-    // The list of metrics to add holds only names something uses and the collector lacks.
-    let uses: String = format!("{}{}", read(RULES), read(DASHBOARD));
-    for (name, _) in METRICS_THE_COLLECTOR_MUST_ADD {
-        if served.resolve(name).is_some() {
-            problems.push(format!(
-                "{name} is served now: remove it from METRICS_THE_COLLECTOR_MUST_ADD"
-            ));
-        }
-        if !uses.contains(name) {
-            problems.push(format!(
-                "{name} is in METRICS_THE_COLLECTOR_MUST_ADD but no rule or panel uses it"
-            ));
         }
     }
     problems.sort();
@@ -236,25 +222,6 @@ async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_
     tls.terminate().await;
     c.terminate().await;
     fail_on(&problems, "names the collector does not serve");
-}
-
-#[tokio::test]
-async fn metrics_the_collector_must_add_are_served() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let c = plain_collector(dir.path()).await;
-    let served = Exposition::parse(&metrics_text(&c.admin_url).await);
-    c.terminate().await;
-    let missing: Vec<String> = METRICS_THE_COLLECTOR_MUST_ADD
-        .iter()
-        .filter(|(name, kind)| served.resolve(name).is_none_or(|(_, k)| k != *kind))
-        .map(|(name, kind)| format!("{name} ({kind})"))
-        .collect();
-    assert!(
-        missing.is_empty(),
-        "the alert rules and the dashboard read metrics the collector does not serve: {}; \
-         add them to collector/src/metrics.rs (see METRICS_THE_COLLECTOR_MUST_ADD in tests/src/monitoring.rs)",
-        missing.join(", ")
-    );
 }
 
 // ---------------------------------------------------------------------------------------------

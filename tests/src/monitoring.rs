@@ -19,16 +19,6 @@ pub const DOC: &str = "docs/monitoring.md";
 /// Where every alert's `runbook_url` points, before `#<the anchor of the alert's heading>`.
 pub const RUNBOOK_BASE: &str = "https://github.com/edgelog/edgelog/blob/main/docs/monitoring.md";
 
-/// Metrics the rules, the dashboard and the docs use that the collector does not serve yet, as
-/// served (name and type). `metrics_the_collector_must_add_are_served` fails until the collector
-/// serves every one; the other checks pass over them meanwhile. Remove an entry once it is served.
-pub const METRICS_THE_COLLECTOR_MUST_ADD: &[(&str, &str)] = &[
-    // The buffer's limit, `buffer.max_bytes`, no labels (EdgelogBufferFillingUp, buffer panels).
-    ("edgelog_buffer_max_bytes", "gauge"),
-    // Saves of the disk buffer's ack position that failed, no labels (EdgelogAckSaveFailing).
-    ("edgelog_buffer_ack_save_errors_total", "counter"),
-];
-
 /// Labels Prometheus gives every series it scrapes.
 pub const TARGET_LABELS: &[&str] = &["job", "instance"];
 
@@ -40,13 +30,6 @@ pub fn read(rel: &str) -> String {
 /// YAML text, parsed; panics naming `what` if it is not YAML.
 pub fn parse_yaml(text: &str, what: &str) -> Value {
     serde_norway::from_str(text).unwrap_or_else(|e| panic!("{what} is not YAML: {e}\n{text}"))
-}
-
-/// Whether `name` is in [`METRICS_THE_COLLECTOR_MUST_ADD`].
-pub fn must_add(name: &str) -> bool {
-    METRICS_THE_COLLECTOR_MUST_ADD
-        .iter()
-        .any(|(n, _)| *n == name)
 }
 
 /// Fails listing every problem found, one a line.
@@ -225,9 +208,6 @@ pub fn check_query(served: &Exposition, at: &str, expr: &str, problems: &mut Vec
                     problems.push(format!("{at}: up has no label {l}"));
                 }
             }
-            continue;
-        }
-        if must_add(&sel.metric) {
             continue;
         }
         if served.resolve(&sel.metric).is_none() {
