@@ -6,7 +6,7 @@
 
 use collector::config::CREDENTIALS_REFRESH_BEFORE;
 use edgelog_testkit::collector::{
-    collector_bin, post_in_batches, post_lines, readyz, spawn_collector_process,
+    collector_bin, delivery, post_in_batches, post_lines, readyz, spawn_collector_process,
     spawn_collector_process_with, start_error,
 };
 use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml, DISK_BUFFER, FAST_RETRY};
@@ -73,19 +73,21 @@ async fn each_mode_runs_with_only_the_permissions_it_needs() {
     // Shard-balanced without ListShards: a start-up error naming the permission.
     let err = start_error(&yaml(&front.endpoint, "iam", "", "")).await;
     assert!(err.contains("kinesis:ListShards"), "{err}");
-    // ListShards without PutRecords: ready until lines come, then not ready, naming it.
+    // ListShards without PutRecords: delivering until lines come, then not delivering, naming
+    // it; the collector still takes batches (ready), its buffer holding them.
     front.set(allow(&["ListShards"]));
     let col = spawn_collector(&yaml(&front.endpoint, "iam", "", "")).await;
     post_all(&col.url, &lines("denied", 10), 10).await;
     until(
         Duration::from_secs(20),
-        "readyz naming the permission",
+        "/delivery naming the permission",
         async || {
-            let (status, body) = readyz(&col.url).await;
+            let (status, body) = delivery(&col.url).await;
             status == 503 && body.contains("kinesis:PutRecords")
         },
     )
     .await;
+    assert_eq!(readyz(&col.url).await.0, 200, "still taking batches");
     assert!(
         !col.path("dead.ndjson").exists(),
         "denied lines wait, never dead-lettered"

@@ -292,23 +292,23 @@ async fn containers_deliver_stop_gracefully_and_resume_from_the_volume_while_kin
     let owner = std::fs::metadata(&buffer).expect("the buffer on the volume");
     assert_eq!((owner.uid(), owner.gid()), (10001, 10001));
 
-    // Kinesis goes away. A new container on the same volume takes lines into its buffer and is
-    // not ready; it is killed (nothing flushed or saved).
+    // Kinesis goes away. A new container on the same volume takes lines into its buffer (ready)
+    // and says it is not delivering; it is killed (nothing flushed or saved).
     kinesis.stop().await;
     let b = run().start(false).await;
     let second = lines("b", 200);
     post_all_with_token(&b.url, Some(token), &second, 50).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
-        let r = reqwest::get(format!("{}/readyz", b.url))
+        let r = reqwest::get(format!("{}/delivery", b.url))
             .await
-            .expect("readyz");
+            .expect("delivery");
         if r.status() == 503 {
             break;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "ready with Kinesis away"
+            "delivering with Kinesis away"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
@@ -485,16 +485,16 @@ async fn the_https_clients_trust_the_bundle_at_the_images_ca_path() {
         .await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let why = loop {
-        let r = reqwest::get(format!("{}/readyz", c.url))
+        let r = reqwest::get(format!("{}/delivery", c.url))
             .await
-            .expect("readyz");
+            .expect("delivery");
         let (code, body) = (r.status(), r.text().await.unwrap_or_default());
         if code == 503 && body.contains("aws_kinesis") {
             break body;
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "readyz: {code} {body}"
+            "delivery: {code} {body}"
         );
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
@@ -734,9 +734,9 @@ async fn the_docs_kubernetes_objects_fit_the_image_and_the_configuration() {
     assert!(commands.contains(&format!("create configmap {config_map} --from-file={file}")));
 
     let service = kind("Service");
-    assert_eq!(
-        at(service, "spec.publishNotReadyAddresses").as_bool(),
-        Some(true)
+    assert!(
+        at(service, "spec").get("publishNotReadyAddresses").is_none(),
+        "readiness means taking batches: a pod that is not ready must not get traffic"
     );
     assert_eq!(
         at(service, "spec.ports")[0]["targetPort"].as_u64(),

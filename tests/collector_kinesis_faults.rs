@@ -4,7 +4,7 @@
 //! that fail and arrive out of order, where the order per key must still hold. Every line posted
 //! is read back from kinesalite.
 
-use edgelog_testkit::collector::readyz;
+use edgelog_testkit::collector::{delivery, readyz};
 use edgelog_testkit::config_yaml::KinesisYaml;
 use edgelog_testkit::delivery::{
     exactly_once, kinesis_config, lines, post_all, stream_behind_front, yaml,
@@ -80,16 +80,18 @@ async fn whole_call_throttling_and_outages_are_retried_until_delivered() {
     assert!(col.handles.metrics.output_throttles.get() >= 5);
 
     // An outage: every call fails for a while. Ingest still answers 204 (the disk buffer holds
-    // the lines), /readyz says not ready, and nothing is dead-lettered, however long it lasts.
+    // the lines) and /readyz stays ready (the collector takes batches), /delivery says not
+    // delivering, and nothing is dead-lettered, however long it lasts.
     front.set(Faults::every_request_fails(503, "ServiceUnavailable"));
     let during = lines("outage", 500);
     post_all(&col.url, &during, 100).await;
     until(
         Duration::from_secs(10),
-        "readyz not ready during the outage",
-        async || readyz(&col.url).await.0 == 503,
+        "/delivery not delivering during the outage",
+        async || delivery(&col.url).await.0 == 503,
     )
     .await;
+    assert_eq!(readyz(&col.url).await.0, 200, "ready: batches are taken");
     tokio::time::sleep(Duration::from_secs(2)).await;
     front.set(Faults::default());
     let recs = kc
@@ -104,8 +106,8 @@ async fn whole_call_throttling_and_outages_are_retried_until_delivered() {
             > 0
     );
     assert!(!col.path("dead.ndjson").exists());
-    until(Duration::from_secs(10), "readyz ready again", async || {
-        readyz(&col.url).await.0 == 200
+    until(Duration::from_secs(10), "/delivery delivering again", async || {
+        delivery(&col.url).await.0 == 200
     })
     .await;
 }

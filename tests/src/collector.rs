@@ -413,7 +413,16 @@ pub async fn metrics_text(admin_url: &str) -> String {
 /// A collector's `GET /readyz`: its status code and body; 0 and the error when it is out of
 /// reach.
 pub async fn readyz(url: &str) -> (u16, String) {
-    match reqwest::get(format!("{url}/readyz")).await {
+    get_status_and_text(&format!("{url}/readyz")).await
+}
+
+/// `GET /delivery`: its status and body (status 0 and the error when it cannot be reached).
+pub async fn delivery(url: &str) -> (u16, String) {
+    get_status_and_text(&format!("{url}/delivery")).await
+}
+
+async fn get_status_and_text(url: &str) -> (u16, String) {
+    match reqwest::get(url).await {
         Ok(r) => (r.status().as_u16(), r.text().await.unwrap_or_default()),
         Err(e) => (0, e.to_string()),
     }
