@@ -735,7 +735,9 @@ async fn the_docs_kubernetes_objects_fit_the_image_and_the_configuration() {
 
     let service = kind("Service");
     assert!(
-        at(service, "spec").get("publishNotReadyAddresses").is_none(),
+        at(service, "spec")
+            .get("publishNotReadyAddresses")
+            .is_none(),
         "readiness means taking batches: a pod that is not ready must not get traffic"
     );
     assert_eq!(

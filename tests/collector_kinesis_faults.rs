@@ -106,9 +106,11 @@ async fn whole_call_throttling_and_outages_are_retried_until_delivered() {
             > 0
     );
     assert!(!col.path("dead.ndjson").exists());
-    until(Duration::from_secs(10), "/delivery delivering again", async || {
-        delivery(&col.url).await.0 == 200
-    })
+    until(
+        Duration::from_secs(10),
+        "/delivery delivering again",
+        async || delivery(&col.url).await.0 == 200,
+    )
     .await;
 }
 

@@ -12,8 +12,8 @@ use edgelog_testkit::delivery::{lines, stream_behind_front};
 use edgelog_testkit::kinesis_front::Faults;
 use edgelog_testkit::monitoring::{
     check_query, dashboard, dashboard_queries, documented_metrics, documented_prometheus_configs,
-    fail_on, parse_yaml, read, rules, variables, with_pods_from_a_file, write_yaml,
-    DASHBOARD, DOC, RULES, RULE_TESTS,
+    fail_on, parse_yaml, read, rules, variables, with_pods_from_a_file, write_yaml, DASHBOARD, DOC,
+    RULES, RULE_TESTS,
 };
 use edgelog_testkit::paths::{free_port, repo_root};
 use edgelog_testkit::procs::until;
