@@ -2,7 +2,8 @@
 //! (a slow upload, a quiet tail) are not, the cap answers 503, the descriptor limit is raised
 //! to the hard limit at start, a flood of idle connections under the common 1,024-descriptor
 //! limit stops neither new connections nor open ones, and slow bodies declaring a large length
-//! reserve nothing (the process lives under an address-space limit).
+//! reserve nothing (the process lives under an address-space limit); a tail client that reads
+//! nothing never holds ingest back.
 
 use edgelog_testkit::collector::{collector_bin, metric, post_lines, spawn_collector_process_with};
 use edgelog_testkit::config_yaml::ConfigYaml;
@@ -171,6 +172,65 @@ async fn a_slow_upload_and_a_quiet_tail_are_not_idle() {
                 "tail ended or stalled ({other:?}): {}",
                 String::from_utf8_lossy(&seen)
             ),
+        }
+    }
+}
+
+/// A tail client that reads nothing, its socket buffers full, while batches keep coming: every
+/// batch is still answered 204 and delivered, the client is told how many batches it missed, and
+/// the missed batches are counted. Tailing never slows ingest.
+#[tokio::test]
+async fn a_tail_client_that_never_reads_does_not_hold_ingest_back() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let proc = start(dir.path(), "", "tail: {token: tailtoken}\n").await;
+    let addr: std::net::SocketAddr = port(&proc.url).parse().expect("address");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket
+        .set_recv_buffer_size(4096)
+        .expect("small receive buffer");
+    let mut tail = socket.connect(addr).await.expect("connect");
+    tail.write_all(b"GET /tail HTTP/1.1\r\nHost: x\r\nX-Edgelog-Tail-Token: tailtoken\r\n\r\n")
+        .await
+        .expect("tail request");
+    edgelog_testkit::procs::until(Duration::from_secs(10), "the tail connected", async || {
+        metric(&proc.url, "edgelog_tail_clients").await == 1
+    })
+    .await;
+    // 1,000 batches of 40 lines of ~500 bytes: 20 MB through a tail that reads nothing.
+    let pad = "x".repeat(480);
+    let mut posted = 0u64;
+    for b in 0..1000u64 {
+        let lines: Vec<String> = (0..40)
+            .map(|i| format!("{{\"n\":{},\"pad\":\"{pad}\"}}", b * 40 + i))
+            .collect();
+        assert_eq!(post_lines(&proc.url, None, &lines).await, 204, "batch {b}");
+        posted += 40;
+    }
+    let out = dir.path().join("out.ndjson");
+    edgelog_testkit::procs::until(
+        Duration::from_secs(60),
+        "every line delivered",
+        async || {
+            std::fs::read(&out)
+                .map(|b| b.iter().filter(|&&c| c == b'\n').count() as u64 >= posted)
+                .unwrap_or(false)
+        },
+    )
+    .await;
+    assert!(
+        metric(&proc.url, "edgelog_tail_dropped_batches_total").await > 0,
+        "the slow tail missed batches and they are counted"
+    );
+    assert_eq!(metric(&proc.url, "edgelog_tail_clients").await, 1);
+    // Read what the tail was sent: among the lines, the count of what it missed.
+    let mut seen = Vec::new();
+    let mut buf = vec![0u8; 1 << 16];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !String::from_utf8_lossy(&seen).contains("# edgelog tail: skipped ") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, tail.read(&mut buf)).await {
+            Ok(Ok(n)) if n > 0 => seen.extend_from_slice(&buf[..n]),
+            other => panic!("tail ended or stalled before saying what it missed ({other:?})"),
         }
     }
 }

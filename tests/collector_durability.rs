@@ -215,6 +215,43 @@ async fn sigterm_while_kinesis_is_away_leaves_the_rest_for_the_next_start() {
     assert_eq!(proc.terminate().await, Some(0));
 }
 
+/// The memory buffer keeps nothing across a stop: at SIGTERM it flushes until `shutdown_timeout`
+/// and then says how many batches it could not deliver, which are lost.
+#[tokio::test]
+async fn sigterm_with_the_memory_buffer_says_what_it_could_not_deliver() {
+    let (_k, kc, front) = stream_behind_front("memory", 1).await;
+    let dir = tempfile::tempdir().expect("tmp");
+    let cfg = process_kinesis_config(&front.endpoint, "memory")
+        .set("buffer: {type: memory}")
+        .set("shutdown_timeout: 1s")
+        .write(dir.path());
+    let proc = spawn_collector_process(&cfg).await;
+    front.set(Faults::every_request_fails(503, "ServiceUnavailable"));
+    for b in 0..3 {
+        let lines: Vec<String> = (0..100)
+            .map(|i| format!("{{\"n\":{}}}", b * 100 + i))
+            .collect();
+        assert_eq!(post_lines(&proc.url, None, &lines).await, 204);
+    }
+    let stderr = proc.stderr.clone();
+    assert_eq!(proc.terminate().await, Some(0));
+    let said = stderr
+        .wait_for("the report of what was lost", Duration::from_secs(5), |l| {
+            l.iter()
+                .any(|l| l.contains("memory buffer: batches not delivered"))
+        })
+        .await;
+    let report = said
+        .iter()
+        .find(|l| l.contains("memory buffer: batches not delivered"))
+        .expect("the report");
+    assert!(
+        report.contains("entries=3") || report.contains("\"entries\":3"),
+        "{report}"
+    );
+    assert!(stream_numbers(&kc, "memory").await.is_empty());
+}
+
 /// A collector with `segment_bytes`-byte segments that took `posts` batches of `per_post`
 /// numbered lines while Kinesis was away, then was stopped with SIGKILL. Kinesis is back when this
 /// returns; the buffer and the configuration are left for the next start.

@@ -1,7 +1,8 @@
 //! The S3 archive beside Kinesis, with real processes: the collector binary with its disk
 //! buffer, kinesalite and an S3-compatible store (s3s-fs). Every line posted is read back from
 //! both, decompressed; kill -9 during uploads loses and duplicates nothing in the archive; one
-//! destination down never holds the other back; every bad configuration stops the collector with
+//! destination down never holds the other back; an output added later starts from the oldest
+//! buffered line; every bad configuration stops the collector with
 //! a message naming what to fix.
 
 use edgelog_testkit::buffer::ack_files;
@@ -111,6 +112,52 @@ async fn every_line_lands_once_in_the_bucket_and_in_the_stream() {
     let (_, ready) = readyz(&c.url).await;
     assert!(ready.contains("output.s3.lag_entries: 0"), "{ready}");
     assert!(ready.contains("output.aws_kinesis.lag_bytes: 0"), "{ready}");
+    c.terminate().await;
+}
+
+/// An output added to the configuration starts from the oldest line still in the buffer: lines
+/// taken while Kinesis was away, before the archive existed, all land in the archive too.
+#[tokio::test]
+async fn an_output_added_later_starts_from_the_oldest_line_in_the_buffer() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let (_k, kc, front) = stream_behind_front("added", 1).await;
+    let s3 = spawn_s3(&[BUCKET]).await;
+    let cfg = config(dir.path(), &kinesis_yaml(&front.endpoint, "added"));
+    let c = spawn_collector_process(&cfg).await;
+    front.set(Faults::every_request_fails(503, "ServiceUnavailable"));
+    let all = lines("added", 2000);
+    post_all(&c.url, &all, 200).await;
+    c.kill9().await;
+    // The same buffer, now with the archive beside Kinesis, and Kinesis back.
+    let both = format!(
+        "{}{}",
+        kinesis_yaml(&front.endpoint, "added"),
+        s3.output_yaml(BUCKET, "    max_object_age: 500ms\n")
+    );
+    assert_eq!(config(dir.path(), &both), cfg, "the same file, rewritten");
+    front.set(Faults::default());
+    let c = spawn_collector_process(&cfg).await;
+    let client = s3.client().await;
+    until(
+        Duration::from_secs(60),
+        "every buffered line archived",
+        async || client.lines(BUCKET).await.len() >= all.len(),
+    )
+    .await;
+    let mut archived = client.lines(BUCKET).await;
+    archived.sort();
+    let mut want = all.clone();
+    want.sort();
+    assert_eq!(
+        archived, want,
+        "every line taken before the archive was added, once"
+    );
+    until(
+        Duration::from_secs(30),
+        "and every line in the stream",
+        async || stream_numbers(&kc, "added").await.len() >= all.len(),
+    )
+    .await;
     c.terminate().await;
 }
 

@@ -1,11 +1,13 @@
 //! The whole path on one machine, as `scripts/demo` runs it: requests through the edge app under
 //! Viceroy, its named-endpoint lines piped into the Fastly stand-in, delivered to the collector,
 //! put to a Kinesis emulator, read back. N requests must give exactly N records. Also `collector
-//! tail` on that collector, and `scripts/demo --s3` itself.
+//! tail` on that collector, and `scripts/demo --s3` itself, run as users run it.
 
 use edgelog_testkit::collector::{collector_bin, post_lines};
 use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml};
 use edgelog_testkit::delivery;
+use edgelog_testkit::paths::{repo_root, target_dir};
+use edgelog_testkit::procs::{in_process_group, until};
 use edgelog_testkit::{
     spawn_collector, spawn_origin, spawn_viceroy_with_standin, testkit_bin, EdgeSetup,
 };
@@ -209,22 +211,26 @@ async fn collector_tail_streams_live_lines_with_filters() {
     assert_eq!(col.handles.metrics.tail_clients.get(), 1);
 }
 
+/// `scripts/demo --s3` exactly as a user runs it from the checkout: it sets up, builds, shows the
+/// records in the stream and the objects in the bucket, ends by itself and leaves nothing running.
 #[tokio::test]
-async fn the_demo_with_s3_shows_every_line_in_the_stream_and_in_the_archive() {
-    let out = tokio::time::timeout(
-        Duration::from_secs(300),
-        tokio::process::Command::new(testkit_bin("demo"))
-            .arg("--collector")
-            .arg(collector_bin())
-            .arg("--standin")
-            .arg(testkit_bin("fastly-standin"))
-            .args(["--requests", "30", "--s3"])
-            .kill_on_drop(true)
-            .output(),
-    )
-    .await
-    .expect("the demo finishes")
-    .expect("run the demo");
+async fn scripts_demo_shows_the_lines_in_the_stream_and_the_archive_and_leaves_nothing_running() {
+    let child = tokio::process::Command::new(repo_root().join("scripts/demo"))
+        .args(["--requests", "30", "--s3"])
+        .current_dir(repo_root())
+        .env("CARGO_TARGET_DIR", target_dir())
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(true)
+        .spawn()
+        .expect("run scripts/demo");
+    let group = child.id().expect("the demo's pid");
+    let out = tokio::time::timeout(Duration::from_secs(900), child.wait_with_output())
+        .await
+        .expect("the demo finishes")
+        .expect("run the demo");
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "demo failed:\n{stdout}\n{stderr}");
@@ -241,4 +247,10 @@ async fn the_demo_with_s3_shows_every_line_in_the_stream_and_in_the_archive() {
         stderr.contains("object s3://edgelog-demo/fastly-logs/dt="),
         "the objects are shown: {stderr}"
     );
+    until(
+        Duration::from_secs(10),
+        "nothing the demo started still running",
+        async || in_process_group(group).is_empty(),
+    )
+    .await;
 }

@@ -432,8 +432,8 @@ metrics! {
         "edgelog_tail_clients",
         "Connected tail clients";
     tail_dropped: Counter = Counter::default(),
-        "edgelog_tail_dropped_lines",
-        "Lines a slow tail client missed";
+        "edgelog_tail_dropped_batches",
+        "Batches a slow tail client missed";
     tail_filters_refused: Counter = Counter::default(),
         "edgelog_tail_filters_refused",
         "Tail requests refused for a filter too long or malformed";

@@ -201,3 +201,21 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+/// The processes (`pid name`) still in process group `pgid`, read from /proc.
+pub fn in_process_group(pgid: u32) -> Vec<String> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| {
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            // pid (comm) state ppid pgrp ...: comm may hold spaces, so split after its last ')'.
+            let (head, rest) = stat.rsplit_once(')')?;
+            let mut fields = rest.split_whitespace();
+            let state = fields.next()?;
+            let pgrp: u32 = fields.nth(1)?.parse().ok()?;
+            (pgrp == pgid && state != "Z").then(|| head.replacen(" (", " ", 1))
+        })
+        .collect()
+}

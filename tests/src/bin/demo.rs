@@ -24,11 +24,11 @@ const TAIL_TOKEN: &str = "demo-tail-token";
 #[derive(clap::Parser)]
 #[command(name = "demo")]
 struct Args {
-    /// The release collector binary.
-    #[arg(long, default_value = "target/release/collector")]
+    /// The collector binary.
+    #[arg(long, default_value = "target/debug/collector")]
     collector: PathBuf,
-    /// The release fastly-standin binary.
-    #[arg(long, default_value = "target/release/fastly-standin")]
+    /// The fastly-standin binary.
+    #[arg(long, default_value = "target/debug/fastly-standin")]
     standin: PathBuf,
     /// Requests sent through the edge app.
     #[arg(long, default_value = "200")]
