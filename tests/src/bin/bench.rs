@@ -122,6 +122,26 @@ fn all_scenarios() -> Vec<Scenario> {
             false,
             "kinesis",
         ),
+        // The ack position saved every 10 ms (the default, as disk-interval), 100 ms or 1 s: what
+        // saving it often costs (a kill -9 sends again what was delivered since the last save).
+        s(
+            "disk-interval-ack-100ms",
+            "disk",
+            "interval-ack-100ms",
+            false,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        s(
+            "disk-interval-ack-1s",
+            "disk",
+            "interval-ack-1s",
+            false,
+            "shard",
+            false,
+            "kinesis",
+        ),
         s(
             "disk-interval-aggregate",
             "disk",
@@ -340,6 +360,8 @@ fn config(
         _ => {
             let (fsync, extra) = match s.fsync {
                 "interval-timer" => ("interval", ", fsync_bytes: 1073741824"),
+                "interval-ack-100ms" => ("interval", ", ack_save_interval: 100ms"),
+                "interval-ack-1s" => ("interval", ", ack_save_interval: 1s"),
                 other => (other, ""),
             };
             format!(
