@@ -334,6 +334,10 @@ async fn an_outage_a_kill_9_and_a_drain_behind_haproxy_lose_no_line() {
         )
         .await;
     }
+    // Afterwards every line arrives (the kill below comes once the backlog is out: a kill
+    // while it goes out in full calls is collector_durability's).
+    let so_far: Vec<u64> = loader.acked_snapshot();
+    all_delivered(&s.kc, STREAM, &so_far, Duration::from_secs(120)).await;
 
     // kill -9 one collector mid-load; it comes back 10 s later on the same buffer and port.
     s.members[1].proc.take().expect("running").kill9().await;

@@ -196,6 +196,11 @@ impl Loader {
         self.paused.store(false, Ordering::Relaxed);
     }
 
+    /// The numbers that got a 2xx so far.
+    pub fn acked_snapshot(&self) -> Vec<u64> {
+        self.acked.lock().expect("acked").clone()
+    }
+
     /// How many lines got a 2xx so far.
     pub fn acked_len(&self) -> usize {
         self.acked.lock().expect("acked").len()
