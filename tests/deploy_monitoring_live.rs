@@ -110,7 +110,7 @@ async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_
     let documented = documented_metrics();
     let labelled: Vec<String> = documented
         .iter()
-        .filter(|(name, (_, labels))| !labels.is_empty())
+        .filter(|(_, (_, labels))| !labels.is_empty())
         .map(|(name, (kind, _))| {
             if kind == "histogram" {
                 format!("{name}_count")
