@@ -3,6 +3,8 @@
 //! Fastly-shaped batches on several connections; then it reports what reached the Kinesis server
 //! (not just what was accepted), the collector's CPU seconds per million lines and peak RSS (from
 //! /proc), POST-to-PutRecords latency and records per PutRecords call.
+//!
+//! Longer than 650 lines: the scenarios are one table, each with its configuration and figures.
 
 use edgelog_testkit::collector::metric;
 use edgelog_testkit::config_yaml::KinesisYaml;
