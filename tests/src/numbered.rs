@@ -54,29 +54,39 @@ impl Poster {
                 .collect();
             let target = format!("{}/logs", self.url.lock().expect("url"));
             let make = || o.client.post(&target).body(body.clone());
-            let (delivered, statuses) = match &o.retries {
+            // Each answer is counted as it comes, so a test sees failed attempts while the
+            // batch is still being retried.
+            let count = |status: u16| {
+                *self
+                    .statuses
+                    .lock()
+                    .expect("statuses")
+                    .entry(status)
+                    .or_default() += 1;
+            };
+            let (delivered, last) = match &o.retries {
                 Some((retries, timeout)) => {
-                    let a = send_with_retries(retries, *timeout, make, |_, _, _| {}).await;
-                    (a.delivered, a.statuses)
+                    let a = send_with_retries(retries, *timeout, make, |s, _, _| count(s)).await;
+                    (
+                        a.delivered,
+                        a.statuses.last().copied().filter(|_| a.delivered),
+                    )
                 }
                 None => {
                     let status = match make().send().await {
                         Ok(r) => r.status().as_u16(),
                         Err(_) => 0,
                     };
-                    (status == 204, vec![status])
+                    (status == 204, Some(status))
                 }
             };
+            if let Some(status) = last {
+                count(status);
+            }
             if delivered {
                 self.acked.lock().expect("acked").extend(nums);
             } else if o.retries.is_some() {
                 self.dropped.fetch_add(o.lines_per_post, Ordering::Relaxed);
-            }
-            {
-                let mut st = self.statuses.lock().expect("statuses");
-                for s in &statuses {
-                    *st.entry(*s).or_default() += 1;
-                }
             }
             if !delivered {
                 tokio::time::sleep(Duration::from_millis(20)).await;
