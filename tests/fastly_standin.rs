@@ -1,5 +1,7 @@
 //! The Fastly stand-in against a recording HTTP receiver: challenge first, batching by entries,
-//! bytes and period, every delivery option, retries.
+//! bytes and period, every delivery option, retries (a batch answered 503 or not answered in time
+//! is sent again, waits doubling, up to the limit), and the command's flags as
+//! docs/fastly-standin.md lists them.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -9,10 +11,10 @@ use axum::routing::{any, get};
 use axum::Router;
 use edgelog_testkit::fastly::{Codec, JsonFormat};
 use edgelog_testkit::procs::serve_on_loopback;
-use edgelog_testkit::standin::{hex_sha256, run, StandinConfig, StandinError};
+use edgelog_testkit::standin::{hex_sha256, run, Retries, StandinConfig, StandinError};
 use std::io::Read;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::io::AsyncWriteExt;
 
 #[derive(Clone, Default)]
@@ -20,6 +22,11 @@ struct Receiver {
     challenge: Arc<Mutex<String>>,
     requests: Arc<Mutex<Vec<(Method, HeaderMap, Bytes)>>>,
     fail_first: Arc<Mutex<u32>>,
+    /// The next this-many requests are taken (recorded) but answered only after `slow_answer`.
+    slow_first: Arc<Mutex<u32>>,
+    slow_answer: Arc<Mutex<Duration>>,
+    /// When each request to /logs arrived.
+    arrivals: Arc<Mutex<Vec<Instant>>>,
 }
 
 async fn spawn_receiver(challenge: &str) -> (String, Receiver) {
@@ -33,12 +40,25 @@ async fn spawn_receiver(challenge: &str) -> (String, Receiver) {
         .route(
             "/logs",
             any(|State(r): State<Receiver>, method: Method, headers: HeaderMap, body: Bytes| async move {
-                let mut fail = r.fail_first.lock().expect("lock");
-                if *fail > 0 {
-                    *fail -= 1;
-                    return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                r.arrivals.lock().expect("lock").push(Instant::now());
+                {
+                    let mut fail = r.fail_first.lock().expect("lock");
+                    if *fail > 0 {
+                        *fail -= 1;
+                        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+                    }
                 }
                 r.requests.lock().expect("lock").push((method, headers, body));
+                let slow = {
+                    let mut slow = r.slow_first.lock().expect("lock");
+                    let now = *slow > 0;
+                    *slow = slow.saturating_sub(1);
+                    now
+                };
+                if slow {
+                    let wait = *r.slow_answer.lock().expect("lock");
+                    tokio::time::sleep(wait).await;
+                }
                 StatusCode::NO_CONTENT.into_response()
             }),
         )
@@ -54,7 +74,11 @@ fn cfg(url: &str) -> StandinConfig {
         url: url.to_string(),
         service_id: "SVC".into(),
         period: Duration::from_secs(3600),
-        retry_wait: Duration::from_millis(10),
+        retries: Retries {
+            max_retries: 5,
+            first_wait: Duration::from_millis(10),
+            max_wait: Duration::from_millis(40),
+        },
         ..StandinConfig::default()
     };
     c.format.classic_prefix = false;
@@ -270,7 +294,10 @@ async fn failed_requests_are_retried_and_lines_sent_once() {
     *r.fail_first.lock().expect("lock") = 100;
     let report = run(
         StandinConfig {
-            max_retries: 2,
+            retries: Retries {
+                max_retries: 2,
+                ..cfg(&url).retries
+            },
             ..cfg(&url)
         },
         input(&["collector :: lost".into()]),
@@ -279,4 +306,151 @@ async fn failed_requests_are_retried_and_lines_sent_once() {
     .await
     .expect("run");
     assert_eq!(report.lines_dropped, 1, "reported, not silent");
+}
+
+#[test]
+fn retry_waits_double_from_the_first_up_to_the_longest() {
+    let r = Retries {
+        max_retries: 10,
+        first_wait: Duration::from_millis(100),
+        max_wait: Duration::from_millis(700),
+    };
+    let waits: Vec<u128> = (0..6).map(|i| r.wait(i).as_millis()).collect();
+    assert_eq!(waits, [100, 200, 400, 700, 700, 700]);
+    assert_eq!(r.wait(u32::MAX), Duration::from_millis(700));
+}
+
+#[tokio::test]
+async fn a_batch_answered_503_is_sent_again_after_waits_that_double_then_taken_once() {
+    let (url, r) = spawn_receiver("*").await;
+    *r.fail_first.lock().expect("lock") = 3;
+    let retries = Retries {
+        max_retries: 5,
+        first_wait: Duration::from_millis(100),
+        max_wait: Duration::from_secs(1),
+    };
+    let report = run(
+        StandinConfig {
+            retries,
+            ..cfg(&url)
+        },
+        input(&["collector :: after three 503s".into()]),
+        tokio::io::sink(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        (report.requests, report.retries, report.lines_sent),
+        (4, 3, 1)
+    );
+    assert_eq!(bodies(&r), ["after three 503s\n"], "taken once");
+    // The waits are at least 100, 200 and 400 ms (a lower bound: sleeping never ends early).
+    let arrivals = r.arrivals.lock().expect("lock").clone();
+    for (i, pair) in arrivals.windows(2).enumerate() {
+        let gap = pair[1] - pair[0];
+        assert!(gap >= retries.wait(i as u32), "wait {i}: {gap:?}");
+    }
+}
+
+#[tokio::test]
+async fn a_batch_not_answered_in_time_is_sent_again_and_can_arrive_twice() {
+    let (url, r) = spawn_receiver("*").await;
+    *r.slow_first.lock().expect("lock") = 1;
+    *r.slow_answer.lock().expect("lock") = Duration::from_secs(3);
+    let report = run(
+        StandinConfig {
+            request_timeout: Duration::from_millis(300),
+            ..cfg(&url)
+        },
+        input(&["collector :: slow".into()]),
+        tokio::io::sink(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        (report.requests, report.retries, report.lines_sent),
+        (2, 1, 1)
+    );
+    assert_eq!(
+        bodies(&r),
+        ["slow\n", "slow\n"],
+        "the receiver took the batch the stand-in gave up waiting for: a duplicate"
+    );
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_in_time_costs_the_batch_after_the_retry_limit() {
+    let (url, r) = spawn_receiver("*").await;
+    *r.slow_first.lock().expect("lock") = u32::MAX;
+    *r.slow_answer.lock().expect("lock") = Duration::from_secs(3600);
+    let report = run(
+        StandinConfig {
+            request_timeout: Duration::from_millis(200),
+            retries: Retries {
+                max_retries: 2,
+                ..cfg(&url).retries
+            },
+            ..cfg(&url)
+        },
+        input(&["collector :: never answered".into()]),
+        tokio::io::sink(),
+    )
+    .await
+    .expect("run");
+    assert_eq!(
+        (
+            report.requests,
+            report.retries,
+            report.lines_sent,
+            report.lines_dropped
+        ),
+        (3, 2, 0, 1),
+        "three attempts, then dropped and counted"
+    );
+    assert_eq!(r.arrivals.lock().expect("lock").len(), 3);
+}
+
+/// The flags in the table of docs/fastly-standin.md (`| `--flag` | ...`).
+fn documented_flags() -> std::collections::BTreeSet<String> {
+    let doc =
+        std::fs::read_to_string(edgelog_testkit::paths::repo_root().join("docs/fastly-standin.md"))
+            .expect("docs/fastly-standin.md");
+    doc.lines()
+        .filter_map(|l| l.strip_prefix("| `--"))
+        .filter_map(|l| l.split_once('`'))
+        .map(|(f, _)| format!("--{}", f.split_whitespace().next().unwrap_or(f)))
+        .collect()
+}
+
+#[test]
+fn the_commands_flags_and_defaults_are_the_documented_ones() {
+    let out = std::process::Command::new(edgelog_testkit::testkit_bin("fastly-standin"))
+        .arg("--help")
+        .output()
+        .expect("run fastly-standin --help");
+    let help = String::from_utf8_lossy(&out.stdout);
+    let in_help: std::collections::BTreeSet<String> = help
+        .lines()
+        .filter_map(|l| l.trim_start().split_once("--"))
+        .map(|(_, rest)| format!("--{}", rest.split([' ', ',', '=']).next().unwrap_or("")))
+        .filter(|f| !["--help", "--version"].contains(&f.as_str()))
+        .collect();
+    assert_eq!(
+        in_help,
+        documented_flags(),
+        "fastly-standin --help and the doc's table"
+    );
+    for (flag, default) in [
+        ("--max-retries", "[default: 5]"),
+        ("--retry-wait", "[default: 1s]"),
+        ("--max-retry-wait", "[default: 30s]"),
+        ("--request-timeout", "[default: 30s]"),
+    ] {
+        let line = help
+            .lines()
+            .skip_while(|l| !l.contains(flag))
+            .find(|l| l.contains("[default"))
+            .unwrap_or_default();
+        assert!(line.contains(default), "{flag}: {line}");
+    }
 }

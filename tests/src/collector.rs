@@ -197,6 +197,23 @@ impl CollectorProcess {
         self.child.kill().await;
     }
 
+    /// Waits for the process to exit by itself (after a drain); its exit code. Panics showing its
+    /// log if it is still running after `timeout`.
+    pub async fn exited(mut self, timeout: Duration) -> Option<i32> {
+        match tokio::time::timeout(timeout, self.child.0.wait()).await {
+            Ok(status) => status.ok().and_then(|s| s.code()),
+            Err(_) => panic!(
+                "the collector did not exit within {timeout:?}:\n{}",
+                self.stderr.snapshot().join("\n")
+            ),
+        }
+    }
+
+    /// Whether the process is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
+
     /// SIGTERM, then waits for the process to exit; returns its exit status code.
     pub async fn terminate(mut self) -> Option<i32> {
         let pid = self.pid();
@@ -301,6 +318,64 @@ pub(crate) async fn wait_listening(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// A `collector` command other than `serve` (`drain`, `status`...) running in its own process,
+/// its output collected line by line.
+pub struct CollectorCommand {
+    pub stdout: Lines,
+    pub stderr: Lines,
+    child: KillOnDrop,
+}
+
+impl CollectorCommand {
+    /// Starts `bin args...`.
+    pub fn start(bin: &std::path::Path, args: &[String]) -> CollectorCommand {
+        let mut child = command(bin)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {} {args:?}: {e}", bin.display()));
+        CollectorCommand {
+            stdout: Lines::collect(child.stdout.take().expect("stdout")),
+            stderr: Lines::collect(child.stderr.take().expect("stderr")),
+            child: KillOnDrop(child),
+        }
+    }
+
+    /// Waits for the command to exit; its exit code. Panics showing its output after `timeout`.
+    pub async fn exit_code(&mut self, timeout: Duration) -> Option<i32> {
+        match tokio::time::timeout(timeout, self.child.0.wait()).await {
+            Ok(status) => status.ok().and_then(|s| s.code()),
+            Err(_) => panic!(
+                "the command did not exit within {timeout:?}:\n{}\n{}",
+                self.stdout.snapshot().join("\n"),
+                self.stderr.snapshot().join("\n")
+            ),
+        }
+    }
+
+    /// Whether it is still running.
+    pub fn running(&mut self) -> bool {
+        matches!(self.child.0.try_wait(), Ok(None))
+    }
+}
+
+/// The lines left that `collector drain`'s progress lines (`left: aws_kinesis 120 lines`) give,
+/// in order.
+pub fn drain_progress(stdout: &[String]) -> Vec<u64> {
+    stdout
+        .iter()
+        .filter_map(|l| l.strip_prefix("left: "))
+        .map(|l| {
+            l.split_whitespace()
+                .filter_map(|w| w.parse::<u64>().ok())
+                .sum()
+        })
+        .collect()
 }
 
 /// Runs `collector serve --config <file>` and expects it to exit at start with a failure;

@@ -9,7 +9,7 @@
 //!   (Fastly's log delivery), [`kinesis`] (kinesalite), [`kinesis_front`] (throttling and
 //!   failures Kinesis gives), [`kinesis_stub`] (a no-op Kinesis for benchmarks), [`s3`]
 //!   (s3s-fs), [`s3_front`] and [`s3_stub`], [`sts`] (moto's STS and IAM), [`prometheus`],
-//!   [`browser`] (headless Chromium);
+//!   [`browser`] (headless Chromium), [`haproxy`] (a load balancer before several collectors);
 //! - the collector: [`collector`] (in-process or as its binary; posting, `/metrics`, `/readyz`,
 //!   `/status`, start errors), [`config_yaml`] (its configuration, built key by key),
 //!   [`buffer`] (the disk buffer's files);
@@ -31,6 +31,7 @@ pub mod container;
 pub mod delivery;
 pub mod disk;
 pub mod fastly;
+pub mod haproxy;
 pub mod http;
 pub mod kinesis;
 pub mod kinesis_front;

@@ -1,7 +1,9 @@
 //! Numbered lines (`{"n":<k>,"pad":"…"}`) posted continuously to a collector, remembering which
 //! numbers got a 2xx, and read back from the stream: the check that no accepted line is lost.
+//! Posted once each, or sent again after a failure the way the Fastly stand-in does.
 
 use crate::collector::CollectorProcess;
+use crate::standin::{send_with_retries, Retries};
 use crate::KinesisClient;
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -16,8 +18,117 @@ pub struct Loader {
     paused: Arc<AtomicBool>,
     acked: Arc<Mutex<Vec<u64>>>,
     statuses: Arc<Mutex<HashMap<u16, u64>>>,
+    /// Lines of batches given up after the last retry.
+    dropped: Arc<AtomicU64>,
     next: Arc<AtomicU64>,
-    task: tokio::task::JoinHandle<()>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// One posting task of a [`Loader`].
+#[derive(Clone)]
+struct Poster {
+    url: Arc<Mutex<String>>,
+    stop: Arc<AtomicBool>,
+    paused: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<u64>>>,
+    statuses: Arc<Mutex<HashMap<u16, u64>>>,
+    dropped: Arc<AtomicU64>,
+    next: Arc<AtomicU64>,
+    options: LoaderOptions,
+}
+
+impl Poster {
+    async fn run(self) {
+        let o = &self.options;
+        let pad = "p".repeat(o.pad);
+        while !self.stop.load(Ordering::Relaxed) {
+            if self.paused.load(Ordering::Relaxed) {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+                continue;
+            }
+            let first = self.next.fetch_add(o.lines_per_post, Ordering::Relaxed);
+            let nums: Vec<u64> = (first..first + o.lines_per_post).collect();
+            let body: String = nums
+                .iter()
+                .map(|k| format!("{{\"n\":{k},\"pad\":\"{pad}\"}}\n"))
+                .collect();
+            let target = format!("{}/logs", self.url.lock().expect("url"));
+            let make = || o.client.post(&target).body(body.clone());
+            // Each answer is counted as it comes, so a test sees failed attempts while the
+            // batch is still being retried.
+            let count = |status: u16| {
+                *self
+                    .statuses
+                    .lock()
+                    .expect("statuses")
+                    .entry(status)
+                    .or_default() += 1;
+            };
+            let (delivered, last) = match &o.retries {
+                Some((retries, timeout)) => {
+                    let a = send_with_retries(retries, *timeout, make, |s, _, _| count(s)).await;
+                    (
+                        a.delivered,
+                        a.statuses.last().copied().filter(|_| a.delivered),
+                    )
+                }
+                None => {
+                    let status = match make().send().await {
+                        Ok(r) => r.status().as_u16(),
+                        Err(_) => 0,
+                    };
+                    (status == 204, Some(status))
+                }
+            };
+            if let Some(status) = last {
+                count(status);
+            }
+            if delivered {
+                self.acked.lock().expect("acked").extend(nums);
+            } else if o.retries.is_some() {
+                self.dropped.fetch_add(o.lines_per_post, Ordering::Relaxed);
+            }
+            if !delivered {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            } else if !o.pace.is_zero() {
+                tokio::time::sleep(o.pace).await;
+            }
+        }
+    }
+}
+
+/// How a [`Loader`] posts.
+#[derive(Clone)]
+pub struct LoaderOptions {
+    pub lines_per_post: u64,
+    /// Bytes of padding in each line.
+    pub pad: usize,
+    pub client: reqwest::Client,
+    /// Posters at once, each a batch at a time (as several Fastly aggregation points).
+    pub posters: usize,
+    /// `None`: a batch is posted once, whatever the answer. `Some`: a batch that fails is sent
+    /// again as the Fastly stand-in sends it (waits doubling, each attempt limited to
+    /// `request_timeout`), so a timed-out attempt the collector took can be delivered twice.
+    pub retries: Option<(Retries, Duration)>,
+    /// How long each poster waits between two batches (none: as fast as answered).
+    pub pace: Duration,
+}
+
+impl LoaderOptions {
+    /// One poster, `lines_per_post` lines of 180 bytes of padding, posted once each.
+    pub fn new(lines_per_post: u64) -> LoaderOptions {
+        LoaderOptions {
+            lines_per_post,
+            pad: 180,
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .expect("client"),
+            posters: 1,
+            retries: None,
+            pace: Duration::ZERO,
+        }
+    }
 }
 
 impl Loader {
@@ -27,59 +138,46 @@ impl Loader {
 
     /// Like [`Loader::start`], each line padded with `pad` bytes.
     pub fn start_padded(first_url: String, lines_per_post: u64, pad: usize) -> Loader {
+        Loader::start_with(
+            first_url,
+            LoaderOptions {
+                pad,
+                ..LoaderOptions::new(lines_per_post)
+            },
+        )
+    }
+
+    /// Posts to `first_url` as `options` say.
+    pub fn start_with(first_url: String, options: LoaderOptions) -> Loader {
         let url = Arc::new(Mutex::new(first_url));
         let stop = Arc::new(AtomicBool::new(false));
         let paused = Arc::new(AtomicBool::new(false));
-        let p = paused.clone();
         let acked = Arc::new(Mutex::new(Vec::new()));
         let statuses = Arc::new(Mutex::new(HashMap::new()));
+        let dropped = Arc::new(AtomicU64::new(0));
         let next = Arc::new(AtomicU64::new(0));
-        let (s, a, st, n, u) = (
-            stop.clone(),
-            acked.clone(),
-            statuses.clone(),
-            next.clone(),
-            url.clone(),
-        );
-        let task = tokio::spawn(async move {
-            let client = reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client");
-            let pad = "p".repeat(pad);
-            while !s.load(Ordering::Relaxed) {
-                if p.load(Ordering::Relaxed) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                    continue;
-                }
-                let first = n.fetch_add(lines_per_post, Ordering::Relaxed);
-                let nums: Vec<u64> = (first..first + lines_per_post).collect();
-                let body: String = nums
-                    .iter()
-                    .map(|k| format!("{{\"n\":{k},\"pad\":\"{pad}\"}}\n"))
-                    .collect();
-                let target = format!("{}/logs", u.lock().expect("url"));
-                let status = match client.post(target).body(body).send().await {
-                    Ok(r) => r.status().as_u16(),
-                    Err(_) => 0,
-                };
-                if status == 204 {
-                    a.lock().expect("acked").extend(nums);
-                }
-                *st.lock().expect("statuses").entry(status).or_default() += 1;
-                if status != 204 {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-        });
+        let shared = Poster {
+            url: url.clone(),
+            stop: stop.clone(),
+            paused: paused.clone(),
+            acked: acked.clone(),
+            statuses: statuses.clone(),
+            dropped: dropped.clone(),
+            next: next.clone(),
+            options: options.clone(),
+        };
+        let tasks = (0..options.posters.max(1))
+            .map(|_| tokio::spawn(shared.clone().run()))
+            .collect();
         Loader {
             url,
             stop,
             paused,
             acked,
             statuses,
+            dropped,
             next,
-            task,
+            tasks,
         }
     }
 
@@ -91,8 +189,9 @@ impl Loader {
     /// Stops posting; returns the numbers that got a 2xx and how many answers had each status.
     pub async fn finish(self) -> (Vec<u64>, HashMap<u16, u64>) {
         self.stop.store(true, Ordering::Relaxed);
-        let _ = self.task.await;
-        let _ = self.next;
+        for t in self.tasks {
+            let _ = t.await;
+        }
         let acked = self.acked.lock().expect("acked").clone();
         let statuses = self.statuses.lock().expect("statuses").clone();
         (acked, statuses)
@@ -107,9 +206,29 @@ impl Loader {
         self.paused.store(false, Ordering::Relaxed);
     }
 
+    /// The numbers that got a 2xx so far.
+    pub fn acked_snapshot(&self) -> Vec<u64> {
+        self.acked.lock().expect("acked").clone()
+    }
+
     /// How many lines got a 2xx so far.
     pub fn acked_len(&self) -> usize {
         self.acked.lock().expect("acked").len()
+    }
+
+    /// Lines posted so far (numbers given out), answered or not.
+    pub fn lines_posted(&self) -> u64 {
+        self.next.load(Ordering::Relaxed)
+    }
+
+    /// Lines of batches given up after the last retry (retrying loaders only).
+    pub fn lines_dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// Every answer so far, by status (0: no answer).
+    pub fn statuses(&self) -> HashMap<u16, u64> {
+        self.statuses.lock().expect("statuses").clone()
     }
 
     pub fn status_count(&self, code: u16) -> u64 {

@@ -2,11 +2,14 @@
 //! endpoints (`<endpoint> :: <line>`) and delivers the lines of one endpoint to an HTTPS logging
 //! URL as Fastly would: domain proof through the challenge first, batches by `period`,
 //! `request_max_entries` and `request_max_bytes`, the configured header, json_format 0/1/2, the
-//! classic prefix, compression, and retries.
+//! classic prefix, compression, and retries: a request answered other than 2xx, or not answered
+//! within `request_timeout`, is sent again after a wait that doubles from `retries.first_wait` up
+//! to `retries.max_wait`, at most `retries.max_retries` times, then dropped and counted.
 //!
 //! Invariants: nothing is sent unless the challenge answer lists hex(sha256(service_id)) or `*`;
-//! every line read for the endpoint is sent in order, in exactly one successful request, or
-//! reported as dropped after the last retry.
+//! every line read for the endpoint is sent in order, until one request carrying it gets a 2xx,
+//! or reported as dropped after the last retry. A request that timed out may still have been
+//! taken by the receiver, so its retry can deliver the lines twice (as Fastly's would).
 
 use crate::fastly::BatchFormat;
 use std::time::Duration;
@@ -27,9 +30,89 @@ pub struct StandinConfig {
     pub period: Duration,
     pub request_max_entries: usize,
     pub request_max_bytes: usize,
-    /// Attempts after the first for a failed request.
+    /// How long a request may take before it counts as failed (and is sent again).
+    pub request_timeout: Duration,
+    /// How a failed request is sent again.
+    pub retries: Retries,
+}
+
+/// How a failed request (not 2xx, or not answered in time) is sent again: after `first_wait`,
+/// then waits that double up to `max_wait`, at most `max_retries` times after the first attempt.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Retries {
     pub max_retries: u32,
-    pub retry_wait: Duration,
+    pub first_wait: Duration,
+    pub max_wait: Duration,
+}
+
+impl Default for Retries {
+    fn default() -> Self {
+        Retries {
+            max_retries: DEFAULT_MAX_RETRIES,
+            first_wait: DEFAULT_FIRST_WAIT,
+            max_wait: DEFAULT_MAX_WAIT,
+        }
+    }
+}
+
+impl Retries {
+    /// The wait before retry number `retry` (0 for the first retry).
+    pub fn wait(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry.min(20)).unwrap_or(u32::MAX);
+        self.first_wait.saturating_mul(factor).min(self.max_wait)
+    }
+}
+
+/// The stand-in's retry limit when none is given.
+pub const DEFAULT_MAX_RETRIES: u32 = 5;
+/// The first wait before a retry when none is given.
+pub const DEFAULT_FIRST_WAIT: Duration = Duration::from_secs(1);
+/// The longest wait between retries when none is given.
+pub const DEFAULT_MAX_WAIT: Duration = Duration::from_secs(30);
+/// How long a request may take when nothing else is given.
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How a request sent with [`send_with_retries`] ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempts {
+    /// Some attempt got a 2xx.
+    pub delivered: bool,
+    /// Each attempt's status code, 0 for no answer in time (or no connection).
+    pub statuses: Vec<u16>,
+}
+
+/// Sends the request `make` builds until one gets a 2xx or `retries` are used up, each attempt
+/// limited to `timeout`; `failed` hears of each failed attempt (its status, 0 for none, and why).
+pub async fn send_with_retries(
+    retries: &Retries,
+    timeout: Duration,
+    mut make: impl FnMut() -> reqwest::RequestBuilder,
+    mut failed: impl FnMut(u16, &str, u32),
+) -> Attempts {
+    let mut statuses = Vec::new();
+    for attempt in 0..=retries.max_retries {
+        let (status, why) = match make().timeout(timeout).send().await {
+            Ok(r) if r.status().is_success() => {
+                statuses.push(r.status().as_u16());
+                return Attempts {
+                    delivered: true,
+                    statuses,
+                };
+            }
+            Ok(r) => (r.status().as_u16(), format!("answered {}", r.status())),
+            Err(e) if e.is_timeout() => (0, format!("no answer within {timeout:?}")),
+            Err(e) => (0, e.to_string()),
+        };
+        statuses.push(status);
+        failed(status, &why, attempt + 1);
+        if attempt < retries.max_retries {
+            tokio::time::sleep(retries.wait(attempt)).await;
+        }
+    }
+    Attempts {
+        delivered: false,
+        statuses,
+    }
 }
 
 /// Fastly's `request_max_entries` when 0 (or unset).
@@ -75,8 +158,8 @@ impl Default for StandinConfig {
             period: DEFAULT_PERIOD,
             request_max_entries: DEFAULT_REQUEST_MAX_ENTRIES,
             request_max_bytes: DEFAULT_REQUEST_MAX_BYTES,
-            max_retries: 5,
-            retry_wait: Duration::from_secs(1),
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
+            retries: Retries::default(),
         }
     }
 }
@@ -180,7 +263,7 @@ pub async fn run(
     mut passthrough: impl AsyncWrite + Unpin,
 ) -> Result<StandinReport, StandinError> {
     let client = reqwest::Client::builder()
-        .timeout(Duration::from_secs(30))
+        .timeout(cfg.request_timeout)
         .build()
         .map_err(|e| StandinError::Challenge(e.to_string()))?;
     check_challenge(&client, &cfg.url, &cfg.service_id).await?;
@@ -243,7 +326,7 @@ async fn send(
     let batch = cfg.format.build(&lines);
     let method =
         reqwest::Method::from_bytes(cfg.method.as_bytes()).unwrap_or(reqwest::Method::POST);
-    for attempt in 0..=cfg.max_retries {
+    let make = || {
         let mut req = client
             .request(method.clone(), &cfg.url)
             .body(batch.body.clone());
@@ -253,29 +336,22 @@ async fn send(
         if let Some((k, v)) = &cfg.header {
             req = req.header(k, v);
         }
-        report.requests += 1;
-        match req.send().await {
-            Ok(r) if r.status().is_success() => {
-                report.lines_sent += lines.len() as u64;
-                return;
-            }
-            Ok(r) => eprintln!(
-                "fastly-standin: {} answered {} (attempt {})",
-                cfg.url,
-                r.status(),
-                attempt + 1
-            ),
-            Err(e) => eprintln!("fastly-standin: {}: {e} (attempt {})", cfg.url, attempt + 1),
-        }
-        if attempt < cfg.max_retries {
-            report.retries += 1;
-            tokio::time::sleep(cfg.retry_wait * (attempt + 1)).await;
-        }
+        req
+    };
+    let failed = |_: u16, why: &str, attempt: u32| {
+        eprintln!("fastly-standin: {} {why} (attempt {attempt})", cfg.url);
+    };
+    let sent = send_with_retries(&cfg.retries, cfg.request_timeout, make, failed).await;
+    report.requests += sent.statuses.len() as u64;
+    report.retries += sent.statuses.len() as u64 - 1;
+    if sent.delivered {
+        report.lines_sent += lines.len() as u64;
+        return;
     }
     report.lines_dropped += lines.len() as u64;
     eprintln!(
         "fastly-standin: dropped a batch of {} lines after {} retries",
         lines.len(),
-        cfg.max_retries
+        cfg.retries.max_retries
     );
 }

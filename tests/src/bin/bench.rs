@@ -3,6 +3,8 @@
 //! Fastly-shaped batches on several connections; then it reports what reached the Kinesis server
 //! (not just what was accepted), the collector's CPU seconds per million lines and peak RSS (from
 //! /proc), POST-to-PutRecords latency and records per PutRecords call.
+//!
+//! Longer than 650 lines: the scenarios are one table, each with its configuration and figures.
 
 use edgelog_testkit::collector::metric;
 use edgelog_testkit::config_yaml::KinesisYaml;
@@ -117,6 +119,26 @@ fn all_scenarios() -> Vec<Scenario> {
             "disk-interval",
             "disk",
             "interval",
+            false,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        // The ack position saved every 10 ms (the default, as disk-interval), 100 ms or 1 s: what
+        // saving it often costs (a kill -9 sends again what was delivered since the last save).
+        s(
+            "disk-interval-ack-100ms",
+            "disk",
+            "interval-ack-100ms",
+            false,
+            "shard",
+            false,
+            "kinesis",
+        ),
+        s(
+            "disk-interval-ack-1s",
+            "disk",
+            "interval-ack-1s",
             false,
             "shard",
             false,
@@ -340,6 +362,8 @@ fn config(
         _ => {
             let (fsync, extra) = match s.fsync {
                 "interval-timer" => ("interval", ", fsync_bytes: 1073741824"),
+                "interval-ack-100ms" => ("interval", ", ack_save_interval: 100ms"),
+                "interval-ack-1s" => ("interval", ", ack_save_interval: 1s"),
                 other => (other, ""),
             };
             format!(

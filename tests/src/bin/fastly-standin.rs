@@ -2,7 +2,7 @@
 
 use clap::Parser;
 use edgelog_testkit::fastly::{BatchFormat, Codec, JsonFormat};
-use edgelog_testkit::standin::{fastly_limits, run, StandinConfig};
+use edgelog_testkit::standin::{fastly_limits, run, Retries, StandinConfig, DEFAULT_MAX_RETRIES};
 use std::time::Duration;
 
 /// Stands in for Fastly's HTTPS log streaming on a development machine. This is a development
@@ -10,8 +10,10 @@ use std::time::Duration;
 /// on stdin, e.g. `viceroy serve ... | fastly-standin ...`) and delivers one endpoint's lines to
 /// an HTTPS logging URL the way Fastly's HTTPS endpoint does: it checks
 /// /.well-known/fastly/logging/challenge first, then posts batches by period, entries and bytes,
-/// with the configured header, json_format, message_type, compression and retries. Other input
-/// lines are copied to stdout.
+/// with the configured header, json_format, message_type, compression and retries (a request
+/// answered other than 2xx or not in time is sent again, waits doubling, up to a limit). Other
+/// input lines are copied to stdout. docs/fastly-standin.md says what is Fastly's and what is
+/// assumed.
 #[derive(Parser)]
 #[command(name = "fastly-standin", version)]
 struct Args {
@@ -54,9 +56,19 @@ struct Args {
     /// Bytes per request; 0 means Fastly's default, 100 MB.
     #[arg(long, default_value = "0")]
     request_max_bytes: usize,
-    /// Attempts after the first for a failed request.
-    #[arg(long, default_value = "5")]
+    /// Attempts after the first for a failed request (answered other than 2xx, or not in time);
+    /// then the batch is dropped and counted.
+    #[arg(long, default_value_t = DEFAULT_MAX_RETRIES)]
     max_retries: u32,
+    /// The wait before the first retry (e.g. 1s, 250ms); each further wait doubles.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "1s")]
+    retry_wait: Duration,
+    /// The longest wait between two attempts.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    max_retry_wait: Duration,
+    /// How long a request may take before it counts as failed and is sent again.
+    #[arg(long, value_parser = humantime::parse_duration, default_value = "30s")]
+    request_timeout: Duration,
     /// Content-Type of each request; none is sent unless set (as on Fastly).
     #[arg(long)]
     content_type: Option<String>,
@@ -104,8 +116,12 @@ async fn main() -> std::process::ExitCode {
         period,
         request_max_entries,
         request_max_bytes,
-        max_retries: a.max_retries,
-        retry_wait: Duration::from_secs(1),
+        request_timeout: a.request_timeout,
+        retries: Retries {
+            max_retries: a.max_retries,
+            first_wait: a.retry_wait,
+            max_wait: a.max_retry_wait,
+        },
     };
     let stdin = tokio::io::BufReader::new(tokio::io::stdin());
     match run(cfg, stdin, tokio::io::stdout()).await {
