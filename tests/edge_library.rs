@@ -1,9 +1,9 @@
 //! The edgelog library in other people's Compute apps, built for wasm32-wasip1 and run under
-//! Viceroy against a real origin: the README's app made into a fresh crate from the README's
-//! snippets, and the library's examples. The exact lines each endpoint gets are checked.
+//! Viceroy against a real origin: the app of `docs/edge-library.md` made into a fresh crate from
+//! the page's snippets, and the library's examples. The exact lines each endpoint gets are checked.
 
 use edgelog_testkit::http::client;
-use edgelog_testkit::paths::{edge_example_wasm, readme_app, target_dir};
+use edgelog_testkit::paths::{edge_example_wasm, library_app, target_dir};
 use edgelog_testkit::viceroy::json_line;
 use edgelog_testkit::{spawn_origin, spawn_viceroy, EdgeSetup, Viceroy};
 use serde_json::{json, Value};
@@ -70,10 +70,10 @@ fn with(mut base: Value, extra: Value) -> Value {
 }
 
 #[tokio::test]
-async fn the_readme_app_builds_from_the_snippets_and_logs_every_request() {
-    let dir = target_dir().join("readme-app");
+async fn the_documented_app_builds_from_the_snippets_and_logs_every_request() {
+    let dir = target_dir().join("library-app");
     let _ = std::fs::remove_dir_all(&dir);
-    let wasm = tokio::task::spawn_blocking(move || readme_app(&dir))
+    let wasm = tokio::task::spawn_blocking(move || library_app(&dir))
         .await
         .expect("build");
     let origin = spawn_origin().await;
@@ -316,7 +316,7 @@ fn the_crate_is_ready_to_publish_and_to_read_on_docs_rs() {
 }
 
 #[test]
-fn the_commands_the_readme_gives_for_checking_endpoint_names_exist() {
+fn the_documented_commands_for_checking_endpoint_names_exist() {
     let fastly = edgelog_testkit::paths::tool("fastly");
     let help = |args: &[&str]| {
         let out = std::process::Command::new(&fastly)
