@@ -1,7 +1,7 @@
 //! The collector's access to AWS: an IAM-like allow-list per mode (each asks only for the
 //! permissions it needs), the endpoint from the environment, assumed roles against moto's STS
 //! with its IAM checks on (every Kinesis call signed with the role's session, the session
-//! renewed, the README's policies enough, refusals naming the key), and no key, secret or token
+//! renewed, the policies of docs/operations.md enough, refusals naming the key), and no key, secret or token
 //! in the log whichever way the credentials came in.
 
 use collector::config::CREDENTIALS_REFRESH_BEFORE;
@@ -13,7 +13,7 @@ use edgelog_testkit::config_yaml::{ConfigYaml, KinesisYaml, DISK_BUFFER, FAST_RE
 use edgelog_testkit::delivery::{
     exactly_once, kinesis_config, lines, post_all, stream, stream_behind_front, yaml,
 };
-use edgelog_testkit::paths::{free_port, readme_block};
+use edgelog_testkit::paths::{doc_block, free_port};
 use edgelog_testkit::procs::until;
 use edgelog_testkit::s3;
 use edgelog_testkit::sts::{
@@ -26,6 +26,8 @@ use std::time::Duration;
 
 const EXTERNAL_ID: &str = "edgelog-e2e-7c1f";
 const SESSION: &str = "edgelog-e2e";
+/// The page with the policies and the role example.
+const OPERATIONS: &str = "docs/operations.md";
 
 #[tokio::test]
 async fn each_mode_runs_with_only_the_permissions_it_needs() {
@@ -395,7 +397,7 @@ async fn an_assumed_role_works_with_keys_from_the_file() {
 }
 
 /// Every `"Resource"` of a policy set to `*`: moto checks the actions a role is allowed, not the
-/// resources, so the README's ARNs (of another account) stand for its stream and bucket.
+/// resources, so the page's ARNs (of another account) stand for its stream and bucket.
 fn any_resource(policy: &str) -> String {
     let mut v: serde_json::Value = serde_json::from_str(policy).expect("the policy is JSON");
     for s in v["Statement"].as_array_mut().expect("statements") {
@@ -405,11 +407,11 @@ fn any_resource(policy: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_readme_policies_let_the_role_deliver_to_kinesis_and_the_archive() {
-    let permissions = readme_block("The role's **permissions policy**");
-    // The README's trust policy, for moto's user instead of the README's host role.
+async fn the_documented_policies_let_the_role_deliver_to_kinesis_and_the_archive() {
+    let permissions = doc_block(OPERATIONS, "The role's **permissions policy**");
+    // The page's trust policy, for moto's user instead of the page's host role.
     let mut trust: serde_json::Value =
-        serde_json::from_str(&readme_block("Its **trust policy**")).expect("JSON");
+        serde_json::from_str(&doc_block(OPERATIONS, "Its **trust policy**")).expect("JSON");
     let statement = &mut trust["Statement"][0];
     statement["Principal"]["AWS"] = USER_ARN.into();
     let external_id = statement["Condition"]["StringEquals"]["sts:ExternalId"]
@@ -475,7 +477,7 @@ async fn the_readme_policies_let_the_role_deliver_to_kinesis_and_the_archive() {
         }
         assert!(
             tokio::time::Instant::now() < deadline,
-            "not delivered with the README's policy: {s}\n{}",
+            "not delivered with the policy of {OPERATIONS}: {s}\n{}",
             proc.stderr.snapshot().join("\n")
         );
         tokio::time::sleep(Duration::from_millis(200)).await;

@@ -258,7 +258,7 @@ async fn containers_deliver_stop_gracefully_and_resume_from_the_volume_while_kin
     let kc = KinesisClient::new(&kinesis.endpoint).await;
     let env = doc_env_map();
     kc.create_stream(&env["EDGELOG_STREAM"], 2).await;
-    let token = env["EDGELOG_TOKEN"].as_str();
+    let token = env["EDGELOG_INGEST_TOKEN"].as_str();
     let stream_name = env["EDGELOG_STREAM"].as_str();
     let dir = tempfile::tempdir().expect("tmp");
     let (cfg, env_file) = write_config(
@@ -360,7 +360,9 @@ async fn bad_input_stops_the_container_with_the_collectors_message() {
         checked.stdout
     );
     assert!(
-        !checked.stdout.contains(&doc_env_map()["EDGELOG_TOKEN"]),
+        !checked
+            .stdout
+            .contains(&doc_env_map()["EDGELOG_INGEST_TOKEN"]),
         "the token is printed"
     );
 
@@ -378,7 +380,7 @@ async fn bad_input_stops_the_container_with_the_collectors_message() {
     // value): the container's message is the one check-config prints.
     let without_token: String = doc_env()
         .lines()
-        .filter(|l| !l.starts_with("EDGELOG_TOKEN="))
+        .filter(|l| !l.starts_with("EDGELOG_INGEST_TOKEN="))
         .map(|l| format!("{l}\n"))
         .collect();
     let bad_value = doc_config().replace("shutdown_timeout: 30s", "shutdown_timeout: soon");
@@ -510,7 +512,7 @@ async fn the_https_clients_trust_the_bundle_at_the_images_ca_path() {
         .start(false)
         .await;
     let posted = lines("tls", 100);
-    post_all_with_token(&c.url, Some(&env["EDGELOG_TOKEN"]), &posted, 50).await;
+    post_all_with_token(&c.url, Some(&env["EDGELOG_INGEST_TOKEN"]), &posted, 50).await;
     let records = kc
         .wait_for_lines(stream_name, posted.len(), Duration::from_secs(60))
         .await;
@@ -531,7 +533,7 @@ async fn the_https_clients_trust_the_bundle_at_the_images_ca_path() {
         .start(false)
         .await;
     let more = lines("tls-own", 100);
-    post_all_with_token(&c.url, Some(&env["EDGELOG_TOKEN"]), &more, 50).await;
+    post_all_with_token(&c.url, Some(&env["EDGELOG_INGEST_TOKEN"]), &more, 50).await;
     let all = [posted, more].concat();
     let records = kc
         .wait_for_lines(stream_name, all.len(), Duration::from_secs(60))

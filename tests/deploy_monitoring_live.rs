@@ -13,7 +13,7 @@ use edgelog_testkit::kinesis_front::Faults;
 use edgelog_testkit::monitoring::{
     check_query, dashboard, dashboard_queries, documented_metrics, documented_prometheus_configs,
     fail_on, parse_yaml, read, rules, variables, with_pods_from_a_file, write_yaml, DASHBOARD, DOC,
-    RULES, RULE_TESTS,
+    METRICS_DOC, RULES, RULE_TESTS,
 };
 use edgelog_testkit::paths::{free_port, repo_root};
 use edgelog_testkit::procs::until;
@@ -179,21 +179,21 @@ async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_
     for (name, kind) in &names {
         match documented.get(name) {
             None => problems.push(format!(
-                "{DOC}: {name} ({kind}) is served and not in the table"
+                "{METRICS_DOC}: {name} ({kind}) is served and not in the table"
             )),
             Some((doc_kind, doc_labels)) => {
                 if doc_kind != kind {
                     problems.push(format!(
-                        "{DOC}: {name} is a {kind}, the table says {doc_kind}"
+                        "{METRICS_DOC}: {name} is a {kind}, the table says {doc_kind}"
                     ));
                 }
                 match served.documented_labels(name, kind) {
                     Some(labels) if &labels == doc_labels => {}
                     Some(labels) => problems.push(format!(
-                        "{DOC}: {name} has labels {labels:?}, the table says {doc_labels:?}"
+                        "{METRICS_DOC}: {name} has labels {labels:?}, the table says {doc_labels:?}"
                     )),
                     None => problems.push(format!(
-                        "{DOC}: {name} has no series to check its labels against"
+                        "{METRICS_DOC}: {name} has no series to check its labels against"
                     )),
                 }
             }
@@ -202,19 +202,21 @@ async fn the_collector_serves_every_metric_the_rules_the_dashboard_and_the_docs_
     for name in documented.keys() {
         if !names.contains_key(name) {
             problems.push(format!(
-                "{DOC}: the table lists {name}, which is not served"
+                "{METRICS_DOC}: the table lists {name}, which is not served"
             ));
         }
     }
-    // Every metric name the page's text mentions.
-    let doc = read(DOC);
-    let mentioned: BTreeSet<&str> = doc
-        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-        .filter(|w| w.starts_with("edgelog_") && !w.ends_with('_'))
-        .collect();
-    for m in mentioned {
-        if served.resolve(m).is_none() && !names.contains_key(m) {
-            problems.push(format!("{DOC} names {m}, which is not served"));
+    // Every metric name the pages' text mentions.
+    for page in [DOC, METRICS_DOC] {
+        let doc = read(page);
+        let mentioned: BTreeSet<&str> = doc
+            .split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .filter(|w| w.starts_with("edgelog_") && !w.ends_with('_'))
+            .collect();
+        for m in mentioned {
+            if served.resolve(m).is_none() && !names.contains_key(m) {
+                problems.push(format!("{page} names {m}, which is not served"));
+            }
         }
     }
     problems.sort();

@@ -533,8 +533,9 @@ fn copy_recursively(from: &std::path::Path, to: &std::path::Path) {
 }
 
 #[tokio::test]
-async fn the_vcl_json_format_from_the_readme_works_unchanged() {
-    let example = edgelog_testkit::paths::readme_block(
+async fn the_documented_vcl_json_format_works_unchanged() {
+    let example = edgelog_testkit::paths::doc_block(
+        edgelog_testkit::paths::LIBRARY_DOC,
         "Fastly's own JSON log format for VCL services works as it is",
     );
     let (_origin, edge) = start(|s| s.set("format", example.trim_end())).await;
@@ -578,7 +579,7 @@ async fn the_vcl_json_format_from_the_readme_works_unchanged() {
 
 #[tokio::test]
 async fn every_compute_variable_has_its_value_under_viceroy() {
-    // Every variable the README lists, in one line; Viceroy's geolocation data for 127.0.0.1 and
+    // Every variable docs/edge-library.md lists, in one line; Viceroy's geolocation data for 127.0.0.1 and
     // its environment (FASTLY_POP=XXX, FASTLY_REGION=Somewhere, FASTLY_HOSTNAME=localhost).
     let names = [
         "req.http.fastly-client-ip",

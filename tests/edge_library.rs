@@ -1,9 +1,13 @@
 //! The edgelog library in other people's Compute apps, built for wasm32-wasip1 and run under
-//! Viceroy against a real origin: the README's app made into a fresh crate from the README's
-//! snippets, and the library's examples. The exact lines each endpoint gets are checked.
+//! Viceroy against a real origin: the app of `docs/edge-library.md` made into a fresh crate from
+//! the page's snippets, and the library's examples. The exact lines each endpoint gets are checked.
+//! The crate as published: its metadata and files, its own README (whose snippets are the page's),
+//! and the package `cargo package` makes building for wasm32-wasip1 on its own.
 
 use edgelog_testkit::http::client;
-use edgelog_testkit::paths::{edge_example_wasm, readme_app, target_dir};
+use edgelog_testkit::paths::{
+    doc_block, edge_example_wasm, library_app, repo_root, target_dir, LIBRARY_DOC,
+};
 use edgelog_testkit::viceroy::json_line;
 use edgelog_testkit::{spawn_origin, spawn_viceroy, EdgeSetup, Viceroy};
 use serde_json::{json, Value};
@@ -70,10 +74,10 @@ fn with(mut base: Value, extra: Value) -> Value {
 }
 
 #[tokio::test]
-async fn the_readme_app_builds_from_the_snippets_and_logs_every_request() {
-    let dir = target_dir().join("readme-app");
+async fn the_documented_app_builds_from_the_snippets_and_logs_every_request() {
+    let dir = target_dir().join("library-app");
     let _ = std::fs::remove_dir_all(&dir);
-    let wasm = tokio::task::spawn_blocking(move || readme_app(&dir))
+    let wasm = tokio::task::spawn_blocking(move || library_app(&dir))
         .await
         .expect("build");
     let origin = spawn_origin().await;
@@ -316,7 +320,7 @@ fn the_crate_is_ready_to_publish_and_to_read_on_docs_rs() {
 }
 
 #[test]
-fn the_commands_the_readme_gives_for_checking_endpoint_names_exist() {
+fn the_documented_commands_for_checking_endpoint_names_exist() {
     let fastly = edgelog_testkit::paths::tool("fastly");
     let help = |args: &[&str]| {
         let out = std::process::Command::new(&fastly)
@@ -337,4 +341,118 @@ fn the_commands_the_readme_gives_for_checking_endpoint_names_exist() {
     );
     let tail = help(&["log-tail"]);
     assert!(tail.contains("Tail Compute logs"), "{tail}");
+}
+
+/// The crate's README (what crates.io shows) is its own page, and says what the library page
+/// says: the same dependency line, the same app (built and run above from the page), the same
+/// Config Store keys. So the README's snippets are tested as the page's are.
+#[test]
+fn the_crate_readme_shows_the_documented_app_and_settings() {
+    let readme = "edge-app/README.md";
+    for (in_readme, in_doc) in [
+        ("## Add it", "## Use edgelog in your own Compute app"),
+        ("A complete `src/main.rs`", "A complete `src/main.rs`"),
+    ] {
+        let ours = doc_block(readme, in_readme);
+        assert!(ours.contains("edgelog"), "{readme}: {in_readme:?}: {ours}");
+        assert_eq!(
+            ours,
+            doc_block(LIBRARY_DOC, in_doc),
+            "{readme}: {in_readme:?}"
+        );
+    }
+    let table = |file: &str| -> String {
+        let text = std::fs::read_to_string(repo_root().join(file)).expect(file);
+        let start = text
+            .find("| key | default | meaning |")
+            .unwrap_or_else(|| panic!("{file}: the settings table"));
+        let rest = &text[start..];
+        rest[..rest.find("\n\n").unwrap_or(rest.len())].to_string()
+    };
+    let settings = table(readme);
+    assert!(settings.lines().count() > 5, "{settings}");
+    assert_eq!(
+        settings,
+        table(LIBRARY_DOC),
+        "{readme}: the Config Store's keys"
+    );
+}
+
+/// What `cargo package -p edgelog` makes builds for wasm32-wasip1 on its own: unpacked outside
+/// the workspace, with nothing of the repository but the toolchain file and the lock (so no crate
+/// version changes and nothing is fetched), its library, its edge app and its examples compile.
+#[test]
+fn the_package_builds_for_wasm_from_the_package_alone() {
+    let root = repo_root();
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(&root)
+        .args([
+            "package",
+            "-p",
+            "edgelog",
+            "--allow-dirty",
+            "--no-verify",
+            "--offline",
+        ])
+        .env("CARGO_TARGET_DIR", target_dir())
+        .output()
+        .expect("cargo package");
+    assert!(
+        out.status.success(),
+        "cargo package: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let version = {
+        let manifest = std::fs::read_to_string(root.join("edge-app/Cargo.toml")).expect("manifest");
+        let line = manifest
+            .lines()
+            .find(|l| l.starts_with("version = "))
+            .expect("a version")
+            .to_string();
+        line.trim_start_matches("version = ")
+            .trim_matches('"')
+            .to_string()
+    };
+    let crate_file = target_dir().join(format!("package/edgelog-{version}.crate"));
+    assert!(crate_file.is_file(), "{} missing", crate_file.display());
+    let dir = tempfile::tempdir().expect("tmp");
+    let status = std::process::Command::new("tar")
+        .arg("-xzf")
+        .arg(&crate_file)
+        .arg("-C")
+        .arg(dir.path())
+        .status()
+        .expect("tar");
+    assert!(status.success(), "unpack {}", crate_file.display());
+    let unpacked = dir.path().join(format!("edgelog-{version}"));
+    let readme = std::fs::read_to_string(unpacked.join("README.md")).expect("README.md packaged");
+    assert_eq!(
+        readme,
+        std::fs::read_to_string(root.join("edge-app/README.md")).expect("edge-app/README.md"),
+        "the crate's own README is the one packaged"
+    );
+    for file in ["rust-toolchain.toml", "Cargo.lock"] {
+        std::fs::copy(root.join(file), unpacked.join(file)).expect("copy toolchain and lock");
+    }
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(&unpacked)
+        .args([
+            "build",
+            "--offline",
+            "--release",
+            "--target",
+            "wasm32-wasip1",
+        ])
+        .args(["--lib", "--bins", "--examples"])
+        .env("CARGO_TARGET_DIR", target_dir().join("packaged-edgelog"))
+        .env_remove("RUSTUP_TOOLCHAIN")
+        .output()
+        .expect("cargo build");
+    assert!(
+        out.status.success(),
+        "the package does not build on its own:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let wasm = target_dir().join("packaged-edgelog/wasm32-wasip1/release/edge-app.wasm");
+    assert!(wasm.is_file(), "{} missing", wasm.display());
 }

@@ -1,10 +1,10 @@
-//! `scripts/fastly-setup`, run as the README shows it: every `fastly` command and flag it prints
+//! `scripts/fastly-setup`, run as `docs/operations.md` shows it: every `fastly` command and flag it prints
 //! is one the installed Fastly CLI's own `--help` lists (with that command's required flags
 //! given), the printed script is valid bash, and `--run` runs exactly what the script would, in
 //! order, the Config Store id carried from the command that creates it to those that use it.
 
 use edgelog_testkit::certs::TestCa;
-use edgelog_testkit::paths::{npm_bin_dir, readme_block, repo_root, target_dir};
+use edgelog_testkit::paths::{doc_block, npm_bin_dir, repo_root, target_dir};
 use std::collections::{BTreeSet, HashMap};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -272,7 +272,7 @@ fn every_command_and_flag_is_one_the_installed_fastly_cli_knows() {
         }
     }
 
-    // The README's way to change the endpoint's TLS settings later.
+    // The documented way to change the endpoint's TLS settings later.
     let (update, _) = help_flags("logging https update");
     for f in [
         "--name",
@@ -405,7 +405,7 @@ fn a_failing_command_stops_the_rest() {
 }
 
 #[test]
-fn the_readme_snippet_runs_as_written() {
+fn the_documented_snippet_runs_as_written() {
     let setup = Setup::with_tls(false);
     std::os::unix::fs::symlink(
         repo_root().join("scripts"),
@@ -414,7 +414,7 @@ fn the_readme_snippet_runs_as_written() {
     .expect("link scripts/");
     let fake = setup.fake_fastly();
     let log = setup.dir.path().join("calls.log");
-    let snippet = readme_block("### 3. Fastly")
+    let snippet = doc_block("docs/operations.md", "### 3. Fastly")
         .replace(
             "EDGELOG_INGEST_TOKEN=...",
             &format!("EDGELOG_INGEST_TOKEN={TOKEN}"),

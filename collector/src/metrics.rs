@@ -193,6 +193,9 @@ impl Histogram {
 /// A metric that can be registered under a name.
 trait Register {
     fn register(&self, registry: &mut Registry, name: &'static str, help: &'static str);
+    /// Records one sample for a made-up label value, so that the exposition shows the labels.
+    #[cfg(test)]
+    fn touch(&self) {}
 }
 
 impl Register for Counter {
@@ -217,17 +220,29 @@ impl Register for Labeled {
     fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
         r.register(name, help, self.family.clone());
     }
+    #[cfg(test)]
+    fn touch(&self) {
+        self.inc("x");
+    }
 }
 
 impl Register for LabeledGauge {
     fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
         r.register(name, help, self.family.clone());
     }
+    #[cfg(test)]
+    fn touch(&self) {
+        self.set("x", 1);
+    }
 }
 
 impl Register for ReasonGauge {
     fn register(&self, r: &mut Registry, name: &'static str, help: &'static str) {
         r.register(name, help, self.family.clone());
+    }
+    #[cfg(test)]
+    fn touch(&self) {
+        self.set("x", "y", 1);
     }
 }
 
@@ -251,6 +266,15 @@ macro_rules! metrics {
                     registry,
                     $($field,)*
                 }
+            }
+        }
+
+        #[cfg(test)]
+        impl Metrics {
+            /// Gives every labelled metric one series, so that the exposition shows every
+            /// metric's labels.
+            fn touch_all(&self) {
+                $(self.$field.touch();)*
             }
         }
     };
@@ -453,6 +477,9 @@ impl Metrics {
         o
     }
 }
+
+#[cfg(test)]
+mod doc_tests;
 
 #[cfg(test)]
 mod tests {

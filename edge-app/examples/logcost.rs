@@ -26,14 +26,14 @@ fn main() {
     let logger = |b: edgelog::Builder| b.endpoint("collector").build().expect("settings");
     let json = logger(Logger::builder());
     let clf = logger(Logger::builder().format("clf"));
-    // The README's example of Fastly's JSON log format for VCL services.
-    let readme = include_str!("../../README.md");
-    let vcl_spec = readme
+    // The example of Fastly's JSON log format for VCL services in docs/edge-library.md.
+    let doc = include_str!("../../docs/edge-library.md");
+    let vcl_spec = doc
         .split_once("Fastly's own JSON log format for VCL services works as it is")
         .and_then(|(_, rest)| rest.split_once("```text\n"))
         .and_then(|(_, rest)| rest.split_once("```"))
         .map(|(block, _)| block.trim_end())
-        .expect("the README's VCL JSON example");
+        .expect("the VCL JSON example of docs/edge-library.md");
     let vcl = logger(Logger::builder().format(vcl_spec));
     let off = logger(Logger::builder().sample_rate(0.0));
     // Sampled out but with an error endpoint: every fact is gathered (the request could still

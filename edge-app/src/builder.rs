@@ -192,8 +192,8 @@ impl Builder {
 
     /// Checks the settings and opens the endpoints. Fails with the first setting refused
     /// (named in the [`Error`]), or an endpoint name the host refuses. On Fastly any
-    /// well-formed name opens, including one the service does not have: see the README on
-    /// misspelt endpoint names.
+    /// well-formed name opens, including one the service does not have: see
+    /// [misspelt endpoint names](https://github.com/edgelog/edgelog/blob/main/docs/edge-library.md#misspelt-endpoint-names-cannot-be-caught-by-the-app).
     ///
     /// ```no_run
     /// # fn example() {

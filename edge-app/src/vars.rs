@@ -83,7 +83,7 @@ pub enum Var {
 }
 
 /// The names a `%{...}V` expression accepts besides `req.http.*` and `resp.http.*`; listed in
-/// the README.
+/// `docs/edge-library.md` (Variables).
 pub const VAR_NAMES: &[(&str, Var)] = &[
     ("client.ip", Var::ClientIp),
     ("client.geo.country_code", Var::GeoCountryCode),

@@ -16,6 +16,8 @@ pub const RULE_TESTS: &str = "deploy/prometheus/edgelog-rules.test.yml";
 pub const DASHBOARD: &str = "deploy/grafana/edgelog.json";
 /// The monitoring page.
 pub const DOC: &str = "docs/monitoring.md";
+/// The page listing every metric.
+pub const METRICS_DOC: &str = "docs/metrics.md";
 /// Where every alert's `runbook_url` points, before `#<the anchor of the alert's heading>`.
 pub const RUNBOOK_BASE: &str = "https://github.com/edgelog/edgelog/blob/main/docs/monitoring.md";
 
@@ -175,13 +177,17 @@ pub fn table_rows(text: &str) -> Vec<Vec<String>> {
         .collect()
 }
 
-/// The metric table of the page: name -> (type, labels).
+/// The metric table of [`METRICS_DOC`]: name -> (type, labels).
 pub fn documented_metrics() -> BTreeMap<String, (String, BTreeSet<String>)> {
-    let doc = read(DOC);
-    table_rows(section(&doc, "Metrics"))
+    let doc = read(METRICS_DOC);
+    table_rows(section(&doc, "Every metric"))
         .into_iter()
         .map(|row| {
-            assert_eq!(row.len(), 4, "{DOC}: a metric row of 4 cells: {row:?}");
+            assert_eq!(
+                row.len(),
+                4,
+                "{METRICS_DOC}: a metric row of 4 cells: {row:?}"
+            );
             let labels = row[2]
                 .split(',')
                 .map(str::trim)

@@ -88,12 +88,6 @@ pub fn free_port() -> u16 {
         .expect("bind a free port")
 }
 
-/// The first fenced code block of the README after the line containing `marker`, without its
-/// fences; panics naming the marker when there is none.
-pub fn readme_block(marker: &str) -> String {
-    doc_block("README.md", marker)
-}
-
 /// The first fenced code block after `marker` in a Markdown file of the repository (`file`
 /// relative to its root), without its fences; panics naming the file and the marker when there
 /// is none.
@@ -145,16 +139,19 @@ fn build_wasm(dir: &Path, args: &[&str], wasm: &str) -> PathBuf {
     path
 }
 
-/// A fresh Compute project made of the README's "Use edgelog in your own Compute app" snippets:
-/// `fastly` and the README's dependency line in `Cargo.toml` (the crates.io `edgelog` patched to
-/// this checkout), the README's `src/main.rs` as it is, made in `dir`. Built for wasm32-wasip1;
-/// returns the wasm.
-pub fn readme_app(dir: &Path) -> PathBuf {
+/// The page that shows how to use the library in a Compute app.
+pub const LIBRARY_DOC: &str = "docs/edge-library.md";
+
+/// A fresh Compute project made of the "Use edgelog in your own Compute app" snippets of
+/// [`LIBRARY_DOC`]: `fastly` and the page's dependency line in `Cargo.toml` (the crates.io
+/// `edgelog` patched to this checkout), the page's `src/main.rs` as it is, made in `dir`. Built
+/// for wasm32-wasip1; returns the wasm.
+pub fn library_app(dir: &Path) -> PathBuf {
     let marker = "## Use edgelog in your own Compute app";
-    let dependency = readme_block(marker);
-    let main_rs = readme_block("A complete `src/main.rs`");
+    let dependency = doc_block(LIBRARY_DOC, marker);
+    let main_rs = doc_block(LIBRARY_DOC, "A complete `src/main.rs`");
     let manifest = format!(
-        "[package]\nname = \"readme-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
+        "[package]\nname = \"library-app\"\nversion = \"0.1.0\"\nedition = \"2021\"\npublish = false\n\n\
          [dependencies]\nfastly = \"0.13\"\n{dependency}\n\
          [patch.crates-io]\nedgelog = {{ path = {:?} }}\n\n[workspace]\n",
         repo_root().join("edge-app").display().to_string()
@@ -166,5 +163,5 @@ pub fn readme_app(dir: &Path) -> PathBuf {
     for file in ["rust-toolchain.toml", "Cargo.lock"] {
         std::fs::copy(repo_root().join(file), dir.join(file)).expect("copy toolchain and lock");
     }
-    build_wasm(dir, &["--release"], "release/readme-app.wasm")
+    build_wasm(dir, &["--release"], "release/library-app.wasm")
 }

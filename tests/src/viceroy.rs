@@ -15,7 +15,7 @@ pub struct EdgeSetup {
     pub config: Option<Vec<(String, String)>>,
     /// Use the wasm built with test-only routes (e.g. one that panics).
     pub test_routes: bool,
-    /// Another app's wasm instead of the edge app (an example, the README's app).
+    /// Another app's wasm instead of the edge app (an example, the documented app).
     pub wasm: Option<PathBuf>,
     /// The Config Store's name; `edgelog` when `None`.
     pub store: Option<String>,

@@ -141,9 +141,9 @@ mod tests {
         assert!(t.contains("refused at ingest (requests, not in the ledger): unauthorized 4\n"));
     }
 
-    /// The README's example is what the command prints for these numbers.
+    /// The example of `docs/delivery.md` is what the command prints for these numbers.
     #[test]
-    fn the_readme_example_is_the_real_output() {
+    fn the_documented_example_is_the_real_output() {
         let v = serde_json::json!({
             "ready": true, "version": "0.1.0", "uptime_seconds": 312, "problems": [],
             "ingest": {"lines": 1203345, "lines_per_second": 4210.4, "refused": {"corrupt_body": 2}},
@@ -153,12 +153,13 @@ mod tests {
                 "buffered": 2225, "balanced": true, "oldest_seconds": 0.2,
                 "delivered_per_second": 4190.0}]
         });
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-            .expect("README");
+        let doc =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/delivery.md"))
+                .expect("docs/delivery.md");
         let rendered = render(&serde_json::from_value(v).expect("a status"));
         assert!(
-            readme.contains(&format!("```\n{rendered}```\n")),
-            "the README's example should read:\n{rendered}"
+            doc.contains(&format!("```\n{rendered}```\n")),
+            "the example of docs/delivery.md should read:\n{rendered}"
         );
     }
 }

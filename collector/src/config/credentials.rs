@@ -182,15 +182,16 @@ mod tests {
         assert!(both.keys.is_some());
     }
 
-    /// The README's example of a role is a valid configuration, meaning what it says.
+    /// The example of a role in `docs/operations.md` is a valid configuration, meaning what it
+    /// says.
     #[test]
-    fn the_readme_role_example_is_valid() {
-        let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"))
-            .expect("README");
-        let after = readme
-            .split_once("### 1. AWS access")
-            .expect("the section")
-            .1;
+    fn the_documented_role_example_is_valid() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/operations.md"
+        ))
+        .expect("docs/operations.md");
+        let after = doc.split_once("### 1. AWS access").expect("the section").1;
         let block = after
             .split_once("```yaml\n")
             .and_then(|(_, b)| b.split_once("```"))
@@ -216,7 +217,7 @@ mod tests {
         assert_eq!(role.session_duration.as_secs(), 3600);
         assert_eq!(role.sts_region.as_deref(), Some("us-east-1"));
         assert!(
-            readme.contains("\"sts:ExternalId\": \"edgelog-7c1f3b\""),
+            doc.contains("\"sts:ExternalId\": \"edgelog-7c1f3b\""),
             "the trust policy's id is the same"
         );
     }

@@ -6,6 +6,8 @@
 //! `validate.rs` (typed values), `error.rs` (errors naming their key), `model.rs` (the typed values).
 
 pub(crate) mod credentials;
+#[cfg(test)]
+mod doc_tests;
 pub(crate) mod error;
 pub(crate) mod interpolate;
 pub(crate) mod keytemplate;

@@ -114,10 +114,14 @@ fn a_json_style_format() {
     assert_eq!(v["ua"], "curl/8.5.0, evil\"\n\u{1}");
 }
 
-/// The README's example: Fastly's JSON log format for VCL services, as documented.
+/// The example of `docs/edge-library.md`: Fastly's JSON log format for VCL services, as
+/// documented.
 fn vcl_json_example() -> String {
-    let readme = include_str!(concat!(env!("CARGO_MANIFEST_DIR"), "/../README.md"));
-    let after = readme
+    let doc = include_str!(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/edge-library.md"
+    ));
+    let after = doc
         .split_once("Fastly's own JSON log format for VCL services works as it is")
         .expect("the example")
         .1;
@@ -172,7 +176,7 @@ fn the_vcl_json_example_gives_valid_json_with_every_field() {
 
 #[test]
 fn expression_errors_name_their_position() {
-    // The README's example.
+    // The example of docs/edge-library.md.
     let e = Template::parse(r#"%{if(req.url "a", "b")}V"#).unwrap_err();
     assert_eq!(
         e.to_string(),

@@ -123,7 +123,7 @@ impl Parser {
                 None => Err(ExprError {
                     offset: start,
                     reason: format!(
-                        "unknown variable {name:?} (see the README for the supported set)"
+                        "unknown variable {name:?} (the supported set: https://github.com/edgelog/edgelog/blob/main/docs/edge-library.md#variables)"
                     ),
                 }),
             },

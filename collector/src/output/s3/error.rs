@@ -58,7 +58,7 @@ pub enum S3StartError {
     )]
     CredentialsRefused { source: Failure },
     #[error(
-        "output.s3: the credentials lack the permission {permission} on arn:aws:s3:::{bucket}/{key} (the IAM policy in the README lists what the archive needs)"
+        "output.s3: the credentials lack the permission {permission} on arn:aws:s3:::{bucket}/{key} (the IAM policy in docs/operations.md lists what the archive needs)"
     )]
     PermissionMissing {
         permission: &'static str,

@@ -1,5 +1,6 @@
-//! The configuration the README shows, and the example file, are valid as written: every key
-//! they name exists (unknown keys are errors) and every value they show is accepted.
+//! The configuration `docs/configuration.md` shows (its "Every key at once" block), and the
+//! example file, are valid as written: every key they name exists (unknown keys are errors) and
+//! every value they show is accepted.
 
 use collector::config::{Config, OutputConfig};
 use std::path::Path;
@@ -16,9 +17,9 @@ fn env(name: &str) -> Option<String> {
 }
 
 #[test]
-fn the_readme_configuration_block_is_valid_as_written() {
-    let readme = std::fs::read_to_string(root().join("README.md")).expect("README");
-    let section = &readme[readme.find("### Configuration").expect("section")..];
+fn the_documented_configuration_block_is_valid_as_written() {
+    let doc = std::fs::read_to_string(root().join("docs/configuration.md")).expect("the page");
+    let section = &doc[doc.find("## Every key at once").expect("section")..];
     let start = section.find("```yaml\n").expect("yaml block") + "```yaml\n".len();
     let block = &section[start..start + section[start..].find("```").expect("end")];
     // The block lists every output. Try each alone, then all of them at once.
@@ -69,7 +70,7 @@ fn cfg_with(
     }
     let text = serde_norway::to_string(value).expect("yaml");
     Config::from_yaml(&text, &env)
-        .unwrap_or_else(|e| panic!("README configuration with outputs {keep:?}: {e}"))
+        .unwrap_or_else(|e| panic!("docs/configuration.md with outputs {keep:?}: {e}"))
 }
 
 #[test]
