@@ -25,10 +25,10 @@ fn line_of(tag: &str, bytes: usize) -> String {
     line
 }
 
-/// The dead-letter file's records, once it holds `n`.
-async fn dead_letters(col: &RunningCollector, n: u64) -> Vec<serde_json::Value> {
+/// The dead-letter file's records, once `n` lines are dead-lettered for `reason`.
+async fn dead_letters(col: &RunningCollector, reason: &str, n: u64) -> Vec<serde_json::Value> {
     until(Duration::from_secs(60), "lines dead-lettered", async || {
-        col.handles.metrics.dead_lettered.get("record_too_large") >= n
+        col.handles.metrics.dead_lettered.get(reason) >= n
     })
     .await;
     std::fs::read_to_string(col.path("dead.ndjson"))
@@ -54,8 +54,12 @@ async fn lines_up_to_max_record_bytes_are_delivered_and_longer_ones_dead_lettere
     let mut all = lines("s", 20);
     all.push(line_of("two-mib", 2 * MIB));
     post_all(&col.url, &all, 21).await;
+    // Longer than the key: set aside as too long (ingest.max_line_bytes follows the key).
     let five = line_of("five-mib", 5 * MIB);
     post_all(&col.url, std::slice::from_ref(&five), 1).await;
+    // As long as the key, but over it with its partition key: too large a record.
+    let four = line_of("four-mib", 4 * MIB);
+    post_all(&col.url, std::slice::from_ref(&four), 1).await;
 
     let recs = kc
         .wait_for_lines("large", all.len(), Duration::from_secs(60))
@@ -66,15 +70,25 @@ async fn lines_up_to_max_record_bytes_are_delivered_and_longer_ones_dead_lettere
         "one 2 MiB record"
     );
 
-    let dead = dead_letters(&col, 1).await;
-    assert_eq!(dead.len(), 1);
-    assert_eq!(dead[0]["reason"], "record_too_large");
-    let code = dead[0]["error_code"].as_str().unwrap_or_default();
+    dead_letters(&col, "line_too_long", 1).await;
+    let dead = dead_letters(&col, "record_too_large", 1).await;
+    assert_eq!(dead.len(), 2);
+    let of = |line: &str| {
+        dead.iter()
+            .find(|d| d["line"].as_str() == Some(line))
+            .unwrap_or_else(|| panic!("{:.80} not dead-lettered", line))
+            .clone()
+    };
+    let d = of(&five);
+    assert_eq!(d["reason"], "line_too_long");
+    assert_eq!(d["detail"], "5242880 bytes > ingest.max_line_bytes 4194304");
+    let d = of(&four);
+    assert_eq!(d["reason"], "record_too_large");
+    let code = d["error_code"].as_str().unwrap_or_default();
     assert!(
-        code.ends_with("> output.aws_kinesis.max_record_bytes 4194304"),
+        code.ends_with("with its partition key > output.aws_kinesis.max_record_bytes 4194304"),
         "{code}"
     );
-    assert_eq!(dead[0]["line"].as_str(), Some(five.as_str()));
     // A line over the key is the sender's limit, not the stream's: delivery is fine.
     assert_eq!(delivery(&col.url).await.0, 200);
 }
@@ -104,7 +118,7 @@ async fn stream_below_the_key(
     all.extend_from_slice(&small[15..]);
     post_all(&col.url, &all, all.len()).await;
 
-    let dead = dead_letters(&col, 1).await;
+    let dead = dead_letters(&col, "record_too_large", 1).await;
     assert_eq!(dead.len(), 1);
     assert_eq!(dead[0]["reason"], "record_too_large");
     assert_eq!(dead[0]["line"].as_str(), Some(big_line.as_str()));

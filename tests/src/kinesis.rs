@@ -46,7 +46,7 @@ pub async fn spawn_kinesalite_taking(max_data_bytes: usize) -> LargeRecordKinesa
         &preload,
         format!(
             "const dir = {dir:?};\n\
-             require(dir + '/validations/putRecords.js').types.Records.children.Data.lengthLessThanOrEqual = {max_data_bytes};\n\
+             require(dir + '/validations/putRecords.js').types.Records.children.children.Data.lengthLessThanOrEqual = {max_data_bytes};\n\
              require(dir + '/validations/putRecord.js').types.Data.lengthLessThanOrEqual = {max_data_bytes};\n",
             dir = package.display().to_string()
         ),
