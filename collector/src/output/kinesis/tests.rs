@@ -529,6 +529,20 @@ async fn settle(r: &Rig, out: &mut KinesisOutput) {
 }
 
 #[tokio::test(start_paused = true)]
+async fn large_records_fill_calls_up_to_10_mib() {
+    let r = rig();
+    let mut c = cfg(PartitionKeySpec::Static("k".into()), 500);
+    c.max_record_bytes = 4 << 20;
+    let mut out = output(&r, &c).await.expect("start");
+    let three_mib = |i: usize| format!("{i}{}", "x".repeat((3 << 20) - 1));
+    feed(&r, &mut out, (0..4).map(three_mib).collect()).await;
+    out.finish().await;
+    // Three 3 MiB records fit in a 10 MiB call; the fourth does not.
+    assert_eq!(r.fake.call_sizes(), vec![3, 1]);
+    assert_eq!(r.metrics.output_lines.get(), 4);
+}
+
+#[tokio::test(start_paused = true)]
 async fn records_over_a_lower_stream_limit_are_dead_lettered_and_named_until_it_is_raised() {
     let r = rig();
     *r.fake.stream_limit.lock().expect("lock") = Some(DEFAULT_KINESIS_MAX_RECORD_BYTES);
