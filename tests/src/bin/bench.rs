@@ -8,7 +8,8 @@
 //! run); the `-tls` scenarios also reach the Kinesis server over HTTPS (haproxy terminating TLS
 //! in front of it, with a certificate of that CA, which the collector is told to trust through
 //! `SSL_CERT_FILE`). After the table, the CPU each side's TLS costs per line: `-tls-in` minus
-//! the plain scenario (ingest), `-tls` minus `-tls-in` (Kinesis).
+//! the plain scenario (ingest), `-tls` minus `-tls-in` (Kinesis). Longer than 650 lines: the
+//! scenario table, running one and the report are one program.
 
 use edgelog_testkit::certs::TestCa;
 use edgelog_testkit::collector::metric;

@@ -1,5 +1,6 @@
 //! The Kinesis output against a scripted client: batching, retry rules, pacing, the in-flight
-//! budget, dead letters and start-up. Time is paused: waits are virtual and exact.
+//! budget, dead letters, record sizes and start-up. Time is paused: waits are virtual and exact.
+//! Longer than 650 lines: the tests share one scripted client and its rig, kept in one place.
 
 use super::api::{CallError, Fault, KinesisApi, PutEntry, PutResult};
 use super::output::KinesisOutput;
