@@ -16,7 +16,9 @@ pub struct Kinesalite {
     _child: KillOnDrop,
 }
 
-/// Starts kinesalite (in memory; streams are ACTIVE at once, up to 100 shards).
+/// Starts kinesalite (in memory; streams are ACTIVE at once, up to 100 shards). Like a stream
+/// whose maximum record size was never raised, it refuses a record whose data is over 1 MiB
+/// (`ValidationException`, as Kinesis words it).
 pub async fn spawn_kinesalite() -> Kinesalite {
     let (child, port) =
         start_on_free_port("kinesalite", |port| kinesalite_command(port, None)).await;
@@ -27,7 +29,59 @@ pub async fn spawn_kinesalite() -> Kinesalite {
     }
 }
 
+/// kinesalite taking records of up to `max_data_bytes` of data, like a stream raised with
+/// `UpdateMaxRecordSize` (kinesalite's own limit is 1 MiB; its validation table is patched in
+/// memory as it starts). Its limit on a request's size (7 MiB of JSON) stays.
+pub struct LargeRecordKinesalite {
+    pub kinesalite: Kinesalite,
+    _dir: tempfile::TempDir,
+}
+
+pub async fn spawn_kinesalite_taking(max_data_bytes: usize) -> LargeRecordKinesalite {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let cli = std::fs::canonicalize(tool("kinesalite")).expect("kinesalite's cli.js");
+    let package = cli.parent().expect("kinesalite's package directory");
+    let preload = dir.path().join("max-record-size.js");
+    std::fs::write(
+        &preload,
+        format!(
+            "const dir = {dir:?};\n\
+             require(dir + '/validations/putRecords.js').types.Records.children.children.Data.lengthLessThanOrEqual = {max_data_bytes};\n\
+             require(dir + '/validations/putRecord.js').types.Data.lengthLessThanOrEqual = {max_data_bytes};\n",
+            dir = package.display().to_string()
+        ),
+    )
+    .expect("write the preload");
+    let (child, port) = start_on_free_port("kinesalite", |port| {
+        let mut cmd = kinesalite_args(port, None);
+        cmd.env("NODE_OPTIONS", format!("--require {}", preload.display()));
+        spawn(cmd)
+    })
+    .await;
+    LargeRecordKinesalite {
+        kinesalite: Kinesalite {
+            endpoint: format!("http://127.0.0.1:{port}"),
+            port,
+            _child: KillOnDrop(child),
+        },
+        _dir: dir,
+    }
+}
+
 fn kinesalite_command(port: u16, path: Option<&std::path::Path>) -> tokio::process::Child {
+    spawn(kinesalite_args(port, path))
+}
+
+fn spawn(mut cmd: tokio::process::Command) -> tokio::process::Child {
+    cmd.stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start kinesalite")
+}
+
+fn kinesalite_args(port: u16, path: Option<&std::path::Path>) -> tokio::process::Command {
     let mut cmd = command(tool("kinesalite"));
     cmd.args(["--port", &port.to_string()]).args([
         "--shardLimit",
@@ -42,12 +96,7 @@ fn kinesalite_command(port: u16, path: Option<&std::path::Path>) -> tokio::proce
     if let Some(p) = path {
         cmd.arg("--path").arg(p);
     }
-    cmd.stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start kinesalite")
+    cmd
 }
 
 async fn start_kinesalite(port: u16, path: Option<&std::path::Path>) -> KillOnDrop {

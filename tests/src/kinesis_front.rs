@@ -1,7 +1,8 @@
 //! A fault-injecting HTTP front between the collector and the Kinesis emulator. No emulator can
 //! throttle; this front fails chosen PutRecords entries (forwarding only the others, so the
-//! stream really holds exactly what the collector was told succeeded), fails whole calls, or plays
-//! an outage, speaking the Kinesis JSON 1.1 protocol.
+//! stream really holds exactly what the collector was told succeeded), fails whole calls, plays
+//! an outage, or plays a stream whose maximum record size is lower than the emulator's, speaking
+//! the Kinesis JSON 1.1 protocol.
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -32,6 +33,9 @@ pub struct Faults {
     pub allowed_actions: Option<Vec<String>>,
     /// Each PutRecords call is held up to this long (a random delay), to mix up call order.
     pub max_call_delay: Option<std::time::Duration>,
+    /// The stream's maximum record size, in bytes of a record's data: a PutRecords call with a
+    /// record over it is refused whole (400 `ValidationException`, worded as Kinesis words it).
+    pub stream_max_record_bytes: Option<usize>,
 }
 
 impl Faults {
@@ -156,6 +160,43 @@ async fn forward(
     Ok((status, body))
 }
 
+/// Kinesis' answer to a PutRecords call with records whose data is over the stream's maximum
+/// record size: the whole call refused, one validation error per record over it.
+fn over_stream_limit(records: &[Value], limit: usize) -> Option<Response> {
+    let errors: Vec<String> = records
+        .iter()
+        .enumerate()
+        .filter_map(|(i, r)| {
+            let n = base64_simd::STANDARD
+                .decode_to_vec(r["Data"].as_str().unwrap_or(""))
+                .map_or(0, |d| d.len());
+            (n > limit).then(|| {
+                format!(
+                    "Value 'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]' at 'records.{}.member.data' failed to satisfy constraint: Member must have length less than or equal to {limit}",
+                    i + 1
+                )
+            })
+        })
+        .collect();
+    if errors.is_empty() {
+        return None;
+    }
+    let message = format!(
+        "{} validation error{} detected: {}",
+        errors.len(),
+        if errors.len() > 1 { "s" } else { "" },
+        errors.join("; ")
+    );
+    Some(
+        (
+            StatusCode::BAD_REQUEST,
+            [("content-type", "application/x-amz-json-1.1")],
+            json!({"__type": "ValidationException", "message": message}).to_string(),
+        )
+            .into_response(),
+    )
+}
+
 async fn handle(State(s): State<FrontState>, headers: HeaderMap, body: Bytes) -> Response {
     let target = headers
         .get("x-amz-target")
@@ -216,6 +257,12 @@ async fn handle(State(s): State<FrontState>, headers: HeaderMap, body: Bytes) ->
         return error(400, "SerializationException");
     };
     let records = req["Records"].as_array().cloned().unwrap_or_default();
+    if let Some(limit) = faults.stream_max_record_bytes {
+        if let Some(refusal) = over_stream_limit(&records, limit) {
+            s.stats.failed_calls.fetch_add(1, Ordering::Relaxed);
+            return refusal;
+        }
+    }
     s.stats
         .entries
         .fetch_add(records.len() as u64, Ordering::Relaxed);

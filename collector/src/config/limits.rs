@@ -5,9 +5,14 @@ use std::time::Duration;
 /// Kinesis PutRecords: records per call.
 pub const KINESIS_MAX_RECORDS_PER_CALL: usize = 500;
 /// Kinesis PutRecords: bytes per call (data and partition keys).
-pub const KINESIS_MAX_BYTES_PER_CALL: usize = 5 * 1024 * 1024;
-/// Kinesis: bytes per record (data and partition key).
-pub const KINESIS_MAX_RECORD_BYTES: usize = 1024 * 1024;
+pub const KINESIS_MAX_BYTES_PER_CALL: usize = 10 * 1024 * 1024;
+/// Kinesis: the most bytes a record can hold (data and partition key) on a stream whose maximum
+/// record size is raised to its highest (`UpdateMaxRecordSize`, 10240 KiB); the most
+/// `output.aws_kinesis.max_record_bytes` takes.
+pub const KINESIS_MAX_RECORD_BYTES: usize = 10 * 1024 * 1024;
+/// `output.aws_kinesis.max_record_bytes`: a stream's maximum record size unless it is raised
+/// (1024 KiB), so the default sends nothing a new stream refuses.
+pub const DEFAULT_KINESIS_MAX_RECORD_BYTES: usize = 1024 * 1024;
 /// `aggregate: true`: an aggregated record is closed when the next line would take it (data and
 /// partition key) past this size. Kinesis bills writes in 25 KB units, so any record this large
 /// costs the same per byte as a 1 MiB one; a smaller record fills sooner (less waiting in the

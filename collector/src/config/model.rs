@@ -298,6 +298,8 @@ pub struct KinesisConfig {
     #[serde(serialize_with = "ser_duration")]
     pub health_check_interval: Duration,
     pub max_in_flight_bytes: usize,
+    /// The largest record sent (data and partition key).
+    pub max_record_bytes: usize,
     pub put_records_client: PutRecordsClient,
     pub stream_mode: StreamMode,
 }

@@ -78,8 +78,9 @@ pub struct RawIngest {
     pub strip_prefix: bool,
     /// Largest body accepted, after decompression (at most 1 GiB).
     pub max_body_bytes: usize,
-    /// Longer lines go to the dead-letter file; capped at the Kinesis record limit.
-    pub max_line_bytes: usize,
+    /// Longer lines go to the dead-letter file. Default, and most: the Kinesis output's
+    /// `max_record_bytes` (1 MiB without a Kinesis output).
+    pub max_line_bytes: Option<usize>,
     /// `auto`, `lines` or `json_array`.
     pub framing: Framing,
     /// Requests processed at once; more get 503 with Retry-After.
@@ -106,7 +107,7 @@ impl Default for RawIngest {
             auth: None,
             strip_prefix: true,
             max_body_bytes: DEFAULT_MAX_BODY_BYTES,
-            max_line_bytes: KINESIS_MAX_RECORD_BYTES,
+            max_line_bytes: None,
             framing: Framing::default(),
             max_in_flight: DEFAULT_INGEST_MAX_IN_FLIGHT,
             max_in_flight_bytes: None,
@@ -272,6 +273,10 @@ pub struct RawKinesis {
     pub health_check_interval: Option<String>,
     /// Most bytes of records in PutRecords calls being sent or waiting for a lane.
     pub max_in_flight_bytes: Option<usize>,
+    /// The largest record sent (data and partition key): the stream's maximum record size. 1 MiB
+    /// by default (a stream's own default); at most 10 MiB, for a stream raised with
+    /// `UpdateMaxRecordSize`. A longer line goes to the dead-letter file.
+    pub max_record_bytes: Option<usize>,
     /// `direct` (the JSON 1.1 encoder signed with aws-sigv4) or `sdk` (aws-sdk-kinesis).
     #[serde(default)]
     pub put_records_client: PutRecordsClient,
@@ -357,7 +362,7 @@ pub struct RawBatch {
     pub size: Option<usize>,
     /// Longest a record waits for its batch to fill.
     pub duration: Option<String>,
-    /// Bytes per PutRecords call (max 5 MiB).
+    /// Bytes per PutRecords call (max and default 10 MiB).
     pub max_batch_bytes: Option<usize>,
 }
 

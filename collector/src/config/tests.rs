@@ -128,15 +128,79 @@ fn unset_variables_name_variable_and_key() {
 
 #[test]
 fn kinesis_limits_are_capped_with_a_warning() {
-    let c = load("fastly: {service_ids: [\"*\"]}\ningest: {max_line_bytes: 2000000}\noutput: {aws_kinesis: {stream_name: s, batch: {size: 1000, max_batch_bytes: 10000000}}}\n")
+    let c = load("fastly: {service_ids: [\"*\"]}\ningest: {max_line_bytes: 2000000}\noutput: {aws_kinesis: {stream_name: s, batch: {size: 1000, max_batch_bytes: 20000000}}}\n")
             .expect("valid");
     let OutputConfig::AwsKinesis(k) = &c.outputs[0] else {
         panic!("kinesis")
     };
     assert_eq!(k.batch.size, KINESIS_MAX_RECORDS_PER_CALL);
     assert_eq!(k.batch.max_batch_bytes, KINESIS_MAX_BYTES_PER_CALL);
-    assert_eq!(c.ingest.max_line_bytes, KINESIS_MAX_RECORD_BYTES);
+    assert_eq!(KINESIS_MAX_BYTES_PER_CALL, 10 * 1024 * 1024);
+    // Lines are held to the largest record the output sends (1 MiB by default).
+    assert_eq!(c.ingest.max_line_bytes, DEFAULT_KINESIS_MAX_RECORD_BYTES);
     assert_eq!(c.warnings.len(), 3, "{:?}", c.warnings);
+    assert!(
+        c.warnings[2].contains("max_record_bytes"),
+        "{:?}",
+        c.warnings
+    );
+}
+
+fn kinesis_of(c: &Config) -> &KinesisConfig {
+    match &c.outputs[0] {
+        OutputConfig::AwsKinesis(k) => k,
+        _ => panic!("kinesis"),
+    }
+}
+
+#[test]
+fn max_record_bytes_is_1_mib_by_default_and_at_most_10_mib() {
+    let with = |extra: &str| {
+        format!(
+            "fastly: {{service_ids: [\"*\"]}}\n{extra}output: {{aws_kinesis: {{stream_name: s}}}}\n"
+        )
+    };
+    // Default: a stream's own default maximum, and the longest line taken.
+    let c = load(&with("")).expect("valid");
+    assert_eq!(kinesis_of(&c).max_record_bytes, 1_048_576);
+    assert_eq!(c.ingest.max_line_bytes, 1_048_576);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+
+    let set = |v: &str| {
+        format!(
+            "fastly: {{service_ids: [\"*\"]}}\noutput: {{aws_kinesis: {{stream_name: s, max_record_bytes: {v}}}}}\n"
+        )
+    };
+    // The most: 10 MiB, and lines that long are taken without ingest.max_line_bytes being set.
+    let c = load(&set("10485760")).expect("valid");
+    assert_eq!(kinesis_of(&c).max_record_bytes, 10 * 1024 * 1024);
+    assert_eq!(c.ingest.max_line_bytes, 10 * 1024 * 1024);
+    assert!(c.warnings.is_empty(), "{:?}", c.warnings);
+    // A shorter ingest.max_line_bytes stays as written.
+    let c = load(&format!(
+        "ingest: {{max_line_bytes: 2000000}}\n{}",
+        set("4194304")
+    ))
+    .expect("valid");
+    assert_eq!(c.ingest.max_line_bytes, 2_000_000);
+    assert_eq!(kinesis_of(&c).max_record_bytes, 4 * 1024 * 1024);
+
+    // Over the most, or nothing: refused, naming the key.
+    assert_eq!(
+        err(&set("10485761")),
+        "output.aws_kinesis.max_record_bytes: 10485761 is not 1 to 10485760 (10 MiB, the largest record Kinesis takes)"
+    );
+    assert!(
+        err(&set("0")).starts_with("output.aws_kinesis.max_record_bytes: 0 is not 1 to"),
+        "{}",
+        err(&set("0"))
+    );
+    // Not a number: serde names the key too.
+    assert!(
+        err(&set("4MiB")).starts_with("output.aws_kinesis.max_record_bytes"),
+        "{}",
+        err(&set("4MiB"))
+    );
 }
 
 #[test]

@@ -49,7 +49,7 @@ impl Config {
         Config::validate(raw)
     }
 
-    fn validate(raw: RawConfig) -> Result<Config, ConfigError> {
+    fn validate(mut raw: RawConfig) -> Result<Config, ConfigError> {
         let mut warnings = Vec::new();
         if raw.listen.trim().is_empty() {
             return Err(invalid(
@@ -114,15 +114,25 @@ impl Config {
                 ),
             ));
         }
-        let mut max_line_bytes = ing.max_line_bytes;
+        // The Kinesis output first: its largest record is the longest line worth taking.
+        let kinesis = raw
+            .output
+            .aws_kinesis
+            .take()
+            .map(|k| kinesis_config(k, &mut warnings))
+            .transpose()?;
+        let line_cap = kinesis
+            .as_ref()
+            .map_or(DEFAULT_KINESIS_MAX_RECORD_BYTES, |k| k.max_record_bytes);
+        let mut max_line_bytes = ing.max_line_bytes.unwrap_or(line_cap);
         if max_line_bytes == 0 {
             return Err(invalid("ingest.max_line_bytes", "must be more than 0"));
         }
-        if max_line_bytes > KINESIS_MAX_RECORD_BYTES {
+        if max_line_bytes > line_cap {
             warnings.push(format!(
-                "ingest.max_line_bytes {max_line_bytes} is above the Kinesis record limit; capped at {KINESIS_MAX_RECORD_BYTES}"
+                "ingest.max_line_bytes {max_line_bytes} is above the largest Kinesis record (output.aws_kinesis.max_record_bytes); capped at {line_cap}"
             ));
-            max_line_bytes = KINESIS_MAX_RECORD_BYTES;
+            max_line_bytes = line_cap;
         }
         if ing.max_in_flight == 0 {
             return Err(invalid("ingest.max_in_flight", "must be more than 0"));
@@ -217,11 +227,8 @@ impl Config {
 
         let retry = retry_policy("output.retry", raw.output.retry.unwrap_or_default())?;
         let mut outputs = Vec::new();
-        if let Some(k) = raw.output.aws_kinesis {
-            outputs.push(OutputConfig::AwsKinesis(Box::new(kinesis_config(
-                k,
-                &mut warnings,
-            )?)));
+        if let Some(k) = kinesis {
+            outputs.push(OutputConfig::AwsKinesis(Box::new(k)));
         }
         if let Some(mut s) = raw.output.s3 {
             let own = match s.retry.take() {
@@ -422,6 +429,17 @@ fn kinesis_config(k: RawKinesis, warnings: &mut Vec<String>) -> Result<KinesisCo
         ));
         max_batch_bytes = KINESIS_MAX_BYTES_PER_CALL;
     }
+    let max_record_bytes = k
+        .max_record_bytes
+        .unwrap_or(DEFAULT_KINESIS_MAX_RECORD_BYTES);
+    if max_record_bytes == 0 || max_record_bytes > KINESIS_MAX_RECORD_BYTES {
+        return Err(invalid(
+            &format!("{key}.max_record_bytes"),
+            format!(
+                "{max_record_bytes} is not 1 to {KINESIS_MAX_RECORD_BYTES} (10 MiB, the largest record Kinesis takes)"
+            ),
+        ));
+    }
     let max_in_flight = k.max_in_flight.unwrap_or(DEFAULT_KINESIS_MAX_IN_FLIGHT);
     if max_in_flight == 0 {
         return Err(invalid(
@@ -472,6 +490,7 @@ fn kinesis_config(k: RawKinesis, warnings: &mut Vec<String>) -> Result<KinesisCo
             .max_in_flight_bytes
             .unwrap_or(DEFAULT_KINESIS_MAX_IN_FLIGHT_BYTES)
             .max(1),
+        max_record_bytes,
         put_records_client: k.put_records_client,
         stream_mode: k.stream_mode,
     })

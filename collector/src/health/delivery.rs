@@ -17,6 +17,9 @@ struct State {
     problem: Option<String>,
     /// Since when every call has been throttled, if it is.
     throttled_since: Option<Instant>,
+    /// What lasts past a call that goes through: a setting the destination does not match
+    /// (lines dead-lettered because of it), until the output sees it fixed.
+    mismatch: Option<String>,
 }
 
 pub struct Delivery {
@@ -49,6 +52,24 @@ impl Delivery {
         }
         drop(m);
         self.publish();
+    }
+
+    /// The destination does not take what the output is set to send, for `reason`: it stays
+    /// named until [`Delivery::clear_mismatch`], whatever later calls do.
+    pub fn set_mismatch(&self, output: &'static str, reason: String) {
+        let mut m = self.lock();
+        let s = m.entry(output).or_default();
+        if s.mismatch.as_deref() != Some(reason.as_str()) {
+            tracing::warn!(output, %reason, "not delivering every line");
+            s.mismatch = Some(reason);
+        }
+    }
+
+    /// The destination takes what it refused before.
+    pub fn clear_mismatch(&self, output: &'static str) {
+        if let Some(was) = self.lock().get_mut(output).and_then(|s| s.mismatch.take()) {
+            tracing::info!(output, %was, "the destination takes every line again");
+        }
     }
 
     /// The output's calls are answered (throttled or not).
@@ -93,6 +114,9 @@ impl Delivery {
         for name in names {
             let state = m.get(name);
             if let Some(p) = state.and_then(|s| s.problem.as_ref()) {
+                reasons.push(format!("{name}: {p}"));
+            }
+            if let Some(p) = state.and_then(|s| s.mismatch.as_ref()) {
                 reasons.push(format!("{name}: {p}"));
             }
             if let Some(since) = state.and_then(|s| s.throttled_since) {
@@ -155,6 +179,15 @@ mod tests {
         assert_eq!(metrics.delivering.get(), 0);
         d.clear("aws_kinesis");
         assert_eq!(metrics.output_ready.get(), 1);
+        assert_eq!(d.verdict(&fresh), Ok(()));
+        // A mismatch outlives answered calls, until it is fixed.
+        d.set_mismatch("aws_kinesis", "records over 1048576 bytes".into());
+        d.clear("aws_kinesis");
+        assert_eq!(
+            d.verdict(&fresh),
+            Err(vec!["aws_kinesis: records over 1048576 bytes".to_string()])
+        );
+        d.clear_mismatch("aws_kinesis");
         assert_eq!(d.verdict(&fresh), Ok(()));
         // Throttled: only once it lasts.
         d.throttled("aws_kinesis");

@@ -4,8 +4,14 @@
 //! (not just what was accepted), the collector's CPU seconds per million lines and peak RSS (from
 //! /proc), POST-to-PutRecords latency and records per PutRecords call.
 //!
-//! Longer than 650 lines: the scenarios are one table, each with its configuration and figures.
+//! The `-tls-in` scenarios put TLS on the ingest listener (the load trusts a CA made for the
+//! run); the `-tls` scenarios also reach the Kinesis server over HTTPS (haproxy terminating TLS
+//! in front of it, with a certificate of that CA, which the collector is told to trust through
+//! `SSL_CERT_FILE`). After the table, the CPU each side's TLS costs per line: `-tls-in` minus
+//! the plain scenario (ingest), `-tls` minus `-tls-in` (Kinesis). Longer than 650 lines: the
+//! scenario table, running one and the report are one program.
 
+use edgelog_testkit::certs::TestCa;
 use edgelog_testkit::collector::metric;
 use edgelog_testkit::config_yaml::KinesisYaml;
 use edgelog_testkit::kinesis_stub::{spawn_kinesis_stub, StubStats};
@@ -37,6 +43,8 @@ struct Scenario {
     s3_object_mb: u64,
     /// Someone watches the status page: `/status` is read every 2 s, as the page does.
     watched: bool,
+    /// TLS: `-` (none), `in` (on the ingest listener) or `both` (and HTTPS to Kinesis).
+    tls: &'static str,
 }
 
 fn scenario(
@@ -60,7 +68,33 @@ fn scenario(
         s3: "-",
         s3_object_mb: 64,
         watched: false,
+        tls: "-",
     }
+}
+
+/// The scenarios with TLS: for each of memory and disk buffers, plain and aggregated records,
+/// TLS on the ingest listener alone (`-tls-in`) and both ways (`-tls`).
+fn tls_scenarios() -> Vec<Scenario> {
+    let mut out = Vec::new();
+    for (base, buffer, fsync) in [
+        ("memory", "memory", "-"),
+        ("disk-interval", "disk", "interval"),
+    ] {
+        for aggregate in [false, true] {
+            for (suffix, tls) in [("tls-in", "in"), ("tls", "both")] {
+                let name = if aggregate {
+                    format!("{base}-aggregate-{suffix}")
+                } else {
+                    format!("{base}-{suffix}")
+                };
+                out.push(Scenario {
+                    tls,
+                    ..scenario(&name, buffer, fsync, false, "shard", aggregate, "kinesis")
+                });
+            }
+        }
+    }
+    out
 }
 
 fn all_scenarios() -> Vec<Scenario> {
@@ -267,6 +301,9 @@ fn all_scenarios() -> Vec<Scenario> {
             "kinesalite",
         ),
     ]
+    .into_iter()
+    .chain(tls_scenarios())
+    .collect()
 }
 
 #[derive(Serialize, Debug, Default, Clone)]
@@ -355,6 +392,14 @@ fn config(
     stub: &str,
     s3: &str,
 ) -> String {
+    let tls = if s.tls == "-" {
+        String::new()
+    } else {
+        format!(
+            "tls: {{cert: \"{d}/server.crt\", key: \"{d}/server.key\"}}\n",
+            d = dir.display()
+        )
+    };
     let buffer = match s.buffer {
         "memory" => "buffer: {type: memory, max_bytes: 25165824, when_full: reject}\n".to_string(),
         // `interval` runs with the defaults (100 ms, or sooner once 1 MiB waits);
@@ -406,7 +451,7 @@ fn config(
         }
     };
     format!(
-        "listen: \"127.0.0.1:{port}\"\n{admin}log_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
+        "listen: \"127.0.0.1:{port}\"\n{tls}{admin}log_format: json\nfastly: {{service_ids: [\"*\"]}}\n\
          ingest: {{max_body_bytes: 8388608, max_in_flight: 32, max_in_flight_bytes: 12582912}}\n\
          dead_letter: {{path: \"{}/dead.ndjson\"}}\n{buffer}{output}",
         dir.display(),
@@ -477,9 +522,29 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
     } else {
         None
     };
+    let ca = (s.tls != "-").then(|| TestCa::new("edgelog bench CA"));
+    if let Some(ca) = &ca {
+        let server = ca.server();
+        std::fs::write(dir.path().join("server.crt"), &server.cert_pem).expect("write cert");
+        std::fs::write(dir.path().join("server.key"), &server.key_pem).expect("write key");
+        std::fs::write(dir.path().join("ca.pem"), ca.pem()).expect("write CA");
+    }
+    // HTTPS to the Kinesis server: haproxy terminating TLS in front of it.
+    let https_front = match (&ca, s.tls) {
+        (Some(ca), "both") => {
+            let stub_port: u16 = stub_url
+                .rsplit(':')
+                .next()
+                .and_then(|p| p.parse().ok())
+                .expect("the stub's port");
+            Some(edgelog_testkit::tls_front::spawn_tls_front(stub_port, &ca.server()).await)
+        }
+        _ => None,
+    };
     let endpoint = emulator
         .as_ref()
         .map(|k| k.endpoint.clone())
+        .or_else(|| https_front.as_ref().map(|f| f.url.clone()))
         .unwrap_or(stub_url);
     let port = free_port();
     let admin_port = (!args.no_admin_listener).then(free_port);
@@ -489,7 +554,12 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         config(s, (port, admin_port), dir.path(), &endpoint, &s3_url),
     )
     .expect("write config");
-    let mut child = tokio::process::Command::new(&args.collector)
+    let mut command = tokio::process::Command::new(&args.collector);
+    if https_front.is_some() {
+        // The one root its HTTPS clients trust (rustls-native-certs reads it).
+        command.env("SSL_CERT_FILE", dir.path().join("ca.pem"));
+    }
+    let mut child = command
         .args(["serve", "--config"])
         .arg(&cfg_path)
         .env("EDGELOG_LOG", "warn")
@@ -499,9 +569,14 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         .spawn()
         .expect("start collector (build it with scripts/bench)");
     let pid = child.id().unwrap_or(0);
-    let url = format!("http://127.0.0.1:{port}");
+    let scheme = if ca.is_some() { "https" } else { "http" };
+    let url = format!("{scheme}://127.0.0.1:{port}");
+    let health = match admin_port {
+        Some(p) => format!("http://127.0.0.1:{p}"),
+        None => url.clone(),
+    };
     let start_deadline = Instant::now() + Duration::from_secs(30);
-    while reqwest::get(format!("{url}/readyz"))
+    while reqwest::get(format!("{health}/readyz"))
         .await
         .map(|r| r.status().as_u16())
         .ok()
@@ -522,6 +597,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         connections: args.connections,
         duration: args.duration,
         max_lines: 0,
+        ca_pem: ca.as_ref().map(TestCa::pem),
     };
     let loader = tokio::spawn(run_load(plan, bodies.clone(), load.clone()));
     let admin = format!("http://127.0.0.1:{}", admin_port.unwrap_or(port));
@@ -580,6 +656,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         .status();
     let _ = tokio::time::timeout(Duration::from_secs(30), child.wait()).await;
     drop(emulator);
+    drop(https_front);
 
     let mut post = load
         .post_latencies_us
@@ -614,7 +691,7 @@ async fn run_scenario(args: &Args, s: &Scenario, bodies: Arc<Bodies>) -> Figures
         post_p99_ms: quantile(&mut post, 0.99) as f64 / 1000.0,
         records_per_call,
         call_fill: (records_per_call / 500.0)
-            .max(per_call(done.data_bytes) / (5.0 * 1024.0 * 1024.0)),
+            .max(per_call(done.data_bytes) / (10.0 * 1024.0 * 1024.0)),
         rejected_requests: load.rejected.load(Ordering::Relaxed),
     }
 }
@@ -681,6 +758,7 @@ async fn main() {
             f.rejected_requests
         );
     }
+    tls_costs(&all);
     if let Some(path) = &args.json {
         let scenarios_json: Vec<_> = scenarios
             .iter()
@@ -697,5 +775,45 @@ async fn main() {
         std::fs::write(path, serde_json::to_string_pretty(&doc).unwrap_or_default())
             .expect("write json");
         eprintln!("bench: figures written to {}", path.display());
+    }
+}
+
+/// The CPU each side's TLS costs per line, in CPU-µs per line (CPU-s per million lines): ingest
+/// is `<base>-tls-in` minus `<base>`, Kinesis is `<base>-tls` minus `<base>-tls-in`.
+fn tls_costs(all: &[Figures]) {
+    let cpu = |name: &str| {
+        all.iter()
+            .find(|f| f.scenario == name)
+            .map(|f| f.cpu_s_per_million_lines)
+    };
+    let mut header = false;
+    for base in [
+        "memory",
+        "memory-aggregate",
+        "disk-interval",
+        "disk-interval-aggregate",
+    ] {
+        let (Some(plain), Some(tls_in), Some(both)) = (
+            cpu(base),
+            cpu(&format!("{base}-tls-in")),
+            cpu(&format!("{base}-tls")),
+        ) else {
+            continue;
+        };
+        if !header {
+            println!(
+                "\n{:<30} {:>12} {:>12} {:>12} {:>12}",
+                "TLS cost (CPU-s/Ml)", "plain", "ingest TLS", "Kinesis TLS", "both"
+            );
+            header = true;
+        }
+        println!(
+            "{:<30} {:>12.2} {:>12.2} {:>12.2} {:>12.2}",
+            base,
+            plain,
+            tls_in - plain,
+            both - tls_in,
+            both - plain
+        );
     }
 }

@@ -69,13 +69,20 @@ pub enum Fault {
     /// Kinesis refused the request itself as invalid: retrying the same bytes cannot help, so
     /// it counts toward `max_retries`.
     Invalid,
+    /// Kinesis refused the request because a record is over the stream's maximum record size
+    /// (`ValidationException`), lower than `max_record_bytes`: the records over it can never
+    /// be sent, the others can.
+    RecordTooLarge {
+        /// The stream's maximum, in bytes of a record's data, as Kinesis named it.
+        stream_limit: usize,
+    },
 }
 
 impl Fault {
     /// Whether the lines wait in the buffer and the call is retried without limit: true for
     /// everything that is about the moment or the setup, false only for an invalid request.
     pub fn retried_without_limit(self) -> bool {
-        self != Fault::Invalid
+        !matches!(self, Fault::Invalid | Fault::RecordTooLarge { .. })
     }
 
     /// A short, stable name for logs and `/readyz`.
@@ -88,6 +95,7 @@ impl Fault {
             Fault::NotFound => "stream not found",
             Fault::Kms => "encryption key unusable",
             Fault::Invalid => "request refused as invalid",
+            Fault::RecordTooLarge { .. } => "record over the stream's maximum record size",
         }
     }
 }

@@ -85,10 +85,32 @@ pub fn call_fault(code: &str, server_error: bool) -> Fault {
     }
 }
 
+/// What Kinesis says of a record over the stream's maximum record size, before the maximum:
+/// `1 validation error detected: Value '...' at 'records.1.member.data' failed to satisfy
+/// constraint: Member must have length less than or equal to 1048576` (PutRecords; the whole
+/// call is refused).
+const DATA_CONSTRAINT: &str =
+    "member.data' failed to satisfy constraint: Member must have length less than or equal to ";
+
+/// The stream's maximum record size a `ValidationException` names, if it is about a record's
+/// data.
+fn stream_record_limit(message: &str) -> Option<usize> {
+    let (_, rest) = message.split_once(DATA_CONSTRAINT)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    rest[..digits].parse().ok()
+}
+
 /// A [`CallError`] for an error code Kinesis answered.
 pub fn call_error(code: String, message: String, server_error: bool) -> CallError {
+    let fault = match call_fault(&code, server_error) {
+        Fault::Invalid if code == "ValidationException" => stream_record_limit(&message)
+            .map_or(Fault::Invalid, |stream_limit| Fault::RecordTooLarge {
+                stream_limit,
+            }),
+        fault => fault,
+    };
     CallError {
-        fault: call_fault(&code, server_error),
+        fault,
         code,
         message,
     }
@@ -153,6 +175,26 @@ mod tests {
             "a 5xx is never the request's fault"
         );
         assert_eq!(call_fault("HTTP502", true), Fault::Outage);
+        // A record over the stream's maximum record size, as Kinesis words it.
+        let over = call_error(
+            "ValidationException".into(),
+            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim=2097152 cap=2097152]' at 'records.1.member.data' failed to satisfy constraint: Member must have length less than or equal to 1048576".into(),
+            false,
+        );
+        assert_eq!(
+            over.fault,
+            Fault::RecordTooLarge {
+                stream_limit: 1_048_576
+            }
+        );
+        assert!(!over.fault.retried_without_limit());
+        // Other validation errors stay invalid requests.
+        let other = call_error(
+            "ValidationException".into(),
+            "1 validation error detected: Value at 'records' failed to satisfy constraint: Member must have length less than or equal to 500".into(),
+            false,
+        );
+        assert_eq!(other.fault, Fault::Invalid);
         assert!(!Fault::Invalid.retried_without_limit());
         for f in [
             Fault::Throttled,

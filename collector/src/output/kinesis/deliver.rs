@@ -9,7 +9,10 @@
 //!   dead-letter file with its last error code;
 //! - a whole call that fails is retried without limit (with the retry policy's backoff) unless
 //!   Kinesis refused the request as invalid, which counts toward `max_retries` for every record;
-//!   meanwhile `/readyz` names the reason.
+//!   meanwhile `/delivery` names the reason;
+//! - a call refused because a record is over the stream's own maximum record size (lower than
+//!   `max_record_bytes`): the records over it are dead-lettered at once, the others sent again
+//!   at once; `/delivery` names the stream's maximum until a record over it is accepted.
 //!
 //! Order: in an ordered lane, a batch is finished before the lane's next one starts, and records
 //! of one shard keep their order while they wait for pacing. A record that fails inside a call
@@ -30,6 +33,7 @@ use crate::metrics::Metrics;
 use crate::output::acks::Acks;
 use crate::output::retry;
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::Semaphore;
@@ -56,6 +60,11 @@ pub struct Sender {
     pub outage: Arc<Outage>,
     /// Rate limits for repeated warnings.
     pub call_warnings: Every,
+    /// `max_record_bytes`.
+    pub max_record_bytes: usize,
+    /// The stream's maximum record size, once a call was refused for a record over it and
+    /// until a record over it is accepted (0: none known).
+    pub stream_limit: AtomicUsize,
 }
 
 /// What pacing allows for a batch.
@@ -124,7 +133,13 @@ impl Sender {
                         batch = all;
                         continue;
                     }
-                    batch = self.refused_all(all, &e.code).await;
+                    batch = match e.fault {
+                        Fault::RecordTooLarge { stream_limit } => {
+                            outages = 0;
+                            self.over_stream_limit(all, stream_limit, &e).await
+                        }
+                        _ => self.refused_all(all, &e.code).await,
+                    };
                 }
             }
             if let Some(later) = self.hand_back(&mut batch, hand_back) {
@@ -236,6 +251,8 @@ impl Sender {
                 self.metrics.output_throttles.inc();
                 self.delivery.throttled(OUTPUT_NAME);
             }
+            // Named for as long as it lasts by `over_stream_limit`.
+            Fault::RecordTooLarge { .. } => {}
             fault => self.delivery.set_problem(
                 OUTPUT_NAME,
                 format!(
@@ -287,6 +304,8 @@ impl Sender {
         // sent again together.
         let mut waits_at: HashMap<u32, Instant> = HashMap::new();
         let mut refusals_at: HashMap<u32, Instant> = HashMap::new();
+        let stream_limit = self.stream_limit.load(Ordering::Relaxed);
+        let mut raised = false;
         for (i, (put, mut meta)) in puts.into_iter().zip(metas).enumerate() {
             if failed.peek().is_some_and(|(j, _)| *j == i) {
                 let (_, code) = failed.next().unwrap_or_default();
@@ -323,12 +342,20 @@ impl Sender {
                 }
             } else {
                 let size = record_size(&put);
+                if stream_limit > 0 && put.data.len() > stream_limit {
+                    raised = true;
+                }
                 answers.push((meta.shard, Answer::Accepted { bytes: size }));
                 records += 1;
                 bytes += size as u64;
                 lines += meta.carried.lines() as u64;
                 meta.carried.count_into(&mut delivered);
             }
+        }
+        if raised {
+            // The stream took a record over the maximum it named: it was raised.
+            self.stream_limit.store(0, Ordering::Relaxed);
+            self.delivery.clear_mismatch(OUTPUT_NAME);
         }
         self.pacing.observe(answers, shards);
         if throttled > 0 {
@@ -354,6 +381,58 @@ impl Sender {
         retry.sort_by_seq();
         self.metrics.output_retries.add(retry.len() as u64);
         retry
+    }
+
+    /// A whole call refused because a record is over the stream's maximum record size: the
+    /// records over it are dead-lettered, the others go back to be sent at once. If none is
+    /// over it, the call was refused for another reason: one refusal for every record.
+    async fn over_stream_limit(
+        &self,
+        mut batch: Batch,
+        stream_limit: usize,
+        e: &CallError,
+    ) -> Batch {
+        let over = |p: &PutEntry| p.data.len() > stream_limit;
+        if !batch.puts.iter().any(over) {
+            return self.refused_all(batch, &e.code).await;
+        }
+        self.stream_limit.store(stream_limit, Ordering::Relaxed);
+        self.delivery.set_mismatch(
+            OUTPUT_NAME,
+            format!(
+                "the stream's maximum record size is {stream_limit} bytes, below output.aws_kinesis.max_record_bytes ({}): records over it go to the dead-letter file (raise the stream's with UpdateMaxRecordSize, or lower max_record_bytes)",
+                self.max_record_bytes
+            ),
+        );
+        let reservation = std::mem::take(&mut batch.reservation);
+        let (puts, metas) = batch.take_records();
+        let mut rest = Batch {
+            reservation,
+            ..Batch::default()
+        };
+        let mut doomed = Batch::default();
+        for (p, mut m) in puts.into_iter().zip(metas) {
+            if over(&p) {
+                m.last_error = Some(format!(
+                    "{}: {} bytes > the stream's maximum record size {stream_limit}",
+                    e.code,
+                    p.data.len()
+                ));
+                doomed.push_again(p, m);
+            } else {
+                rest.push_again(p, m);
+            }
+        }
+        tracing::error!(
+            code = %e.code,
+            stream_limit,
+            max_record_bytes = self.max_record_bytes,
+            records = doomed.len(),
+            "records over the stream's maximum record size; dead-lettering them"
+        );
+        self.dead_letter(doomed, "record_too_large").await;
+        self.metrics.output_retries.add(rest.len() as u64);
+        rest
     }
 
     /// A whole call refused as invalid: one refusal for every record.

@@ -31,7 +31,6 @@ use super::partition::{Fallback, Partitioner, Placement, ShardMap, SharedShardMa
 use crate::buffer::{Entry, EntryId};
 use crate::config::{
     BatchPolicy, KinesisConfig, PartitionKeySpec, RetryPolicy, AGGREGATE_RECORD_BYTES,
-    KINESIS_MAX_RECORD_BYTES,
 };
 use crate::deadletter::DeadLetter;
 use crate::health::Delivery;
@@ -137,7 +136,7 @@ impl KinesisOutput {
             api: api.clone(),
             stream: cfg.stream_name.clone(),
             retry: retry_policy,
-            pacing: Pacing::new(cfg.stream_mode),
+            pacing: Pacing::new(cfg.stream_mode, cfg.max_record_bytes),
             metrics: metrics.clone(),
             dead,
             acks,
@@ -147,6 +146,8 @@ impl KinesisOutput {
             calls: Semaphore::new(cfg.max_in_flight),
             call_warnings: Every::default(),
             outage: outage.clone(),
+            max_record_bytes: cfg.max_record_bytes,
+            stream_limit: Default::default(),
         });
         // Keyed: a lane per order domain, 4 per call in flight, so that a few busy keys rarely
         // share a lane (one call at a time per lane); the calls semaphore caps concurrency.
@@ -267,9 +268,10 @@ impl KinesisOutput {
 
     async fn add_record(&mut self, lane: usize, put: PutEntry, mut meta: Meta) {
         let size = record_size(&put);
-        if size > KINESIS_MAX_RECORD_BYTES {
+        let max_record = self.sender.max_record_bytes;
+        if size > max_record {
             meta.last_error = Some(format!(
-                "{size} bytes with its partition key > {KINESIS_MAX_RECORD_BYTES}"
+                "{size} bytes with its partition key > output.aws_kinesis.max_record_bytes {max_record}"
             ));
             self.sender
                 .dead_letter_one(put, meta, "record_too_large")

@@ -35,8 +35,6 @@ const FLOOR_RECORDS: f64 = 10.0;
 const FLOOR_BYTES: f64 = 10.0 * 1024.0;
 /// Seconds of rate a bucket holds (a shard's burst).
 const BURST_SECONDS: f64 = 1.0;
-/// The largest record; a bucket always holds at least this many bytes so it can pass.
-const MAX_RECORD_BYTES: f64 = crate::config::KINESIS_MAX_RECORD_BYTES as f64;
 
 #[derive(Debug, Clone, Copy, PartialEq)]
 struct Rate {
@@ -52,6 +50,9 @@ const NOMINAL: Rate = Rate {
 struct Pace {
     /// `None`: not paced.
     rate: Option<Rate>,
+    /// The largest record (`max_record_bytes`); a bucket always holds at least this many bytes
+    /// so it can pass.
+    max_record: f64,
     /// Whether the provisioned limits apply (a known shard of a provisioned stream).
     provisioned: bool,
     records: f64,
@@ -65,13 +66,14 @@ struct Pace {
 }
 
 impl Pace {
-    fn new(provisioned: bool, now: Instant) -> Pace {
+    fn new(provisioned: bool, max_record: f64, now: Instant) -> Pace {
         let rate = provisioned.then_some(NOMINAL);
         Pace {
             rate,
+            max_record,
             provisioned,
             records: rate.map_or(0.0, |r| r.records * BURST_SECONDS),
-            bytes: rate.map_or(0.0, |r| (r.bytes * BURST_SECONDS).max(MAX_RECORD_BYTES)),
+            bytes: rate.map_or(0.0, |r| (r.bytes * BURST_SECONDS).max(max_record)),
             refilled: now,
             epoch: now,
             accepted: 0,
@@ -86,7 +88,7 @@ impl Pace {
             let dt = now.saturating_duration_since(self.refilled).as_secs_f64();
             self.records = (self.records + r.records * dt).min(r.records * BURST_SECONDS);
             self.bytes =
-                (self.bytes + r.bytes * dt).min((r.bytes * BURST_SECONDS).max(MAX_RECORD_BYTES));
+                (self.bytes + r.bytes * dt).min((r.bytes * BURST_SECONDS).max(self.max_record));
         }
         self.refilled = now;
     }
@@ -201,6 +203,7 @@ pub struct Ask {
 /// The pacing of every shard of one stream.
 pub struct Pacing {
     mode: StreamMode,
+    max_record: f64,
     state: Mutex<State>,
     /// Whether any shard has a rate now (read without the lock, for the common case of none).
     paced: std::sync::atomic::AtomicBool,
@@ -213,13 +216,16 @@ struct State {
 }
 
 impl Pacing {
-    pub fn new(mode: StreamMode) -> Pacing {
+    /// `max_record_bytes`: the largest record sent, which a shard's bucket always lets pass.
+    pub fn new(mode: StreamMode, max_record_bytes: usize) -> Pacing {
         let now = Instant::now();
+        let max_record = max_record_bytes as f64;
         Pacing {
             mode,
+            max_record,
             state: Mutex::new(State {
                 shards: Vec::new(),
-                unknown: Pace::new(false, now),
+                unknown: Pace::new(false, max_record, now),
             }),
             paced: std::sync::atomic::AtomicBool::new(mode == StreamMode::Provisioned),
         }
@@ -243,7 +249,9 @@ impl Pacing {
     fn fit(&self, st: &mut State, shards: usize, now: Instant) {
         if st.shards.len() != shards {
             let provisioned = self.mode == StreamMode::Provisioned;
-            st.shards = (0..shards).map(|_| Pace::new(provisioned, now)).collect();
+            st.shards = (0..shards)
+                .map(|_| Pace::new(provisioned, self.max_record, now))
+                .collect();
         }
     }
 
@@ -370,7 +378,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_provisioned_shard_takes_1000_records_a_second_and_others_are_untouched() {
-        let p = Pacing::new(StreamMode::Provisioned);
+        let p = Pacing::new(
+            StreamMode::Provisioned,
+            crate::config::DEFAULT_KINESIS_MAX_RECORD_BYTES,
+        );
         let asks: Vec<Ask> = (0..1500)
             .map(|_| ask(0))
             .chain((0..500).map(|_| ask(1)))
@@ -399,7 +410,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn heavy_throttling_cuts_a_shards_rate_and_it_recovers_within_two_seconds() {
-        let p = Pacing::new(StreamMode::OnDemand);
+        let p = Pacing::new(
+            StreamMode::OnDemand,
+            crate::config::DEFAULT_KINESIS_MAX_RECORD_BYTES,
+        );
         assert_eq!(p.rate(Some(0)), None);
         p.split(&[ask(0)], 4, Instant::now());
         // In one epoch shard 2 accepts 100 and is throttled on 300; shard 1 sees 1% throttling.
@@ -425,7 +439,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_movable_record_leaves_a_hot_shard() {
-        let p = Pacing::new(StreamMode::Provisioned);
+        let p = Pacing::new(
+            StreamMode::Provisioned,
+            crate::config::DEFAULT_KINESIS_MAX_RECORD_BYTES,
+        );
         let mut asks: Vec<Ask> = (0..1000).map(|_| ask(0)).collect();
         asks.push(Ask {
             movable: true,
@@ -438,7 +455,10 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn a_record_waits_out_its_backoff() {
-        let p = Pacing::new(StreamMode::OnDemand);
+        let p = Pacing::new(
+            StreamMode::OnDemand,
+            crate::config::DEFAULT_KINESIS_MAX_RECORD_BYTES,
+        );
         let now = Instant::now();
         let later = now + Duration::from_millis(30);
         let asks = [

@@ -1,5 +1,6 @@
 //! The Kinesis output against a scripted client: batching, retry rules, pacing, the in-flight
-//! budget, dead letters and start-up. Time is paused: waits are virtual and exact.
+//! budget, dead letters, record sizes and start-up. Time is paused: waits are virtual and exact.
+//! Longer than 650 lines: the tests share one scripted client and its rig, kept in one place.
 
 use super::api::{CallError, Fault, KinesisApi, PutEntry, PutResult};
 use super::output::KinesisOutput;
@@ -7,7 +8,7 @@ use super::partition::Shard;
 use crate::buffer::Buffer;
 use crate::config::{
     Backoff, BatchPolicy, BufferConfig, KinesisConfig, PartitionKeySpec, PutRecordsClient,
-    RetryPolicy, StreamMode, KINESIS_MAX_BYTES_PER_CALL, KINESIS_MAX_RECORD_BYTES,
+    RetryPolicy, StreamMode, DEFAULT_KINESIS_MAX_RECORD_BYTES, KINESIS_MAX_BYTES_PER_CALL,
 };
 use crate::deadletter::DeadLetter;
 use crate::health::Delivery;
@@ -37,6 +38,9 @@ struct Fake {
     latency: Mutex<Duration>,
     /// Every call fails as unreachable until then.
     down_until: Mutex<Option<tokio::time::Instant>>,
+    /// The stream's maximum record size: a call with a record whose data is longer is refused
+    /// as Kinesis refuses it.
+    stream_limit: Mutex<Option<usize>>,
     /// Record bytes inside calls now, and the most ever.
     in_call_bytes: AtomicUsize,
     peak_in_call_bytes: AtomicUsize,
@@ -90,6 +94,19 @@ impl KinesisApi for Fake {
                 .is_some_and(|t| tokio::time::Instant::now() < t)
             {
                 return Err(error(Fault::Outage, "ConnectionError"));
+            }
+            if let Some(limit) = *self.stream_limit.lock().expect("lock") {
+                if let Some(i) = entries.iter().position(|e| e.data.len() > limit) {
+                    return Err(super::classify::call_error(
+                        "ValidationException".into(),
+                        format!(
+                            "1 validation error detected: Value 'java.nio.HeapByteBuffer[pos=0 lim={n} cap={n}]' at 'records.{}.member.data' failed to satisfy constraint: Member must have length less than or equal to {limit}",
+                            i + 1,
+                            n = entries[i].data.len()
+                        ),
+                        false,
+                    ));
+                }
             }
             let step = {
                 let mut s = self.script.lock().expect("lock");
@@ -145,6 +162,7 @@ fn cfg(partition_key: PartitionKeySpec, size: usize) -> KinesisConfig {
         request_timeout: Duration::from_secs(5),
         health_check_interval: Duration::from_secs(10),
         max_in_flight_bytes: 16 << 20,
+        max_record_bytes: DEFAULT_KINESIS_MAX_RECORD_BYTES,
         put_records_client: PutRecordsClient::Direct,
         stream_mode: StreamMode::OnDemand,
     }
@@ -484,14 +502,91 @@ async fn too_large_records_are_dead_lettered() {
     let big = format!(
         "{{\"k\":\"{}\",\"pad\":\"{}\"}}",
         "K".repeat(200),
-        "p".repeat(KINESIS_MAX_RECORD_BYTES - 220)
+        "p".repeat(DEFAULT_KINESIS_MAX_RECORD_BYTES - 220)
     );
     feed(&r, &mut out, vec![big, "{\"k\":\"small\"}".into()]).await;
     out.finish().await;
     let dead = std::fs::read_to_string(&r.dead_path).expect("dead");
     assert!(dead.contains("record_too_large"));
+    assert!(
+        dead.contains("output.aws_kinesis.max_record_bytes 1048576"),
+        "{dead:.300}"
+    );
     assert_eq!(r.metrics.output_lines.get(), 1);
     assert_eq!(r.acks.outstanding(), 0);
+}
+
+/// Sends what is due until every line fed is acknowledged (time is paused: the waits are
+/// virtual).
+async fn settle(r: &Rig, out: &mut KinesisOutput) {
+    for _ in 0..10_000 {
+        out.flush_due().await;
+        if r.acks.outstanding() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} entries never acknowledged", r.acks.outstanding());
+}
+
+#[tokio::test(start_paused = true)]
+async fn large_records_fill_calls_up_to_10_mib() {
+    let r = rig();
+    let mut c = cfg(PartitionKeySpec::Static("k".into()), 500);
+    c.max_record_bytes = 4 << 20;
+    let mut out = output(&r, &c).await.expect("start");
+    let three_mib = |i: usize| format!("{i}{}", "x".repeat((3 << 20) - 1));
+    feed(&r, &mut out, (0..4).map(three_mib).collect()).await;
+    out.finish().await;
+    // Three 3 MiB records fit in a 10 MiB call; the fourth does not.
+    assert_eq!(r.fake.call_sizes(), vec![3, 1]);
+    assert_eq!(r.metrics.output_lines.get(), 4);
+}
+
+#[tokio::test(start_paused = true)]
+async fn records_over_a_lower_stream_limit_are_dead_lettered_and_named_until_it_is_raised() {
+    let r = rig();
+    *r.fake.stream_limit.lock().expect("lock") = Some(DEFAULT_KINESIS_MAX_RECORD_BYTES);
+    let mut c = cfg(PartitionKeySpec::Static("k".into()), 10);
+    c.max_record_bytes = 4 << 20;
+    let mut out = output(&r, &c).await.expect("start");
+    let two_mib = |tag: &str| format!("{tag}{}", "x".repeat((2 << 20) - tag.len()));
+    feed(
+        &r,
+        &mut out,
+        vec!["small-1".into(), two_mib("big-1"), "small-2".into()],
+    )
+    .await;
+    settle(&r, &mut out).await;
+    // The small lines are delivered (sent again at once, without a refusal counted), the
+    // 2 MiB one is dead-lettered naming the stream's maximum.
+    assert_eq!(r.metrics.output_lines.get(), 2);
+    let dead = std::fs::read_to_string(&r.dead_path).expect("dead");
+    assert_eq!(dead.lines().count(), 1, "{dead:.300}");
+    assert!(
+        dead.contains("\"reason\":\"record_too_large\""),
+        "{dead:.300}"
+    );
+    assert!(
+        dead.contains(
+            "ValidationException: 2097152 bytes > the stream's maximum record size 1048576"
+        ),
+        "{dead:.300}"
+    );
+    let why = r.delivering().expect_err("named in /delivery");
+    assert!(
+        why.contains("the stream's maximum record size is 1048576 bytes, below output.aws_kinesis.max_record_bytes (4194304)"),
+        "{why}"
+    );
+    // Other calls going through do not clear it; a record over it accepted does.
+    feed(&r, &mut out, vec!["small-3".into()]).await;
+    settle(&r, &mut out).await;
+    assert!(r.delivering().is_err());
+    *r.fake.stream_limit.lock().expect("lock") = None;
+    feed(&r, &mut out, vec![two_mib("big-2")]).await;
+    out.finish().await;
+    assert_eq!(r.metrics.output_lines.get(), 4);
+    assert_eq!(r.delivering(), Ok(()));
 }
 
 #[tokio::test(start_paused = true)]
