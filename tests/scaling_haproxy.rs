@@ -21,7 +21,7 @@ use edgelog_testkit::paths::{doc_block, free_port};
 use edgelog_testkit::procs::until;
 use edgelog_testkit::standin::Retries;
 use edgelog_testkit::{Faults, KinesisClient};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -235,6 +235,19 @@ async fn restart_drained(m: &mut Member) {
     );
 }
 
+impl Setup {
+    /// Stops the load (no batch given up after its retries) and waits until every line answered
+    /// 2xx is in the stream: (lines posted, numbers answered 2xx, answers by status, the stream).
+    async fn finish(&self, loader: Loader) -> (u64, Vec<u64>, HashMap<u16, u64>, InStream) {
+        let posted = loader.lines_posted();
+        let dropped = loader.lines_dropped();
+        let (acked, statuses) = loader.finish().await;
+        assert_eq!(dropped, 0, "the loader gave up on a batch: {statuses:?}");
+        let stored = all_delivered(&self.kc, STREAM, &acked, Duration::from_secs(180)).await;
+        (posted, acked, statuses, stored)
+    }
+}
+
 /// The sum of the members' ledgers once each has delivered everything: (delivered, received).
 async fn ledgers(members: &[Member]) -> (u64, u64) {
     let (mut delivered, mut received) = (0, 0);
@@ -357,11 +370,7 @@ async fn an_outage_a_kill_9_and_a_drain_behind_haproxy_lose_no_line() {
     s.more_acked(&loader, 500, "load goes on with all three")
         .await;
 
-    let posted = loader.lines_posted();
-    let dropped = loader.lines_dropped();
-    let (acked, statuses) = loader.finish().await;
-    assert_eq!(dropped, 0, "the loader gave up on a batch: {statuses:?}");
-    let stored = all_delivered(&s.kc, STREAM, &acked, Duration::from_secs(180)).await;
+    let (posted, acked, statuses, stored) = s.finish(loader).await;
     let (ledger_delivered, ledger_received) = ledgers(&s.members).await;
     eprintln!(
         "{}",
@@ -403,11 +412,7 @@ async fn a_rolling_restart_under_load_loses_nothing_and_sends_nothing_twice() {
         s.more_acked(&loader, 500, "load goes on after the restart")
             .await;
     }
-    let posted = loader.lines_posted();
-    let dropped = loader.lines_dropped();
-    let (acked, statuses) = loader.finish().await;
-    assert_eq!(dropped, 0, "the loader gave up on a batch: {statuses:?}");
-    let stored = all_delivered(&s.kc, STREAM, &acked, Duration::from_secs(180)).await;
+    let (posted, acked, statuses, stored) = s.finish(loader).await;
     let (ledger_delivered, _) = ledgers(&s.members).await;
     eprintln!("{}", summary("rolling restart", posted, &acked, &stored));
     eprintln!(

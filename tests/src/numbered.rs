@@ -12,28 +12,27 @@ use std::time::Duration;
 
 /// Posts numbered lines continuously; remembers which numbers got a 2xx.
 pub struct Loader {
-    /// Where to post; updated when the collector restarts on another port.
-    url: Arc<Mutex<String>>,
-    stop: Arc<AtomicBool>,
-    paused: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<u64>>>,
-    statuses: Arc<Mutex<HashMap<u16, u64>>>,
-    /// Lines of batches given up after the last retry.
-    dropped: Arc<AtomicU64>,
-    next: Arc<AtomicU64>,
+    state: Arc<State>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
+/// What a [`Loader`]'s posters share.
+#[derive(Default)]
+struct State {
+    /// Where to post; updated when the collector restarts on another port.
+    url: Mutex<String>,
+    stop: AtomicBool,
+    paused: AtomicBool,
+    acked: Mutex<Vec<u64>>,
+    statuses: Mutex<HashMap<u16, u64>>,
+    /// Lines of batches given up after the last retry.
+    dropped: AtomicU64,
+    next: AtomicU64,
+}
+
 /// One posting task of a [`Loader`].
-#[derive(Clone)]
 struct Poster {
-    url: Arc<Mutex<String>>,
-    stop: Arc<AtomicBool>,
-    paused: Arc<AtomicBool>,
-    acked: Arc<Mutex<Vec<u64>>>,
-    statuses: Arc<Mutex<HashMap<u16, u64>>>,
-    dropped: Arc<AtomicU64>,
-    next: Arc<AtomicU64>,
+    state: Arc<State>,
     options: LoaderOptions,
 }
 
@@ -41,23 +40,27 @@ impl Poster {
     async fn run(self) {
         let o = &self.options;
         let pad = "p".repeat(o.pad);
-        while !self.stop.load(Ordering::Relaxed) {
-            if self.paused.load(Ordering::Relaxed) {
+        while !self.state.stop.load(Ordering::Relaxed) {
+            if self.state.paused.load(Ordering::Relaxed) {
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 continue;
             }
-            let first = self.next.fetch_add(o.lines_per_post, Ordering::Relaxed);
+            let first = self
+                .state
+                .next
+                .fetch_add(o.lines_per_post, Ordering::Relaxed);
             let nums: Vec<u64> = (first..first + o.lines_per_post).collect();
             let body: String = nums
                 .iter()
                 .map(|k| format!("{{\"n\":{k},\"pad\":\"{pad}\"}}\n"))
                 .collect();
-            let target = format!("{}/logs", self.url.lock().expect("url"));
+            let target = format!("{}/logs", self.state.url.lock().expect("url"));
             let make = || o.client.post(&target).body(body.clone());
             // Each answer is counted as it comes, so a test sees failed attempts while the
             // batch is still being retried.
             let count = |status: u16| {
                 *self
+                    .state
                     .statuses
                     .lock()
                     .expect("statuses")
@@ -84,9 +87,11 @@ impl Poster {
                 count(status);
             }
             if delivered {
-                self.acked.lock().expect("acked").extend(nums);
+                self.state.acked.lock().expect("acked").extend(nums);
             } else if o.retries.is_some() {
-                self.dropped.fetch_add(o.lines_per_post, Ordering::Relaxed);
+                self.state
+                    .dropped
+                    .fetch_add(o.lines_per_post, Ordering::Relaxed);
             }
             if !delivered {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -149,90 +154,75 @@ impl Loader {
 
     /// Posts to `first_url` as `options` say.
     pub fn start_with(first_url: String, options: LoaderOptions) -> Loader {
-        let url = Arc::new(Mutex::new(first_url));
-        let stop = Arc::new(AtomicBool::new(false));
-        let paused = Arc::new(AtomicBool::new(false));
-        let acked = Arc::new(Mutex::new(Vec::new()));
-        let statuses = Arc::new(Mutex::new(HashMap::new()));
-        let dropped = Arc::new(AtomicU64::new(0));
-        let next = Arc::new(AtomicU64::new(0));
-        let shared = Poster {
-            url: url.clone(),
-            stop: stop.clone(),
-            paused: paused.clone(),
-            acked: acked.clone(),
-            statuses: statuses.clone(),
-            dropped: dropped.clone(),
-            next: next.clone(),
-            options: options.clone(),
-        };
+        let state = Arc::new(State {
+            url: Mutex::new(first_url),
+            ..State::default()
+        });
         let tasks = (0..options.posters.max(1))
-            .map(|_| tokio::spawn(shared.clone().run()))
+            .map(|_| {
+                let poster = Poster {
+                    state: state.clone(),
+                    options: options.clone(),
+                };
+                tokio::spawn(poster.run())
+            })
             .collect();
-        Loader {
-            url,
-            stop,
-            paused,
-            acked,
-            statuses,
-            dropped,
-            next,
-            tasks,
-        }
+        Loader { state, tasks }
     }
 
     /// Posts to this collector from now on (after a restart on another port).
     pub fn follow(&self, proc: &CollectorProcess) {
-        *self.url.lock().expect("url") = proc.url.clone();
+        *self.state.url.lock().expect("url") = proc.url.clone();
     }
 
     /// Stops posting; returns the numbers that got a 2xx and how many answers had each status.
     pub async fn finish(self) -> (Vec<u64>, HashMap<u16, u64>) {
-        self.stop.store(true, Ordering::Relaxed);
+        self.state.stop.store(true, Ordering::Relaxed);
         for t in self.tasks {
             let _ = t.await;
         }
-        let acked = self.acked.lock().expect("acked").clone();
-        let statuses = self.statuses.lock().expect("statuses").clone();
+        let acked = self.state.acked.lock().expect("acked").clone();
+        let statuses = self.state.statuses.lock().expect("statuses").clone();
         (acked, statuses)
     }
 
     /// Stops posting until [`Loader::resume`] (a post under way finishes).
     pub fn pause(&self) {
-        self.paused.store(true, Ordering::Relaxed);
+        self.state.paused.store(true, Ordering::Relaxed);
     }
 
     pub fn resume(&self) {
-        self.paused.store(false, Ordering::Relaxed);
+        self.state.paused.store(false, Ordering::Relaxed);
     }
 
     /// The numbers that got a 2xx so far.
     pub fn acked_snapshot(&self) -> Vec<u64> {
-        self.acked.lock().expect("acked").clone()
+        self.state.acked.lock().expect("acked").clone()
     }
 
     /// How many lines got a 2xx so far.
     pub fn acked_len(&self) -> usize {
-        self.acked.lock().expect("acked").len()
+        self.state.acked.lock().expect("acked").len()
     }
 
     /// Lines posted so far (numbers given out), answered or not.
     pub fn lines_posted(&self) -> u64 {
-        self.next.load(Ordering::Relaxed)
+        self.state.next.load(Ordering::Relaxed)
     }
 
     /// Lines of batches given up after the last retry (retrying loaders only).
     pub fn lines_dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
+        self.state.dropped.load(Ordering::Relaxed)
     }
 
     /// Every answer so far, by status (0: no answer).
     pub fn statuses(&self) -> HashMap<u16, u64> {
-        self.statuses.lock().expect("statuses").clone()
+        self.state.statuses.lock().expect("statuses").clone()
     }
 
     pub fn status_count(&self, code: u16) -> u64 {
-        self.statuses
+        self.state
+            .statuses
             .lock()
             .expect("statuses")
             .get(&code)

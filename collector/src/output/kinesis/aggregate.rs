@@ -47,12 +47,11 @@ impl Aggregates {
     /// Adds one line for `place` (its shard is the aggregate's).
     pub fn add(&mut self, id: EntryId, line: Bytes, place: Placement) -> Added {
         let shard = place.shard.unwrap_or(0);
-        let limit = AGGREGATE_RECORD_BYTES;
         let alone_fits = Aggregator::default().fits(
             &place.partition_key,
             place.explicit_hash_key.as_ref(),
             line.len(),
-            limit,
+            AGGREGATE_RECORD_BYTES,
         );
         if !alone_fits {
             let put = PutEntry {
@@ -62,19 +61,11 @@ impl Aggregates {
             };
             return Added::Alone(put, Meta::new(Carried::Line(id), place.shard, false));
         }
-        let fits = self
-            .open
-            .get(shard)
-            .and_then(Option::as_ref)
-            .is_none_or(|o| {
-                o.agg.fits(
-                    &place.partition_key,
-                    place.explicit_hash_key.as_ref(),
-                    line.len(),
-                    limit,
-                )
-            });
-        let flushed = if fits { None } else { self.finish(shard) };
+        let flushed = if self.fits(shard, &place, line.len()) {
+            None
+        } else {
+            self.finish(shard)
+        };
         if self.open.len() <= shard {
             self.open.resize_with(shard + 1, || None);
         }
